@@ -1,0 +1,436 @@
+/*
+ * rd_core_module.c - the core module: processes, logs, limits, listeners
+ * and databases; the default target database; QUIT.
+ *
+ * The elements of the listen and databases lists are the core's own
+ * confs at the LISTEN and DB levels (rd_listener_t, rd_database_t), so
+ * their directives are plain rows with offsets like any other.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rd_cycle.h"
+#include "rd_log.h"
+#include "rd_resp.h"
+#include "rd_session.h"
+
+#ifndef RD_LOCALSTATEDIR
+#define RD_LOCALSTATEDIR "/var"
+#endif
+
+static const char *rd_core_set_workers(rd_conf_t *cf,
+    const config_setting_t *s, const rd_directive_t *d, void *conf);
+static const char *rd_core_set_listen(rd_conf_t *cf,
+    const config_setting_t *s, const rd_directive_t *d, void *conf);
+static const char *rd_core_set_databases(rd_conf_t *cf,
+    const config_setting_t *s, const rd_directive_t *d, void *conf);
+static const char *rd_core_set_address(rd_conf_t *cf,
+    const config_setting_t *s, const rd_directive_t *d, void *conf);
+static const char *rd_core_set_uri(rd_conf_t *cf,
+    const config_setting_t *s, const rd_directive_t *d, void *conf);
+
+static const rd_conf_enum_t rd_core_log_levels[] = {
+    { "error", RD_LOG_ERROR }, { "warn", RD_LOG_WARN },
+    { "notice", RD_LOG_NOTICE }, { "info", RD_LOG_INFO },
+    { "debug", RD_LOG_DEBUG }, { NULL, 0 }
+};
+
+static const rd_conf_range_t rd_core_sessions_range = { 1, 10000000 };
+static const rd_conf_range_t rd_core_pipeline_range = { 1, 1000000 };
+static const rd_conf_range_t rd_core_output_range = { 1024, INT64_MAX };
+static const rd_conf_range_t rd_core_backlog_range = { 1, 65535 };
+static const rd_conf_range_t rd_core_timeout_range = { 0, 365LL * 86400000 };
+static const rd_conf_range_t rd_core_connect_range = { 1, 3600000 };
+
+#define M(field) offsetof(rd_core_conf_t, field)
+#define L(field) offsetof(rd_listener_t, field)
+#define D(field) offsetof(rd_database_t, field)
+
+static const rd_directive_t rd_core_directives[] = {
+    { "worker_processes", RD_CONF_MAIN, rd_core_set_workers,
+      M(worker_processes), NULL },
+    { "pid_file", RD_CONF_MAIN, rd_conf_set_path, M(pid_file), NULL },
+    { "worker_shutdown_timeout", RD_CONF_MAIN, rd_conf_set_msec,
+      M(worker_shutdown_timeout), &rd_core_timeout_range },
+    { "error_log.path", RD_CONF_MAIN, rd_conf_set_path, M(error_log), NULL },
+    { "error_log.level", RD_CONF_MAIN, rd_conf_set_enum,
+      M(error_log_level), rd_core_log_levels },
+    { "limits.max_sessions", RD_CONF_MAIN, rd_conf_set_num,
+      M(max_sessions), &rd_core_sessions_range },
+    { "limits.idle_timeout", RD_CONF_MAIN, rd_conf_set_msec,
+      M(idle_timeout), &rd_core_timeout_range },
+    { "limits.handshake_timeout", RD_CONF_MAIN, rd_conf_set_msec,
+      M(handshake_timeout), &rd_core_timeout_range },
+    { "limits.max_pipeline", RD_CONF_MAIN, rd_conf_set_num,
+      M(max_pipeline), &rd_core_pipeline_range },
+    { "limits.client_output_limit", RD_CONF_MAIN, rd_conf_set_size,
+      M(client_output_limit), &rd_core_output_range },
+    { "listen", RD_CONF_MAIN, rd_core_set_listen, 0, NULL },
+    { "databases", RD_CONF_MAIN, rd_core_set_databases, 0, NULL },
+
+    { "address", RD_CONF_LISTEN, rd_core_set_address, L(addr), NULL },
+    { "database", RD_CONF_LISTEN, rd_conf_set_str, L(database_name), NULL },
+    { "backlog", RD_CONF_LISTEN, rd_conf_set_num, L(backlog),
+      &rd_core_backlog_range },
+
+    { "name", RD_CONF_DB, rd_conf_set_str, D(name), NULL },
+    { "uri", RD_CONF_DB, rd_core_set_uri, 0, NULL },
+    { "connect_timeout", RD_CONF_DB, rd_conf_set_msec, D(connect_timeout),
+      &rd_core_connect_range },
+    rd_null_directive
+};
+
+/* --- main level ----------------------------------------------------------- */
+
+static void *
+rd_core_create_main(rd_conf_t *cf)
+{
+    rd_core_conf_t *c = rd_palloc(cf->pool, sizeof(*c));
+    c->worker_processes = RD_CONF_UNSET;
+    c->worker_shutdown_timeout = RD_CONF_UNSET;
+    c->error_log_level = RD_CONF_UNSET;
+    c->max_sessions = RD_CONF_UNSET;
+    c->idle_timeout = RD_CONF_UNSET;
+    c->handshake_timeout = RD_CONF_UNSET;
+    c->max_pipeline = RD_CONF_UNSET;
+    c->client_output_limit = RD_CONF_UNSET;
+    return c;
+}
+
+#define RD_DEFAULT(field, value)                                        \
+    do {                                                                \
+        if ((field) == RD_CONF_UNSET) {                                 \
+            (field) = (value);                                          \
+        }                                                               \
+    } while (0)
+
+static const char *
+rd_core_init_main(rd_conf_t *cf, void *conf)
+{
+    rd_core_conf_t *c = conf;
+
+    RD_DEFAULT(c->worker_processes, 0);
+    RD_DEFAULT(c->worker_shutdown_timeout, 30000);
+    RD_DEFAULT(c->error_log_level, RD_LOG_INFO);
+    RD_DEFAULT(c->max_sessions, 10000);
+    RD_DEFAULT(c->idle_timeout, 0);
+    RD_DEFAULT(c->handshake_timeout, 10000);
+    RD_DEFAULT(c->max_pipeline, 1024);
+    RD_DEFAULT(c->client_output_limit, 64LL * 1024 * 1024);
+    if (c->pid_file == NULL) {
+        c->pid_file = RD_LOCALSTATEDIR "/run/redoubt.pid";
+    }
+    if (c->error_log == NULL) {
+        c->error_log = "stderr";
+    }
+
+    if (c->nlisten == 0) {
+        return "listen: at least one listener is required";
+    }
+    for (size_t i = 0; i < c->ndbs; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(c->dbs[i]->name, c->dbs[j]->name) == 0) {
+                return rd_psprintf(cf->pool, "databases: the name \"%s\" is "
+                                   "used twice", c->dbs[i]->name);
+            }
+        }
+    }
+    for (size_t i = 0; i < c->nlisten; i++) {
+        rd_listener_t *l = c->listen[i];
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(l->addr.text, c->listen[j]->addr.text) == 0) {
+                return rd_psprintf(cf->pool, "listen: the address \"%s\" is "
+                                   "used twice", l->addr.text);
+            }
+        }
+        if (l->database_name == NULL) {
+            continue;
+        }
+        size_t k;
+        for (k = 0; k < c->ndbs; k++) {
+            if (strcmp(c->dbs[k]->name, l->database_name) == 0) {
+                break;
+            }
+        }
+        if (k == c->ndbs) {
+            return rd_psprintf(cf->pool, "listen: %s: database \"%s\" is not "
+                               "defined in databases", l->addr.text,
+                               l->database_name);
+        }
+    }
+    return NULL;
+}
+
+static const char *
+rd_core_set_workers(rd_conf_t *cf, const config_setting_t *s,
+                    const rd_directive_t *d, void *conf)
+{
+    rd_core_conf_t *c = conf;
+    int t = config_setting_type(s);
+
+    if (t == CONFIG_TYPE_STRING
+        && strcmp(config_setting_get_string(s), "auto") == 0)
+    {
+        c->worker_processes = 0;
+        return NULL;
+    }
+    if (t == CONFIG_TYPE_INT) {
+        int v = config_setting_get_int(s);
+        if (v < 1 || v > 1024) {
+            return "must be between 1 and 1024, or \"auto\"";
+        }
+        c->worker_processes = v;
+        return NULL;
+    }
+    return "must be a number or \"auto\"";
+}
+
+/* Read each element of a list of groups at the given level. The core's
+ * conf at that level is the element itself. */
+static const char *
+rd_core_read_list(rd_conf_t *cf, const config_setting_t *s, unsigned level,
+                  size_t elem_size, void ***out, size_t *nout)
+{
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_LIST) {
+        return "must be a list: ( { ... }, { ... } )";
+    }
+    int n = config_setting_length(s);
+    void **elems = rd_palloc(cf->pool, (size_t)(n ? n : 1) * sizeof(void *));
+
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+        void *e = rd_palloc(cf->pool, elem_size);
+        if (level == RD_CONF_LISTEN) {
+            cf->listener = e;
+        } else {
+            cf->database = e;
+        }
+        void **ctx = rd_conf_create_level(cf, level);
+        if (rd_conf_apply_group(cf, g, level, ctx) != 0
+            || rd_conf_init_level(cf, level, ctx, g) != 0)
+        {
+            cf->listener = NULL;
+            cf->database = NULL;
+            return NULL;        /* cf->error says it */
+        }
+        if (level == RD_CONF_LISTEN) {
+            ((rd_listener_t *)e)->ctx = ctx;
+        } else {
+            ((rd_database_t *)e)->ctx = ctx;
+        }
+        elems[i] = e;
+    }
+    cf->listener = NULL;
+    cf->database = NULL;
+    *out = elems;
+    *nout = (size_t)n;
+    return NULL;
+}
+
+static const char *
+rd_core_set_listen(rd_conf_t *cf, const config_setting_t *s,
+                   const rd_directive_t *d, void *conf)
+{
+    rd_core_conf_t *c = conf;
+    if (c->listen) {
+        return "is duplicate";
+    }
+    return rd_core_read_list(cf, s, RD_CONF_LISTEN, sizeof(rd_listener_t),
+                             (void ***)&c->listen, &c->nlisten);
+}
+
+static const char *
+rd_core_set_databases(rd_conf_t *cf, const config_setting_t *s,
+                      const rd_directive_t *d, void *conf)
+{
+    rd_core_conf_t *c = conf;
+    if (c->dbs) {
+        return "is duplicate";
+    }
+    return rd_core_read_list(cf, s, RD_CONF_DB, sizeof(rd_database_t),
+                             (void ***)&c->dbs, &c->ndbs);
+}
+
+/* --- listen level ----------------------------------------------------------- */
+
+static void *
+rd_core_create_listen(rd_conf_t *cf)
+{
+    rd_listener_t *l = cf->listener;
+    l->backlog = RD_CONF_UNSET;
+    l->fd = -1;
+    return l;
+}
+
+static const char *
+rd_core_init_listen(rd_conf_t *cf, void *conf)
+{
+    rd_listener_t *l = conf;
+    if (l->addr.text == NULL) {
+        return "listen: each listener needs an address";
+    }
+    RD_DEFAULT(l->backlog, 511);
+    return NULL;
+}
+
+static const char *
+rd_core_set_address(rd_conf_t *cf, const config_setting_t *s,
+                    const rd_directive_t *d, void *conf)
+{
+    rd_listener_t *l = conf;
+    const char *err;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        return "must be a string \"host:port\"";
+    }
+    if (rd_sockaddr_parse(cf->pool, config_setting_get_string(s), &l->addr,
+                          &err) != 0)
+    {
+        return err;
+    }
+    return NULL;
+}
+
+/* --- database level --------------------------------------------------------- */
+
+static void *
+rd_core_create_db(rd_conf_t *cf)
+{
+    rd_database_t *db = cf->database;
+    db->connect_timeout = RD_CONF_UNSET;
+    return db;
+}
+
+static const char *
+rd_core_init_db(rd_conf_t *cf, void *conf)
+{
+    rd_database_t *db = conf;
+    if (db->name == NULL) {
+        return "databases: each database needs a name";
+    }
+    if (db->uri == NULL) {
+        return rd_psprintf(cf->pool, "databases: \"%s\" needs a uri",
+                           db->name);
+    }
+    RD_DEFAULT(db->connect_timeout, 5000);
+    return NULL;
+}
+
+/*
+ * "redis://host:port" or "rediss://host:port", with an optional query
+ * "?mode=standalone|cluster". The address is resolved now, in the master,
+ * so that workers never block on DNS.
+ */
+static const char *
+rd_core_set_uri(rd_conf_t *cf, const config_setting_t *s,
+                const rd_directive_t *d, void *conf)
+{
+    rd_database_t *db = conf;
+    char hostport[300];
+    const char *err;
+
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        return "must be a string such as \"redis://127.0.0.1:6379\"";
+    }
+    const char *uri = config_setting_get_string(s);
+    const char *p;
+    if (strncmp(uri, "redis://", 8) == 0) {
+        p = uri + 8;
+        db->tls = 0;
+    } else if (strncmp(uri, "rediss://", 9) == 0) {
+        return "rediss:// (TLS to Redis) is not supported yet; use redis://";
+    } else {
+        return "must start with redis:// or rediss://";
+    }
+
+    const char *q = strchr(p, '?');
+    size_t n = q ? (size_t)(q - p) : strlen(p);
+    if (n > 0 && p[n - 1] == '/') {
+        n--;
+    }
+    if (n == 0 || n >= sizeof(hostport)) {
+        return "needs host:port after the scheme";
+    }
+    memcpy(hostport, p, n);
+    hostport[n] = '\0';
+
+    db->mode = RD_DB_STANDALONE;
+    if (q) {
+        if (strcmp(q, "?mode=standalone") == 0) {
+            db->mode = RD_DB_STANDALONE;
+        } else if (strcmp(q, "?mode=cluster") == 0) {
+            return "mode=cluster is not supported yet";
+        } else {
+            return "the only query parameter is mode=standalone or "
+                   "mode=cluster";
+        }
+    }
+    if (strchr(hostport, ':') == NULL) {
+        strcat(hostport, ":6379");
+    }
+    if (rd_sockaddr_parse(cf->pool, hostport, &db->addr, &err) != 0) {
+        return err;
+    }
+    char *colon = strrchr(hostport, ':');
+    *colon = '\0';
+    db->host = rd_pstrdup(cf->pool, hostport[0] == '[' ? hostport + 1
+                                                         : hostport);
+    if (db->host[0] && db->host[strlen(db->host) - 1] == ']') {
+        db->host[strlen(db->host) - 1] = '\0';
+    }
+    db->port = (uint16_t)atoi(colon + 1);
+    db->uri = rd_pstrdup(cf->pool, uri);
+    return NULL;
+}
+
+/* --- phase handlers ----------------------------------------------------- */
+
+/* The target database: a module earlier in the registry may have chosen
+ * one (from the certificate's route or the TLS server name); otherwise
+ * the listener's default. */
+static int
+rd_core_authorize(rd_session_t *s, rd_request_t *r)
+{
+    if (s->database == NULL) {
+        s->database = s->listener->database;
+    }
+    if (s->database == NULL) {
+        rd_session_refuse(s, "ERR redoubt: no database selected: this "
+                          "listener has no default database");
+        return RD_ERROR;
+    }
+    return RD_OK;
+}
+
+/* QUIT is answered here, as redis-server does: +OK, then close. */
+static int
+rd_core_intercept(rd_session_t *s, rd_request_t *r)
+{
+    if (rd_str_eq_ci(r->argv[0], "quit")) {
+        rd_request_reply_append(r, "+OK\r\n", 5);
+        r->close_after = 1;
+        return RD_DONE;
+    }
+    return RD_DECLINED;
+}
+
+static int
+rd_core_postconfiguration(rd_cycle_t *cycle)
+{
+    rd_phase_add(cycle, RD_PHASE_AUTHORIZE, rd_core_authorize);
+    rd_phase_add(cycle, RD_PHASE_INTERCEPT, rd_core_intercept);
+    return RD_OK;
+}
+
+rd_module_t rd_core_module = {
+    .name = "core",
+    .directives = rd_core_directives,
+    .create_conf = { rd_core_create_main, rd_core_create_listen,
+                     rd_core_create_db },
+    .init_conf = { rd_core_init_main, rd_core_init_listen, rd_core_init_db },
+    .postconfiguration = rd_core_postconfiguration,
+};

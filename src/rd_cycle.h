@@ -1,0 +1,110 @@
+/*
+ * rd_cycle.h - one loaded configuration and everything made from it.
+ *
+ * The master builds a cycle from the file, with its listeners bound and
+ * every module's master hook run. A reload builds a whole new cycle; only
+ * when that succeeded are the old workers retired. A failed reload frees
+ * the half-built cycle and changes nothing.
+ */
+#ifndef RD_CYCLE_H
+#define RD_CYCLE_H
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "rd_core.h"
+#include "rd_conf.h"
+#include "rd_module.h"
+
+typedef struct {
+    struct sockaddr_storage addr;
+    socklen_t               len;
+    char                   *text;       /* "host:port" as configured */
+} rd_sockaddr_t;
+
+struct rd_listener_s {
+    rd_sockaddr_t   addr;
+    int64_t         backlog;
+    char           *database_name;      /* the listener's default */
+    rd_database_t  *database;
+    int             fd;
+    int             inherited;          /* fd taken over from the old cycle */
+    void          **ctx;                /* per-module listen confs */
+};
+
+typedef enum {
+    RD_DB_STANDALONE = 0,
+    RD_DB_CLUSTER
+} rd_db_mode_t;
+
+struct rd_database_s {
+    char           *name;
+    char           *uri;
+    int             tls;                /* rediss:// */
+    rd_db_mode_t    mode;
+    char           *host;
+    uint16_t        port;
+    rd_sockaddr_t   addr;
+    int64_t         connect_timeout;    /* ms */
+    void          **ctx;                /* per-module database confs */
+};
+
+struct rd_cycle_s {
+    rd_pool_t      *pool;
+    char           *conf_file;
+    void          **main_conf;
+
+    rd_listener_t  *listeners;
+    size_t          nlisteners;
+    rd_database_t  *databases;
+    size_t          ndatabases;
+
+    rd_phase_handler_pt *phases[RD_PHASE_MAX];
+    size_t               nphases[RD_PHASE_MAX];
+};
+
+/* Core settings (the core module's main conf). */
+typedef struct {
+    int64_t  worker_processes;          /* 0 = auto */
+    char    *pid_file;
+    int64_t  worker_shutdown_timeout;
+    char    *error_log;
+    int64_t  error_log_level;
+    int64_t  max_sessions;
+    int64_t  idle_timeout;
+    int64_t  handshake_timeout;
+    int64_t  max_pipeline;
+    int64_t  client_output_limit;
+    /* listen and databases elements, collected while reading */
+    rd_listener_t **listen;
+    size_t          nlisten;
+    rd_database_t **dbs;
+    size_t          ndbs;
+} rd_core_conf_t;
+
+extern rd_module_t rd_core_module;
+
+#define rd_main_conf(cycle, module) ((cycle)->main_conf[(module).index])
+#define rd_core_conf(cycle) \
+    ((rd_core_conf_t *)rd_main_conf(cycle, rd_core_module))
+
+/* Read path into a new cycle; on failure returns NULL and *err (malloc'd). */
+rd_cycle_t *rd_cycle_load(const char *path, char **err);
+/* Bind listeners, taking over sockets of old (may be NULL) with the same
+ * address. Returns 0, or -1 with *err. */
+int  rd_cycle_open_listeners(rd_cycle_t *cycle, rd_cycle_t *old, char **err);
+/* Undo rd_cycle_open_listeners' take-over (a reload that failed later). */
+void rd_cycle_give_back_listeners(rd_cycle_t *cycle, rd_cycle_t *old);
+/* Run the modules' master hooks. */
+int  rd_cycle_init_master(rd_cycle_t *cycle, char **err);
+/* Close listeners (those not taken over by a newer cycle) and free. */
+void rd_cycle_destroy(rd_cycle_t *cycle);
+
+rd_database_t *rd_cycle_find_database(rd_cycle_t *cycle, const char *name,
+                                      size_t len);
+
+/* Parse "host:port", "[v6]:port" or ":port"; numeric hosts or names. */
+int rd_sockaddr_parse(rd_pool_t *pool, const char *text, rd_sockaddr_t *sa,
+                      const char **err);
+
+#endif

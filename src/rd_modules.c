@@ -1,0 +1,23 @@
+/*
+ * rd_modules.c - the registry: every module, once.
+ *
+ * The order here is the order in which the handlers of one phase run
+ * (each module's postconfiguration pushes its handlers in turn). Adding a
+ * feature means adding its module to this list and nothing else in the
+ * core.
+ */
+#include "config.h"
+
+#include "rd_module.h"
+
+extern rd_module_t rd_core_module;
+extern rd_module_t rd_resp_module;
+extern rd_module_t rd_standalone_module;
+
+rd_module_t *rd_modules[] = {
+    &rd_resp_module,          /* decode */
+    &rd_core_module,          /* authorize (default database), intercept QUIT */
+    &rd_standalone_module,    /* route to a standalone Redis */
+};
+
+unsigned rd_nmodules = sizeof(rd_modules) / sizeof(rd_modules[0]);

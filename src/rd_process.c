@@ -1,0 +1,418 @@
+/*
+ * rd_process.c - the master process: start workers, watch them, act on
+ * signals.
+ *
+ * The master blocks every signal it cares about and takes them one at a
+ * time with sigtimedwait(2) in a single loop, so there is no handler code
+ * at all (nginx sets flags in handlers and acts on them in the loop; this
+ * is the same story without the flags). The timeout is the next moment
+ * something is due: a crashed worker's delayed restart, or the deadline
+ * after which workers that did not stop are killed.
+ *
+ *   HUP   reload: build a complete new cycle (configuration, certificates,
+ *         listeners); on any error log why and change nothing; on success
+ *         start new workers and tell the old ones to stop gracefully.
+ *   QUIT  graceful stop: workers finish their sessions, then exit.
+ *   TERM, INT  fast stop.
+ *   USR1  reopen logs, here and in every worker.
+ *   CHLD  reap; a worker of the current cycle that died is restarted, at
+ *         once the first time, then with a growing delay if it keeps dying.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rd_cycle.h"
+#include "rd_log.h"
+#include "rd_process.h"
+#include "rd_timer.h"
+#include "rd_worker.h"
+
+#define RD_MAX_CHILDREN      1024
+#define RD_RESPAWN_QUICK_MS  2000     /* died sooner: counts as a failure */
+#define RD_RESPAWN_MAX_MS    30000
+#define RD_KILL_GRACE_MS     5000
+
+typedef struct {
+    pid_t       pid;
+    int         slot;
+    int         old;          /* belongs to a retired cycle */
+    rd_msec_t   started;
+    rd_msec_t   kill_at;      /* SIGKILL if still alive then (0: none) */
+} rd_child_t;
+
+typedef struct {
+    rd_cycle_t *cycle;
+    rd_child_t  children[RD_MAX_CHILDREN];
+    size_t      nchildren;
+    int        *failures;     /* per slot, consecutive quick deaths */
+    rd_msec_t  *respawn_at;   /* per slot, 0 = nothing scheduled */
+    int64_t     nslots;
+    int         quitting;
+    int         terminating;
+    rd_msec_t   terminate_kill_at;
+} rd_master_t;
+
+pid_t
+rd_pid_file_read(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    long pid = -1;
+    if (fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
+        pid = -1;
+    }
+    fclose(f);
+    return (pid_t)pid;
+}
+
+void
+rd_process_block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+static int64_t
+rd_worker_count(rd_cycle_t *cycle)
+{
+    int64_t n = rd_core_conf(cycle)->worker_processes;
+    if (n <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? cpus : 1;
+    }
+    return n;
+}
+
+static void
+rd_master_spawn(rd_master_t *m, int slot)
+{
+    if (m->nchildren >= RD_MAX_CHILDREN) {
+        rd_log_error("too many worker processes");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        rd_log_error("fork: %s", strerror(errno));
+        m->respawn_at[slot] = rd_msec_now() + 1000;
+        return;
+    }
+    if (pid == 0) {
+        rd_worker_main(m->cycle, slot);
+    }
+    rd_child_t *c = &m->children[m->nchildren++];
+    c->pid = pid;
+    c->slot = slot;
+    c->old = 0;
+    c->started = rd_msec_now();
+    c->kill_at = 0;
+    m->respawn_at[slot] = 0;
+    rd_log_notice("started worker process %d (slot %d)", (int)pid, slot);
+}
+
+static void
+rd_master_start_workers(rd_master_t *m)
+{
+    m->nslots = rd_worker_count(m->cycle);
+    free(m->failures);
+    free(m->respawn_at);
+    m->failures = rd_calloc((size_t)m->nslots, sizeof(int));
+    m->respawn_at = rd_calloc((size_t)m->nslots, sizeof(rd_msec_t));
+    for (int i = 0; i < m->nslots; i++) {
+        rd_master_spawn(m, i);
+    }
+}
+
+static void
+rd_master_signal_all(rd_master_t *m, int sig, int only_old)
+{
+    for (size_t i = 0; i < m->nchildren; i++) {
+        if (!only_old || m->children[i].old) {
+            kill(m->children[i].pid, sig);
+        }
+    }
+}
+
+static void
+rd_master_reap(rd_master_t *m)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        size_t i;
+        for (i = 0; i < m->nchildren; i++) {
+            if (m->children[i].pid == pid) {
+                break;
+            }
+        }
+        if (i == m->nchildren) {
+            continue;
+        }
+        rd_child_t c = m->children[i];
+        m->children[i] = m->children[--m->nchildren];
+
+        int crashed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        if (WIFSIGNALED(status)) {
+            rd_log(crashed && !c.old && !m->quitting && !m->terminating
+                   ? RD_LOG_ERROR : RD_LOG_NOTICE,
+                   "worker process %d exited on signal %d", (int)pid,
+                   WTERMSIG(status));
+        } else {
+            rd_log(crashed ? RD_LOG_ERROR : RD_LOG_NOTICE,
+                   "worker process %d exited with code %d", (int)pid,
+                   WEXITSTATUS(status));
+        }
+
+        if (c.old || m->quitting || m->terminating || c.slot >= m->nslots) {
+            continue;
+        }
+
+        /* A worker of the current cycle died: start another. A worker
+         * that keeps dying soon after start waits longer each time, so a
+         * crash loop does not spin the machine. */
+        rd_msec_t now = rd_msec_now();
+        if (now - c.started < RD_RESPAWN_QUICK_MS) {
+            m->failures[c.slot]++;
+        } else {
+            m->failures[c.slot] = 0;
+        }
+        rd_msec_t delay = 0;
+        if (m->failures[c.slot] > 1) {
+            delay = 100LL << (m->failures[c.slot] < 10
+                              ? m->failures[c.slot] - 1 : 9);
+            if (delay > RD_RESPAWN_MAX_MS) {
+                delay = RD_RESPAWN_MAX_MS;
+            }
+            rd_log_warn("worker slot %d keeps dying, restarting in %lld ms",
+                        c.slot, (long long)delay);
+        }
+        m->respawn_at[c.slot] = now + delay;
+    }
+}
+
+static void
+rd_master_reload(rd_master_t *m)
+{
+    char *err = NULL;
+
+    rd_log_notice("reconfiguring from %s", m->cycle->conf_file);
+
+    rd_cycle_t *nc = rd_cycle_load(m->cycle->conf_file, &err);
+    if (nc == NULL) {
+        rd_log_error("reload failed, still running the old configuration: "
+                     "%s", err);
+        free(err);
+        return;
+    }
+    if (rd_cycle_init_master(nc, &err) != 0
+        || rd_cycle_open_listeners(nc, m->cycle, &err) != 0)
+    {
+        rd_log_error("reload failed, still running the old configuration: "
+                     "%s", err);
+        free(err);
+        rd_cycle_destroy(nc);
+        return;
+    }
+    rd_core_conf_t *ccf = rd_core_conf(nc);
+    if (rd_log_open(ccf->error_log, (int)ccf->error_log_level) != 0) {
+        rd_log_error("reload failed, still running the old configuration: "
+                     "cannot open error log \"%s\": %s", ccf->error_log,
+                     strerror(errno));
+        rd_cycle_give_back_listeners(nc, m->cycle);
+        rd_cycle_destroy(nc);
+        return;
+    }
+
+    /* The new cycle is complete: retire the old workers. */
+    rd_msec_t deadline = rd_msec_now()
+        + rd_core_conf(m->cycle)->worker_shutdown_timeout + RD_KILL_GRACE_MS;
+    for (size_t i = 0; i < m->nchildren; i++) {
+        m->children[i].old = 1;
+        m->children[i].kill_at = deadline;
+    }
+    rd_master_signal_all(m, SIGQUIT, 1);
+
+    rd_cycle_t *old = m->cycle;
+    m->cycle = nc;
+    rd_master_start_workers(m);
+    rd_cycle_destroy(old);
+    rd_log_notice("reload done");
+}
+
+static rd_msec_t
+rd_master_next_timeout(rd_master_t *m, rd_msec_t now)
+{
+    rd_msec_t next = -1;
+
+#define RD_EARLIER(t)                                                   \
+    do {                                                                \
+        if ((t) > 0 && (next < 0 || (t) - now < next)) {                \
+            next = (t) - now > 0 ? (t) - now : 0;                       \
+        }                                                               \
+    } while (0)
+
+    for (int64_t i = 0; i < m->nslots && !m->quitting && !m->terminating;
+         i++)
+    {
+        RD_EARLIER(m->respawn_at[i]);
+    }
+    for (size_t i = 0; i < m->nchildren; i++) {
+        RD_EARLIER(m->children[i].kill_at);
+    }
+    if (m->terminating) {
+        RD_EARLIER(m->terminate_kill_at);
+    }
+#undef RD_EARLIER
+    return next;
+}
+
+static void
+rd_master_timers(rd_master_t *m, rd_msec_t now)
+{
+    if (!m->quitting && !m->terminating) {
+        for (int64_t i = 0; i < m->nslots; i++) {
+            if (m->respawn_at[i] > 0 && m->respawn_at[i] <= now) {
+                rd_master_spawn(m, (int)i);
+            }
+        }
+    }
+    for (size_t i = 0; i < m->nchildren; i++) {
+        rd_child_t *c = &m->children[i];
+        if ((c->kill_at > 0 && c->kill_at <= now)
+            || (m->terminating && m->terminate_kill_at <= now))
+        {
+            rd_log_warn("worker process %d did not stop in time, killing it",
+                        (int)c->pid);
+            kill(c->pid, SIGKILL);
+            c->kill_at = 0;
+        }
+    }
+}
+
+static void
+rd_master_stop(rd_master_t *m, int graceful)
+{
+    rd_msec_t now = rd_msec_now();
+    if (graceful) {
+        if (m->quitting || m->terminating) {
+            return;
+        }
+        rd_log_notice("graceful stop requested, waiting for sessions");
+        m->quitting = 1;
+        rd_msec_t deadline = now
+            + rd_core_conf(m->cycle)->worker_shutdown_timeout
+            + RD_KILL_GRACE_MS;
+        for (size_t i = 0; i < m->nchildren; i++) {
+            m->children[i].kill_at = deadline;
+        }
+        rd_master_signal_all(m, SIGQUIT, 0);
+    } else {
+        if (m->terminating) {
+            return;
+        }
+        rd_log_notice("fast stop requested");
+        m->terminating = 1;
+        m->terminate_kill_at = now + RD_KILL_GRACE_MS;
+        rd_master_signal_all(m, SIGTERM, 0);
+    }
+    /* Stop accepting in the master's copy too, so that nothing is queued
+     * on a socket nobody will serve. */
+    for (size_t i = 0; i < m->cycle->nlisteners; i++) {
+        if (m->cycle->listeners[i].fd >= 0) {
+            close(m->cycle->listeners[i].fd);
+            m->cycle->listeners[i].fd = -1;
+        }
+    }
+}
+
+int
+rd_master_run(rd_cycle_t *cycle)
+{
+    rd_master_t *m = rd_calloc(1, sizeof(rd_master_t));
+    m->cycle = cycle;
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGCHLD);
+
+    rd_master_start_workers(m);
+
+    for (;;) {
+        if ((m->quitting || m->terminating) && m->nchildren == 0) {
+            break;
+        }
+
+        rd_msec_t now = rd_msec_now();
+        rd_msec_t wait = rd_master_next_timeout(m, now);
+        siginfo_t si;
+        int sig;
+
+        if (wait < 0) {
+            sig = sigwaitinfo(&set, &si);
+        } else {
+            struct timespec ts = { wait / 1000, (wait % 1000) * 1000000 };
+            sig = sigtimedwait(&set, &si, &ts);
+        }
+
+        switch (sig) {
+        case SIGCHLD:
+            rd_master_reap(m);
+            break;
+        case SIGHUP:
+            if (!m->quitting && !m->terminating) {
+                rd_master_reload(m);
+            }
+            break;
+        case SIGQUIT:
+            rd_master_stop(m, 1);
+            break;
+        case SIGTERM:
+        case SIGINT:
+            rd_master_stop(m, 0);
+            break;
+        case SIGUSR1:
+            rd_log_notice("reopening logs");
+            rd_log_reopen();
+            rd_master_signal_all(m, SIGUSR1, 0);
+            break;
+        default:
+            break;
+        }
+        /* SIGCHLD is not queued per child: reap whatever has exited. */
+        rd_master_reap(m);
+        rd_master_timers(m, rd_msec_now());
+    }
+
+    rd_log_notice("exiting");
+    const char *pid_file = rd_core_conf(m->cycle)->pid_file;
+    if (rd_pid_file_read(pid_file) == getpid()) {
+        unlink(pid_file);
+    }
+    rd_cycle_destroy(m->cycle);
+    free(m->failures);
+    free(m->respawn_at);
+    free(m);
+    return 0;
+}

@@ -1,0 +1,731 @@
+/*
+ * rd_session.c - sessions, requests, and the phase engine.
+ *
+ * Flow of one request (see rd_session.h for the ordering contract):
+ *
+ *   bytes from client --> s->in
+ *        |  rd_session_process_input: while the pipeline has room
+ *        v
+ *   DECODE handlers (resp) --- incomplete ---> wait for more bytes
+ *        |  complete: request queued at s->tail
+ *        v
+ *   FILTER > INTERCEPT > ROUTE handlers
+ *        |  RD_DONE: reply known now      RD_AGAIN: a module answers later
+ *        v                                 with rd_request_reply_append()
+ *   rd_request_done(r)                     and rd_request_done(r)
+ *        |
+ *        v
+ *   rd_session_flush_replies: for each done request at the head:
+ *   REPLY handlers, reply bytes to s->out, AUDIT handlers, free
+ *
+ * A session closed while a module is still inside a callback is only
+ * marked closed; it is freed by the worker after the loop iteration, so
+ * every pointer a caller holds stays valid until it has returned.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rd_cycle.h"
+#include "rd_log.h"
+#include "rd_net.h"
+#include "rd_resp.h"
+#include "rd_session.h"
+#include "rd_worker.h"
+
+#define RD_READ_CHUNK  (16 * 1024)
+#define RD_SHRINK_OVER (64 * 1024)
+
+typedef struct rd_session_cleanup_s {
+    struct rd_session_cleanup_s *next;
+    rd_session_cleanup_pt        fn;
+    void                        *data;
+} rd_session_cleanup_t;
+
+static void rd_session_read_handler(rd_conn_t *c);
+static void rd_session_write_handler(rd_conn_t *c);
+static void rd_session_process_input(rd_session_t *s);
+static void rd_session_flush_replies(rd_session_t *s);
+static void rd_request_run(rd_request_t *r);
+
+/* --- plain socket I/O ----------------------------------------------------- */
+
+static ssize_t
+rd_plain_recv(rd_session_t *s, char *buf, size_t n)
+{
+    ssize_t r = read(s->conn->fd, buf, n);
+    if (r < 0) {
+        return (errno == EAGAIN || errno == EINTR) ? RD_AGAIN : RD_ERROR;
+    }
+    return r;
+}
+
+static ssize_t
+rd_plain_send(rd_session_t *s, const char *buf, size_t n)
+{
+    ssize_t r = write(s->conn->fd, buf, n);
+    if (r < 0) {
+        return (errno == EAGAIN || errno == EINTR) ? RD_AGAIN : RD_ERROR;
+    }
+    return r;
+}
+
+static size_t
+rd_plain_pending(rd_session_t *s)
+{
+    return 0;
+}
+
+static const rd_session_io_t rd_plain_io = {
+    rd_plain_recv, rd_plain_send, rd_plain_pending
+};
+
+/* --- sessions --------------------------------------------------------- */
+
+static void
+rd_session_idle_handler(rd_timer_t *t)
+{
+    rd_session_t *s = t->data;
+    rd_core_conf_t *ccf = rd_core_conf(s->cycle);
+
+    /* A session waiting for Redis (BLPOP, a slow command) is not idle. */
+    if (s->inflight > 0) {
+        rd_timer_add(&s->worker->loop.timers, t, s->worker->loop.now,
+                     ccf->idle_timeout);
+        return;
+    }
+    rd_session_close(s, "idle timeout");
+}
+
+rd_session_t *
+rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
+                  const struct sockaddr *peer)
+{
+    rd_session_t *s = rd_calloc(1, sizeof(rd_session_t));
+    s->worker = w;
+    s->cycle = w->cycle;
+    s->listener = l;
+    s->io = &rd_plain_io;
+    s->id = ++w->next_sid;
+    s->start_usec = rd_usec_now();
+    s->ctx = rd_calloc(rd_nmodules, sizeof(void *));
+    rd_sockaddr_text(peer, s->addr_text, sizeof(s->addr_text));
+
+    s->conn = rd_conn_new(&w->loop, fd, s);
+    if (s->conn == NULL) {
+        rd_log_error("cannot watch client %s: %s", s->addr_text,
+                     strerror(errno));
+        close(fd);
+        free(s->ctx);
+        free(s);
+        return NULL;
+    }
+    rd_net_nodelay(fd);
+
+    s->conn->read = rd_session_read_handler;
+    s->conn->write = rd_session_write_handler;
+    s->idle_timer.handler = rd_session_idle_handler;
+    s->idle_timer.data = s;
+
+    s->next_active = w->sessions;
+    if (w->sessions) {
+        w->sessions->prev_active = s;
+    }
+    w->sessions = s;
+    w->nsessions++;
+
+    rd_log_debug("session %llu: client %s connected",
+                 (unsigned long long)s->id, s->addr_text);
+    rd_session_run_phases(s);
+    return s;
+}
+
+static void
+rd_session_arm_idle(rd_session_t *s)
+{
+    rd_core_conf_t *ccf = rd_core_conf(s->cycle);
+    if (ccf->idle_timeout > 0) {
+        rd_timer_add(&s->worker->loop.timers, &s->idle_timer,
+                     s->worker->loop.now, ccf->idle_timeout);
+    }
+}
+
+static void
+rd_session_activate(rd_session_t *s)
+{
+    s->state = RD_SESSION_ACTIVE;
+    s->conn->read = rd_session_read_handler;
+    s->conn->write = rd_session_write_handler;
+    rd_conn_watch(s->conn, EPOLLIN);
+    rd_session_arm_idle(s);
+    /* Bytes may have arrived with the handshake. */
+    if (rd_buf_used(&s->in) > 0 || s->io->pending(s) > 0) {
+        rd_conn_post(s->conn);
+    }
+}
+
+void
+rd_session_run_phases(rd_session_t *s)
+{
+    while (s->phase < RD_SESSION_PHASES) {
+        rd_phase_handler_pt *h = s->cycle->phases[s->phase];
+        size_t n = s->cycle->nphases[s->phase];
+        int done = 0;
+
+        while (s->handler < n) {
+            int rc = h[s->handler](s, NULL);
+            if (s->state == RD_SESSION_CLOSING || s->conn->closed) {
+                return;
+            }
+            if (rc == RD_AGAIN) {
+                return;
+            }
+            if (rc == RD_ERROR) {
+                rd_session_finish(s, "refused");
+                return;
+            }
+            s->handler++;
+            if (rc == RD_DONE) {
+                done = 1;
+                break;
+            }
+        }
+        s->phase = done ? RD_SESSION_PHASES : s->phase + 1;
+        s->handler = 0;
+    }
+    rd_session_activate(s);
+}
+
+void
+rd_session_cleanup_add(rd_session_t *s, rd_session_cleanup_pt fn, void *data)
+{
+    rd_session_cleanup_t *c = rd_alloc(sizeof(*c));
+    c->fn = fn;
+    c->data = data;
+    c->next = s->cleanups;
+    s->cleanups = c;
+}
+
+static void
+rd_request_free(rd_request_t *r)
+{
+    rd_buf_free(&r->raw);
+    rd_buf_free(&r->reply);
+    if (r->argv != r->argv_small) {
+        free(r->argv);
+    }
+    free(r);
+}
+
+static rd_request_t *
+rd_request_new(rd_session_t *s)
+{
+    rd_request_t *r = rd_calloc(1, sizeof(rd_request_t)
+                                   + rd_nmodules * sizeof(void *));
+    r->session = s;
+    r->ctx = (void **)(r + 1);
+    r->phase = RD_PHASE_DECODE;
+    r->start_usec = rd_usec_now();
+    r->argv = r->argv_small;
+    return r;
+}
+
+void
+rd_session_close(rd_session_t *s, const char *reason)
+{
+    if (s->conn->closed) {
+        return;
+    }
+    rd_worker_t *w = s->worker;
+
+    if (s->close_reason == NULL) {
+        s->close_reason = reason;
+    }
+    rd_log_info("session %llu: client %s closed: %s (in %llu, out %llu, "
+                "commands %llu)", (unsigned long long)s->id, s->addr_text,
+                s->close_reason, (unsigned long long)s->bytes_in,
+                (unsigned long long)s->bytes_out,
+                (unsigned long long)s->commands);
+
+    s->state = RD_SESSION_CLOSING;
+    rd_conn_close(s->conn);
+    rd_timer_del(&w->loop.timers, &s->idle_timer);
+    rd_timer_del(&w->loop.timers, &s->expiry_timer);
+
+    /* Move from the active list to the dead list; rd_session_free runs
+     * after the loop iteration. */
+    if (s->prev_active) {
+        s->prev_active->next_active = s->next_active;
+    } else {
+        w->sessions = s->next_active;
+    }
+    if (s->next_active) {
+        s->next_active->prev_active = s->prev_active;
+    }
+    w->nsessions--;
+    s->prev_active = NULL;
+    s->next_active = w->dead;
+    w->dead = s;
+}
+
+void
+rd_session_free(rd_session_t *s)
+{
+    while (s->cleanups) {
+        rd_session_cleanup_t *c = s->cleanups;
+        s->cleanups = c->next;
+        c->fn(s, c->data);
+        free(c);
+    }
+    while (s->head) {
+        rd_request_t *r = s->head;
+        s->head = r->next;
+        rd_request_free(r);
+    }
+    if (s->decoding) {
+        rd_request_free(s->decoding);
+    }
+    rd_buf_free(&s->in);
+    rd_buf_free(&s->out);
+    free(s->ctx);
+    free(s);
+}
+
+static void
+rd_session_maybe_close(rd_session_t *s)
+{
+    if (s->state == RD_SESSION_CLOSING && s->head == NULL
+        && rd_buf_used(&s->out) == 0)
+    {
+        rd_session_close(s, s->close_reason ? s->close_reason : "done");
+    }
+}
+
+void
+rd_session_finish(rd_session_t *s, const char *reason)
+{
+    if (s->conn->closed) {
+        return;
+    }
+    if (s->close_reason == NULL) {
+        s->close_reason = reason;
+    }
+    s->state = RD_SESSION_CLOSING;
+    rd_conn_watch(s->conn, rd_buf_used(&s->out) ? EPOLLOUT : 0);
+    rd_session_maybe_close(s);
+}
+
+void
+rd_session_refuse(rd_session_t *s, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    rd_log_notice("session %llu: client %s refused: %s",
+                  (unsigned long long)s->id, s->addr_text, msg);
+    rd_resp_encode_error(&s->out, msg);
+    rd_conn_want_flush(s->conn);
+    rd_session_finish(s, "refused");
+}
+
+/* --- reading ---------------------------------------------------------- */
+
+static void
+rd_session_pause_reading(rd_session_t *s, int pause)
+{
+    if (s->read_paused == (unsigned)pause) {
+        return;
+    }
+    s->read_paused = pause;
+    uint32_t ev = pause ? 0 : EPOLLIN;
+    if (rd_buf_used(&s->out) > 0) {
+        ev |= EPOLLOUT;
+    }
+    rd_conn_watch(s->conn, ev);
+    if (!pause) {
+        /* Requests may already be waiting in s->in. */
+        rd_conn_post(s->conn);
+    }
+}
+
+static void
+rd_session_read_handler(rd_conn_t *c)
+{
+    rd_session_t *s = c->data;
+
+    if ((c->revents & (EPOLLERR | EPOLLHUP)) && !(c->revents & EPOLLIN)) {
+        rd_session_close(s, "connection reset by client");
+        return;
+    }
+    if (s->state != RD_SESSION_ACTIVE) {
+        return;
+    }
+    if (!s->read_paused && !s->eof) {
+        rd_buf_reserve(&s->in, RD_READ_CHUNK);
+        ssize_t n = s->io->recv(s, rd_buf_wpos(&s->in), rd_buf_room(&s->in));
+        if (n > 0) {
+            rd_buf_produce(&s->in, (size_t)n);
+            s->bytes_in += (uint64_t)n;
+            rd_session_arm_idle(s);
+        } else if (n == 0) {
+            s->eof = 1;
+        } else if (n == RD_ERROR) {
+            rd_session_close(s, "read error");
+            return;
+        }
+    }
+
+    rd_session_process_input(s);
+
+    if (s->eof && s->state == RD_SESSION_ACTIVE && s->decoding == NULL
+        && rd_buf_used(&s->in) == 0)
+    {
+        /* The client closed its side: answer what it sent, then close. */
+        rd_session_finish(s, "client closed the connection");
+    } else if (s->eof && s->state == RD_SESSION_ACTIVE && !s->read_paused) {
+        rd_session_finish(s, "client closed the connection mid-request");
+    }
+}
+
+static int
+rd_request_decode(rd_request_t *r)
+{
+    rd_session_t *s = r->session;
+    rd_phase_handler_pt *h = s->cycle->phases[RD_PHASE_DECODE];
+    size_t n = s->cycle->nphases[RD_PHASE_DECODE];
+
+    for (size_t i = 0; i < n; i++) {
+        int rc = h[i](s, r);
+        if (rc != RD_OK && rc != RD_DECLINED) {
+            return rc;
+        }
+    }
+    return RD_OK;
+}
+
+static void
+rd_session_enqueue(rd_session_t *s, rd_request_t *r)
+{
+    if (s->tail) {
+        s->tail->next = r;
+    } else {
+        s->head = r;
+    }
+    s->tail = r;
+    s->inflight++;
+    s->commands++;
+}
+
+static void
+rd_session_process_input(rd_session_t *s)
+{
+    rd_core_conf_t *ccf = rd_core_conf(s->cycle);
+
+    while (s->state == RD_SESSION_ACTIVE) {
+        if (s->inflight >= (size_t)ccf->max_pipeline) {
+            rd_session_pause_reading(s, 1);
+            return;
+        }
+        if (rd_buf_used(&s->in) == 0) {
+            break;
+        }
+
+        rd_request_t *r = s->decoding ? s->decoding : rd_request_new(s);
+        s->decoding = NULL;
+
+        /* Replies completed while the phases run are flushed below, not
+         * inside them, so that r stays valid here. */
+        s->in_handler = 1;
+        int rc = rd_request_decode(r);
+        if (rc == RD_AGAIN) {
+            s->in_handler = 0;
+            s->decoding = r;
+            break;
+        }
+        if (rc == RD_OK && r->argc == 0) {
+            s->in_handler = 0;
+            rd_request_free(r);       /* an empty request: nothing to do */
+            continue;
+        }
+
+        rd_session_enqueue(s, r);
+        if (rc == RD_DONE) {
+            /* The decoder answered itself (a protocol error). */
+            r->done = 1;
+        } else if (rc == RD_ERROR) {
+            rd_request_error(r, "ERR redoubt: internal error");
+        } else {
+            r->phase = RD_PHASE_FILTER;
+            rd_request_run(r);
+        }
+        if (r->close_after && s->state == RD_SESSION_ACTIVE) {
+            /* QUIT or a protocol error: nothing after it is read. */
+            s->state = RD_SESSION_CLOSING;
+            rd_conn_watch(s->conn, rd_buf_used(&s->out) ? EPOLLOUT : 0);
+        }
+        s->in_handler = 0;
+        rd_session_flush_replies(s);
+    }
+
+    if (s->state == RD_SESSION_ACTIVE && s->read_paused
+        && s->inflight < (size_t)ccf->max_pipeline)
+    {
+        rd_session_pause_reading(s, 0);
+    }
+    /* Compact or release the input buffer once it has drained. */
+    if (rd_buf_used(&s->in) == 0 && s->in.cap > RD_SHRINK_OVER) {
+        rd_buf_free(&s->in);
+    }
+}
+
+/* --- requests --------------------------------------------------------- */
+
+void
+rd_request_set_command(rd_request_t *r, size_t argc, const rd_str_t *argv)
+{
+    rd_buf_reset(&r->raw);
+    rd_resp_encode_command(&r->raw, argc, argv);
+
+    if (r->argv != r->argv_small) {
+        free(r->argv);
+    }
+    r->argv = argc <= rd_countof(r->argv_small)
+              ? r->argv_small : rd_alloc(argc * sizeof(rd_str_t));
+    r->argc = argc;
+
+    /* Point the arguments into the encoding: skip "*N\r\n", then for each
+     * argument "$len\r\n" before its bytes and "\r\n" after. */
+    const char *p = rd_buf_rpos(&r->raw);
+    p = (const char *)memchr(p, '\n', rd_buf_used(&r->raw)) + 1;
+    for (size_t i = 0; i < argc; i++) {
+        p = strchr(p, '\n') + 1;
+        r->argv[i].data = p;
+        r->argv[i].len = argv[i].len;
+        p += argv[i].len + 2;
+    }
+}
+
+static void
+rd_session_check_output(rd_session_t *s)
+{
+    rd_core_conf_t *ccf = rd_core_conf(s->cycle);
+    if (ccf->client_output_limit > 0
+        && rd_buf_used(&s->out) + s->buffered
+           > (size_t)ccf->client_output_limit)
+    {
+        rd_log_warn("session %llu: client %s: client output limit "
+                    "(%lld bytes) exceeded, closing",
+                    (unsigned long long)s->id, s->addr_text,
+                    (long long)ccf->client_output_limit);
+        rd_session_close(s, "client output limit exceeded");
+    }
+}
+
+void
+rd_request_reply_append(rd_request_t *r, const char *p, size_t n)
+{
+    rd_session_t *s = r->session;
+
+    if (n == 0 || s->conn->closed) {
+        return;
+    }
+    if (r->reply_type == 0) {
+        r->reply_type = p[0];
+    }
+    if (r == s->head && !r->buffer_reply) {
+        rd_buf_append(&s->out, p, n);
+        r->streaming = 1;
+        rd_conn_want_flush(s->conn);
+    } else {
+        rd_buf_append(&r->reply, p, n);
+        s->buffered += n;
+    }
+    rd_session_check_output(s);
+}
+
+void
+rd_request_done(rd_request_t *r)
+{
+    rd_session_t *s = r->session;
+    r->done = 1;
+    if (!s->conn->closed && !s->in_handler) {
+        rd_session_flush_replies(s);
+    }
+}
+
+void
+rd_request_error(rd_request_t *r, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    rd_buf_t b = { 0 };
+    rd_resp_encode_error(&b, msg);
+    rd_request_reply_append(r, rd_buf_rpos(&b), rd_buf_used(&b));
+    rd_buf_free(&b);
+    rd_request_done(r);
+}
+
+static void
+rd_request_run(rd_request_t *r)
+{
+    rd_session_t *s = r->session;
+
+    for (; r->phase <= RD_PHASE_ROUTE; r->phase++, r->handler = 0) {
+        rd_phase_handler_pt *h = s->cycle->phases[r->phase];
+        size_t n = s->cycle->nphases[r->phase];
+
+        for (; r->handler < n; r->handler++) {
+            int rc = h[r->handler](s, r);
+            switch (rc) {
+            case RD_OK:
+            case RD_DECLINED:
+                continue;
+            case RD_DONE:
+                r->phase = RD_PHASE_REPLY;
+                r->handler = 0;
+                r->done = 1;
+                return;
+            case RD_AGAIN:
+                /* A module owns the request until rd_request_done(). */
+                r->handler++;
+                return;
+            default:
+                r->phase = RD_PHASE_REPLY;
+                r->handler = 0;
+                rd_request_error(r, "ERR redoubt: internal error");
+                return;
+            }
+        }
+    }
+    r->phase = RD_PHASE_REPLY;
+    r->handler = 0;
+    rd_request_error(r, "ERR redoubt: no route for this command");
+}
+
+static void
+rd_session_run_tail_phases(rd_session_t *s, rd_request_t *r)
+{
+    for (unsigned ph = RD_PHASE_REPLY; ph <= RD_PHASE_AUDIT; ph++) {
+        rd_phase_handler_pt *h = s->cycle->phases[ph];
+        size_t n = s->cycle->nphases[ph];
+        for (size_t i = 0; i < n; i++) {
+            h[i](s, r);
+        }
+    }
+}
+
+static void
+rd_session_flush_replies(rd_session_t *s)
+{
+    rd_core_conf_t *ccf = rd_core_conf(s->cycle);
+    int wrote = 0;
+
+    while (s->head && s->head->done && !s->conn->closed) {
+        rd_request_t *r = s->head;
+
+        if (rd_buf_used(&r->reply) > 0) {
+            s->buffered -= rd_buf_used(&r->reply);
+            if (rd_buf_used(&s->out) == 0) {
+                rd_buf_swap(&s->out, &r->reply);
+            } else {
+                rd_buf_append(&s->out, rd_buf_rpos(&r->reply),
+                              rd_buf_used(&r->reply));
+            }
+        }
+        rd_session_run_tail_phases(s, r);
+
+        s->head = r->next;
+        if (s->head == NULL) {
+            s->tail = NULL;
+        }
+        s->inflight--;
+        wrote = 1;
+
+        if (r->close_after) {
+            /* Nothing after a QUIT or a protocol error is answered. */
+            while (s->head) {
+                rd_request_t *q = s->head;
+                s->head = q->next;
+                s->buffered -= rd_buf_used(&q->reply);
+                rd_request_free(q);
+                s->inflight--;
+            }
+            s->tail = NULL;
+            if (s->close_reason == NULL) {
+                s->close_reason = "client quit";
+            }
+        }
+        rd_request_free(r);
+
+        /* The new head may have a partial reply buffered: it goes out now
+         * and the rest of it streams. */
+        rd_request_t *h = s->head;
+        if (h && !h->done && rd_buf_used(&h->reply) > 0 && !h->buffer_reply) {
+            s->buffered -= rd_buf_used(&h->reply);
+            rd_buf_append(&s->out, rd_buf_rpos(&h->reply),
+                          rd_buf_used(&h->reply));
+            rd_buf_free(&h->reply);
+            h->streaming = 1;
+        }
+    }
+
+    if (s->conn->closed) {
+        return;
+    }
+    if (wrote || rd_buf_used(&s->out) > 0) {
+        rd_conn_want_flush(s->conn);
+    }
+    if (s->read_paused && s->state == RD_SESSION_ACTIVE
+        && s->inflight < (size_t)ccf->max_pipeline)
+    {
+        rd_session_pause_reading(s, 0);
+    }
+    rd_session_check_output(s);
+}
+
+/* --- writing ---------------------------------------------------------- */
+
+static void
+rd_session_write_handler(rd_conn_t *c)
+{
+    rd_session_t *s = c->data;
+
+    while (rd_buf_used(&s->out) > 0) {
+        ssize_t n = s->io->send(s, rd_buf_rpos(&s->out), rd_buf_used(&s->out));
+        if (n == RD_AGAIN) {
+            rd_conn_watch(c, (s->state == RD_SESSION_ACTIVE && !s->read_paused
+                              ? EPOLLIN : 0) | EPOLLOUT);
+            return;
+        }
+        if (n <= 0) {
+            rd_session_close(s, "write error");
+            return;
+        }
+        rd_buf_consume(&s->out, (size_t)n);
+        s->bytes_out += (uint64_t)n;
+    }
+
+    if (s->out.cap > RD_SHRINK_OVER) {
+        rd_buf_free(&s->out);
+    }
+    if (s->state == RD_SESSION_CLOSING) {
+        rd_conn_watch(c, 0);
+        rd_session_maybe_close(s);
+        return;
+    }
+    if (s->state == RD_SESSION_ACTIVE) {
+        rd_conn_watch(c, s->read_paused ? 0 : EPOLLIN);
+    }
+}

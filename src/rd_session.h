@@ -1,0 +1,138 @@
+/*
+ * rd_session.h - a client session and its requests.
+ *
+ * A session is one client connection inside one worker. It runs the
+ * session phases once (accept, handshake, identify, authorize), then for
+ * every request the command phases (decode, filter, intercept, route,
+ * reply, audit).
+ *
+ * Requests are kept in a queue in the order they arrived. A request whose
+ * reply is ready waits in the queue until every earlier one has been
+ * answered, so replies leave in request order however the upstreams
+ * answer. Reply bytes of the request at the head of the queue are streamed
+ * to the client as they arrive (a 512 MB value never sits whole in
+ * memory); replies of later requests are buffered. Everything buffered for
+ * the client counts against limits.client_output_limit.
+ *
+ * Transport: s->io reads and writes the client's bytes. The core installs
+ * plain socket I/O; a TLS module replaces it during the handshake phase.
+ */
+#ifndef RD_SESSION_H
+#define RD_SESSION_H
+
+#include "rd_core.h"
+#include "rd_buf.h"
+#include "rd_event.h"
+#include "rd_module.h"
+
+/* I/O over the client connection. Both return bytes moved, 0 on orderly
+ * close (recv only), RD_AGAIN when the socket would block, RD_ERROR. */
+typedef struct {
+    ssize_t (*recv)(rd_session_t *s, char *buf, size_t n);
+    ssize_t (*send)(rd_session_t *s, const char *buf, size_t n);
+    /* Bytes already received and buffered by the transport (TLS). */
+    size_t  (*pending)(rd_session_t *s);
+} rd_session_io_t;
+
+typedef enum {
+    RD_SESSION_SETUP = 0,     /* running session phases */
+    RD_SESSION_ACTIVE,        /* serving commands */
+    RD_SESSION_CLOSING        /* writing the last replies, then close */
+} rd_session_state_t;
+
+struct rd_request_s {
+    rd_session_t   *session;
+    rd_request_t   *next;          /* session queue, in arrival order */
+    size_t          argc;
+    rd_str_t       *argv;          /* point into raw */
+    rd_str_t        argv_small[6];
+    rd_buf_t        raw;           /* the command as a RESP multibulk */
+    rd_buf_t        reply;         /* buffered reply (when not streamed) */
+    unsigned        phase;
+    unsigned        handler;
+    char            reply_type;    /* first byte of the reply */
+    unsigned        done:1;        /* the whole reply is known */
+    unsigned        streaming:1;   /* part of the reply was sent already */
+    unsigned        close_after:1; /* close the session after this reply */
+    unsigned        buffer_reply:1;/* a module needs the whole reply */
+    int64_t         start_usec;
+    void          **ctx;           /* per-module request state */
+};
+
+struct rd_session_s {
+    rd_worker_t        *worker;
+    rd_cycle_t         *cycle;
+    rd_listener_t      *listener;
+    rd_database_t      *database;     /* chosen in the session phases */
+    rd_conn_t          *conn;
+    const rd_session_io_t *io;
+    rd_session_state_t  state;
+    uint64_t            id;
+    char                addr_text[64];
+
+    unsigned            phase;        /* session phase being run */
+    unsigned            handler;
+
+    rd_buf_t            in;
+    rd_buf_t            out;
+    size_t              buffered;     /* reply bytes held for the client */
+
+    rd_request_t       *head;         /* oldest request without reply sent */
+    rd_request_t       *tail;
+    rd_request_t       *decoding;     /* request being decoded */
+    size_t              inflight;
+    unsigned            read_paused:1;
+    unsigned            eof:1;        /* the client closed its side */
+    unsigned            in_handler:1;
+
+    rd_timer_t          idle_timer;
+    rd_timer_t          expiry_timer; /* for modules: session end time */
+
+    int64_t             start_usec;
+    uint64_t            bytes_in;
+    uint64_t            bytes_out;
+    uint64_t            commands;
+    const char         *close_reason;
+
+    struct rd_session_cleanup_s *cleanups;
+    void              **ctx;          /* per-module session state */
+    rd_session_t       *prev_active;  /* worker's list of sessions */
+    rd_session_t       *next_active;
+};
+
+/* Create a session for an accepted descriptor and start its phases. */
+rd_session_t *rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
+                                const struct sockaddr *peer);
+/* Free a closed session (the worker does this after the loop iteration). */
+void rd_session_free(rd_session_t *s);
+/* Continue the session phases after a handler returned RD_AGAIN. */
+void rd_session_run_phases(rd_session_t *s);
+/* Queue an error reply and close once it is written. */
+void rd_session_refuse(rd_session_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Close now (buffered output is dropped); reason goes to the log. */
+void rd_session_close(rd_session_t *s, const char *reason);
+/* Stop reading and close when everything queued has been written. */
+void rd_session_finish(rd_session_t *s, const char *reason);
+
+typedef void (*rd_session_cleanup_pt)(rd_session_t *s, void *data);
+/* Called when the session is freed, last added first. */
+void rd_session_cleanup_add(rd_session_t *s, rd_session_cleanup_pt fn,
+                            void *data);
+
+/* Replace the command of r (argv are copied; r->argv then points into
+ * r->raw, which holds the RESP encoding sent upstream). */
+void rd_request_set_command(rd_request_t *r, size_t argc,
+                            const rd_str_t *argv);
+/* Append bytes of r's reply (streamed if r is at the head). */
+void rd_request_reply_append(rd_request_t *r, const char *p, size_t n);
+/* The reply of r is complete: run the phases that follow. */
+void rd_request_done(rd_request_t *r);
+/* Produce a whole error reply "-<msg>\r\n" for r and complete it. */
+void rd_request_error(rd_request_t *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define rd_session_ctx(s, m)  ((s)->ctx[(m).index])
+#define rd_request_ctx(r, m)  ((r)->ctx[(m).index])
+
+#endif

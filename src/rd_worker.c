@@ -1,0 +1,240 @@
+/*
+ * rd_worker.c - the worker process.
+ *
+ * A worker inherits the cycle and the listening sockets from the master,
+ * runs the modules' worker hooks, and then loops: accept, serve sessions,
+ * expire timers. Signals arrive through a signalfd in the same loop, so
+ * there are no signal handlers and no races with the code they interrupt:
+ *
+ *   QUIT  stop accepting, finish open sessions, exit when none are left or
+ *         worker_shutdown_timeout has passed (then close the rest);
+ *   TERM, INT  exit now;
+ *   USR1  reopen the error log (and let modules reopen theirs).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "rd_cycle.h"
+#include "rd_log.h"
+#include "rd_session.h"
+#include "rd_worker.h"
+
+#define RD_ACCEPT_BATCH 64
+
+typedef struct rd_worker_listener_s {
+    rd_worker_t   *worker;
+    rd_listener_t *listener;
+    rd_conn_t     *conn;        /* NULL once the worker stopped accepting */
+} rd_worker_listener_t;
+
+static void
+rd_worker_stop_accepting(rd_worker_t *w)
+{
+    for (size_t i = 0; i < w->cycle->nlisteners; i++) {
+        if (w->listeners[i].conn) {
+            rd_conn_close(w->listeners[i].conn);
+            w->listeners[i].conn = NULL;
+            w->cycle->listeners[i].fd = -1;
+        }
+    }
+}
+
+static void
+rd_worker_shutdown_expired(rd_timer_t *t)
+{
+    rd_worker_t *w = t->data;
+    if (w->nsessions > 0) {
+        rd_log_notice("worker shutdown timeout: closing %zu open sessions",
+                      w->nsessions);
+    }
+    while (w->sessions) {
+        rd_session_close(w->sessions, "worker stopping");
+    }
+}
+
+static void
+rd_worker_graceful(rd_worker_t *w)
+{
+    if (w->stopping) {
+        return;
+    }
+    rd_core_conf_t *ccf = rd_core_conf(w->cycle);
+    rd_log_notice("gracefully shutting down, %zu sessions open",
+                  w->nsessions);
+    w->stopping = 1;
+    rd_worker_stop_accepting(w);
+    w->shutdown_timer.handler = rd_worker_shutdown_expired;
+    w->shutdown_timer.data = w;
+    rd_timer_add(&w->loop.timers, &w->shutdown_timer, w->loop.now,
+                 ccf->worker_shutdown_timeout);
+}
+
+static void
+rd_worker_signal_handler(rd_conn_t *c)
+{
+    rd_worker_t *w = c->data;
+    struct signalfd_siginfo si;
+
+    while (read(c->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGQUIT:
+            rd_worker_graceful(w);
+            break;
+        case SIGTERM:
+        case SIGINT:
+            w->exiting = 1;
+            break;
+        case SIGUSR1:
+            rd_log_reopen();
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void
+rd_worker_accept_handler(rd_conn_t *c)
+{
+    rd_worker_listener_t *wl = c->data;
+    rd_worker_t *w = wl->worker;
+    rd_listener_t *l = wl->listener;
+    rd_core_conf_t *ccf = rd_core_conf(w->cycle);
+
+    for (int i = 0; i < RD_ACCEPT_BATCH && !w->stopping; i++) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(c->fd, (struct sockaddr *)&peer, &plen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                rd_log_error("accept on %s: %s", l->addr.text,
+                             strerror(errno));
+            }
+            return;
+        }
+        if (w->nsessions >= (size_t)ccf->max_sessions) {
+            static const char msg[] = "-ERR max number of clients reached\r\n";
+            ssize_t n = write(fd, msg, sizeof(msg) - 1);
+            (void)n;
+            close(fd);
+            rd_log_warn("limits.max_sessions (%lld) reached, connection "
+                        "refused", (long long)ccf->max_sessions);
+            continue;
+        }
+        rd_session_create(w, l, fd, (struct sockaddr *)&peer);
+    }
+}
+
+static void
+rd_worker_reap(rd_worker_t *w)
+{
+    while (w->dead) {
+        rd_session_t *s = w->dead;
+        w->dead = s->next_active;
+        rd_session_free(s);
+    }
+}
+
+static int
+rd_worker_init(rd_worker_t *w, rd_cycle_t *cycle, int slot)
+{
+    w->cycle = cycle;
+    w->slot = slot;
+    w->pid = getpid();
+    w->ctx = rd_calloc(rd_nmodules, sizeof(void *));
+
+    if (rd_loop_init(&w->loop) != 0) {
+        rd_log_error("epoll_create1: %s", strerror(errno));
+        return -1;
+    }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        rd_log_error("signalfd: %s", strerror(errno));
+        return -1;
+    }
+    w->sigconn = rd_conn_new(&w->loop, sfd, w);
+    w->sigconn->read = rd_worker_signal_handler;
+    rd_conn_watch(w->sigconn, EPOLLIN);
+
+    w->listeners = rd_calloc(cycle->nlisteners ? cycle->nlisteners : 1,
+                             sizeof(rd_worker_listener_t));
+    for (size_t i = 0; i < cycle->nlisteners; i++) {
+        rd_worker_listener_t *wl = &w->listeners[i];
+        wl->worker = w;
+        wl->listener = &cycle->listeners[i];
+        wl->conn = rd_conn_new_listener(&w->loop, wl->listener->fd, wl);
+        if (wl->conn == NULL) {
+            rd_log_error("cannot watch listener %s: %s",
+                         wl->listener->addr.text, strerror(errno));
+            return -1;
+        }
+        wl->conn->read = rd_worker_accept_handler;
+    }
+
+    for (unsigned i = 0; i < rd_nmodules; i++) {
+        if (rd_modules[i]->init_worker
+            && rd_modules[i]->init_worker(w) != RD_OK)
+        {
+            rd_log_error("module %s: worker initialisation failed",
+                         rd_modules[i]->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+rd_worker_main(rd_cycle_t *cycle, int slot)
+{
+    rd_worker_t w;
+    memset(&w, 0, sizeof(w));
+
+    if (rd_worker_init(&w, cycle, slot) != 0) {
+        exit(2);
+    }
+    rd_log_info("worker %d started", slot);
+
+    while (!w.exiting) {
+        rd_loop_once(&w.loop);
+        rd_worker_reap(&w);
+        if (w.stopping && w.nsessions == 0) {
+            break;
+        }
+    }
+
+    while (w.sessions) {
+        rd_session_close(w.sessions, "worker stopping");
+    }
+    rd_worker_reap(&w);
+    rd_worker_stop_accepting(&w);
+
+    for (unsigned i = rd_nmodules; i-- > 0;) {
+        if (rd_modules[i]->exit_worker) {
+            rd_modules[i]->exit_worker(&w);
+        }
+    }
+    rd_conn_close(w.sigconn);
+    rd_loop_free(&w.loop);
+    free(w.listeners);
+    free(w.ctx);
+    rd_log_info("worker %d exiting", slot);
+    rd_cycle_destroy(cycle);
+    exit(0);
+}

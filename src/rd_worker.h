@@ -1,0 +1,32 @@
+/*
+ * rd_worker.h - a worker process: one event loop, many sessions.
+ */
+#ifndef RD_WORKER_H
+#define RD_WORKER_H
+
+#include "rd_core.h"
+#include "rd_event.h"
+
+struct rd_worker_s {
+    rd_cycle_t     *cycle;
+    rd_loop_t       loop;
+    int             slot;            /* 0 .. worker_processes - 1 */
+    pid_t           pid;
+    rd_conn_t      *sigconn;         /* signalfd */
+    struct rd_worker_listener_s *listeners;  /* one per cycle listener */
+
+    rd_session_t   *sessions;        /* open sessions */
+    size_t          nsessions;
+    rd_session_t   *dead;            /* closed, freed after the iteration */
+    uint64_t        next_sid;
+
+    unsigned        stopping:1;      /* graceful: no new sessions */
+    unsigned        exiting:1;
+    rd_timer_t      shutdown_timer;
+    void          **ctx;             /* per-module worker state */
+};
+
+/* Run a worker; does not return. */
+void rd_worker_main(rd_cycle_t *cycle, int slot) __attribute__((noreturn));
+
+#endif
