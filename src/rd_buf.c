@@ -10,7 +10,7 @@
 
 #include "rd_buf.h"
 
-#define RD_BUF_MIN 4096
+#define RD_BUF_MIN 64
 
 void
 rd_buf_reserve(rd_buf_t *b, size_t n)
@@ -31,7 +31,7 @@ rd_buf_reserve(rd_buf_t *b, size_t n)
     }
 
     size_t want = used + n;
-    size_t cap = b->cap ? b->cap : RD_BUF_MIN;
+    size_t cap = b->cap ? b->cap : (want > RD_BUF_MIN ? want : RD_BUF_MIN);
     while (cap < want) {
         cap = cap < ((size_t)1 << 30) ? cap * 2 : cap + ((size_t)1 << 30);
     }

@@ -131,11 +131,14 @@ rd_core_init_main(rd_conf_t *cf, void *conf)
     if (c->nlisten == 0) {
         return "listen: at least one listener is required";
     }
+    /* Errors about one element point at that element's line. */
     for (size_t i = 0; i < c->ndbs; i++) {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(c->dbs[i]->name, c->dbs[j]->name) == 0) {
-                return rd_psprintf(cf->pool, "databases: the name \"%s\" is "
-                                   "used twice", c->dbs[i]->name);
+                rd_conf_error(cf, c->dbs[i]->setting, "databases",
+                              "the name \"%s\" is used twice",
+                              c->dbs[i]->name);
+                return NULL;
             }
         }
     }
@@ -143,8 +146,9 @@ rd_core_init_main(rd_conf_t *cf, void *conf)
         rd_listener_t *l = c->listen[i];
         for (size_t j = 0; j < i; j++) {
             if (strcmp(l->addr.text, c->listen[j]->addr.text) == 0) {
-                return rd_psprintf(cf->pool, "listen: the address \"%s\" is "
-                                   "used twice", l->addr.text);
+                rd_conf_error(cf, l->setting, "listen", "the address \"%s\" "
+                              "is used twice", l->addr.text);
+                return NULL;
             }
         }
         if (l->database_name == NULL) {
@@ -157,9 +161,9 @@ rd_core_init_main(rd_conf_t *cf, void *conf)
             }
         }
         if (k == c->ndbs) {
-            return rd_psprintf(cf->pool, "listen: %s: database \"%s\" is not "
-                               "defined in databases", l->addr.text,
-                               l->database_name);
+            rd_conf_error(cf, l->setting, "listen", "database \"%s\" is not "
+                          "defined in databases", l->database_name);
+            return NULL;
         }
     }
     return NULL;
@@ -220,8 +224,10 @@ rd_core_read_list(rd_conf_t *cf, const config_setting_t *s, unsigned level,
         }
         if (level == RD_CONF_LISTEN) {
             ((rd_listener_t *)e)->ctx = ctx;
+            ((rd_listener_t *)e)->setting = g;
         } else {
             ((rd_database_t *)e)->ctx = ctx;
+            ((rd_database_t *)e)->setting = g;
         }
         elems[i] = e;
     }

@@ -30,6 +30,7 @@ struct rd_listener_s {
     int             fd;
     int             inherited;          /* fd taken over from the old cycle */
     void          **ctx;                /* per-module listen confs */
+    const config_setting_t *setting;    /* while reading: for errors */
 };
 
 typedef enum {
@@ -47,6 +48,7 @@ struct rd_database_s {
     rd_sockaddr_t   addr;
     int64_t         connect_timeout;    /* ms */
     void          **ctx;                /* per-module database confs */
+    const config_setting_t *setting;    /* while reading: for errors */
 };
 
 struct rd_cycle_s {

@@ -491,7 +491,15 @@ rd_session_process_input(rd_session_t *s)
 void
 rd_request_set_command(rd_request_t *r, size_t argc, const rd_str_t *argv)
 {
+    /* Size the encoding first: one allocation of the right size per
+     * request ("*N\r\n", then "$len\r\n<bytes>\r\n" per argument; 20
+     * digits hold any length). */
+    size_t need = 1 + 20 + 2;
+    for (size_t i = 0; i < argc; i++) {
+        need += 1 + 20 + 2 + argv[i].len + 2;
+    }
     rd_buf_reset(&r->raw);
+    rd_buf_reserve(&r->raw, need);
     rd_resp_encode_command(&r->raw, argc, argv);
 
     if (r->argv != r->argv_small) {

@@ -225,14 +225,14 @@ END_TEST
 START_TEST(test_references_are_checked)
 {
     expect_error("listen = ( { address = \"127.0.0.1:1\"; database = \"nope\";"
-                 " } );\n", "database \"nope\" is not defined");
+                 " } );\n", ":1: listen: database \"nope\" is not defined");
     expect_error("listen = ( { address = \"127.0.0.1:1\"; } );\n"
                  "databases = ( { name = \"a\"; uri = \"redis://127.0.0.1:1\"; },\n"
                  "  { name = \"a\"; uri = \"redis://127.0.0.1:2\"; } );\n",
-                 "the name \"a\" is used twice");
+                 ":3: databases: the name \"a\" is used twice");
     expect_error("listen = ( { address = \"127.0.0.1:1\"; },\n"
                  "  { address = \"127.0.0.1:1\"; } );\n",
-                 "\"127.0.0.1:1\" is used twice");
+                 ":2: listen: the address \"127.0.0.1:1\" is used twice");
 }
 END_TEST
 
