@@ -1055,16 +1055,39 @@ rd_resp_encode_errorf(rd_buf_t *b, const char *fmt, ...)
     free(big);
 }
 
+/* "<type><number>\r\n" without printf: headers are written for every
+ * argument forwarded, so this is on the hot path. */
+static void
+rd_resp_put_header(rd_buf_t *b, char type, int64_t v)
+{
+    char tmp[24];
+    char *end = tmp + sizeof(tmp);
+    char *p = end;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    *--p = '\n';
+    *--p = '\r';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        *--p = '-';
+    }
+    *--p = type;
+    rd_buf_append(b, p, (size_t)(end - p));
+}
+
 void
 rd_resp_encode_integer(rd_buf_t *b, int64_t v)
 {
-    rd_buf_appendf(b, ":%" PRId64 "\r\n", v);
+    rd_resp_put_header(b, ':', v);
 }
 
 void
 rd_resp_encode_bulk(rd_buf_t *b, const void *p, size_t len)
 {
-    rd_buf_appendf(b, "$%zu\r\n", len);
+    rd_resp_put_header(b, '$', (int64_t)len);
     rd_buf_append(b, p, len);
     rd_buf_append(b, "\r\n", 2);
 }
@@ -1078,13 +1101,13 @@ rd_resp_encode_null(rd_buf_t *b)
 void
 rd_resp_encode_array(rd_buf_t *b, int64_t n)
 {
-    rd_buf_appendf(b, "*%" PRId64 "\r\n", n);
+    rd_resp_put_header(b, '*', n);
 }
 
 void
 rd_resp_encode_command(rd_buf_t *b, size_t argc, const rd_str_t *argv)
 {
-    rd_buf_appendf(b, "*%zu\r\n", argc);
+    rd_resp_put_header(b, '*', (int64_t)argc);
     for (size_t i = 0; i < argc; i++) {
         rd_resp_encode_bulk(b, argv[i].data, argv[i].len);
     }
