@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@
 #endif
 
 static const char *rd_core_set_workers(rd_conf_t *cf,
+    const config_setting_t *s, const rd_directive_t *d, void *conf);
+static const char *rd_core_set_user(rd_conf_t *cf,
     const config_setting_t *s, const rd_directive_t *d, void *conf);
 static const char *rd_core_set_listen(rd_conf_t *cf,
     const config_setting_t *s, const rd_directive_t *d, void *conf);
@@ -54,6 +57,7 @@ static const rd_directive_t rd_core_directives[] = {
     { "worker_processes", RD_CONF_MAIN, rd_core_set_workers,
       M(worker_processes), NULL },
     { "pid_file", RD_CONF_MAIN, rd_conf_set_path, M(pid_file), NULL },
+    { "user", RD_CONF_MAIN, rd_core_set_user, M(user), NULL },
     { "worker_shutdown_timeout", RD_CONF_MAIN, rd_conf_set_msec,
       M(worker_shutdown_timeout), &rd_core_timeout_range },
     { "error_log.path", RD_CONF_MAIN, rd_conf_set_path, M(error_log), NULL },
@@ -191,6 +195,26 @@ rd_core_set_workers(rd_conf_t *cf, const config_setting_t *s,
         return NULL;
     }
     return "must be a number or \"auto\"";
+}
+
+/* The user (and its primary group) workers switch to; resolved now so
+ * that an unknown name is a configuration error, not a worker crash. */
+static const char *
+rd_core_set_user(rd_conf_t *cf, const config_setting_t *s,
+                 const rd_directive_t *d, void *conf)
+{
+    rd_core_conf_t *c = conf;
+    const char *err = rd_conf_set_str(cf, s, d, conf);
+    if (err) {
+        return err;
+    }
+    struct passwd *pw = getpwnam(c->user);
+    if (pw == NULL) {
+        return "no such user";
+    }
+    c->uid = pw->pw_uid;
+    c->gid = pw->pw_gid;
+    return NULL;
 }
 
 /* Read each element of a list of groups at the given level. The core's

@@ -68,6 +68,9 @@ struct rd_cycle_s {
 /* Core settings (the core module's main conf). */
 typedef struct {
     int64_t  worker_processes;          /* 0 = auto */
+    char    *user;                      /* workers run as this user */
+    uid_t    uid;
+    gid_t    gid;
     char    *pid_file;
     int64_t  worker_shutdown_timeout;
     char    *error_log;

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,29 @@ rd_worker_reap(rd_worker_t *w)
     }
 }
 
+/* Drop root after the master has read every key and bound every socket. */
+static int
+rd_worker_drop_privileges(rd_cycle_t *cycle)
+{
+    rd_core_conf_t *ccf = rd_core_conf(cycle);
+
+    if (ccf->user == NULL) {
+        return 0;
+    }
+    if (geteuid() != 0) {
+        rd_log_warn("\"user\" is ignored: the master does not run as root");
+        return 0;
+    }
+    if (setgid(ccf->gid) != 0 || initgroups(ccf->user, ccf->gid) != 0
+        || setuid(ccf->uid) != 0)
+    {
+        rd_log_error("cannot switch to user \"%s\": %s", ccf->user,
+                     strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int
 rd_worker_init(rd_worker_t *w, rd_cycle_t *cycle, int slot)
 {
@@ -186,6 +210,10 @@ rd_worker_init(rd_worker_t *w, rd_cycle_t *cycle, int slot)
             return -1;
         }
         wl->conn->read = rd_worker_accept_handler;
+    }
+
+    if (rd_worker_drop_privileges(cycle) != 0) {
+        return -1;
     }
 
     for (unsigned i = 0; i < rd_nmodules; i++) {

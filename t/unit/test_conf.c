@@ -255,6 +255,18 @@ START_TEST(test_uri_forms)
 }
 END_TEST
 
+START_TEST(test_user_must_exist)
+{
+    expect_error("user = \"no-such-user-here\";\n" GOOD_BASE,
+                 ":1: user: no such user");
+    char *err;
+    rd_cycle_t *c = load("user = \"root\";\n" GOOD_BASE, &err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(rd_core_conf(c)->uid, 0);
+    rd_cycle_destroy(c);
+}
+END_TEST
+
 START_TEST(test_syntax_error_has_line)
 {
     expect_error("worker_processes = 1\nlisten = (;\n", "redoubt.conf:2:");
@@ -320,6 +332,7 @@ conf_suite(void)
     tcase_add_test(tc, test_missing_required);
     tcase_add_test(tc, test_references_are_checked);
     tcase_add_test(tc, test_uri_forms);
+    tcase_add_test(tc, test_user_must_exist);
     tcase_add_test(tc, test_syntax_error_has_line);
     tcase_add_test(tc, test_include_reports_included_file);
     tcase_add_test(tc, test_missing_file);
