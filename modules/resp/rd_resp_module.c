@@ -21,7 +21,8 @@ typedef struct {
     int64_t          max_array;
     int64_t          max_inline;
     int64_t          max_depth;
-    rd_resp_limits_t limits;
+    rd_resp_limits_t limits;         /* for client requests */
+    rd_resp_limits_t reply_limits;   /* for replies from Redis */
 } rd_resp_conf_t;
 
 static const rd_conf_range_t rd_resp_bulk_range = { 1, 4LL << 30 };
@@ -74,6 +75,15 @@ rd_resp_init_main(rd_conf_t *cf, void *conf)
     c->limits.max_array = (uint64_t)c->max_array;
     c->limits.max_inline = (uint64_t)c->max_inline;
     c->limits.max_depth = (unsigned)c->max_depth;
+
+    /* Replies are scanned as they stream through, never held whole, so
+     * their size costs no memory here: a value Redis stored is readable
+     * whatever the client-side limits. Only nesting (a stack) and the
+     * length of a status line are bounded. */
+    c->reply_limits.max_bulk = (uint64_t)INT64_MAX - 2;
+    c->reply_limits.max_array = (uint64_t)INT64_MAX;
+    c->reply_limits.max_inline = c->limits.max_inline;
+    c->reply_limits.max_depth = c->limits.max_depth;
     return NULL;
 }
 
@@ -82,6 +92,13 @@ rd_resp_limits(rd_cycle_t *cycle)
 {
     rd_resp_conf_t *c = rd_main_conf(cycle, rd_resp_module);
     return &c->limits;
+}
+
+const rd_resp_limits_t *
+rd_resp_reply_limits(rd_cycle_t *cycle)
+{
+    rd_resp_conf_t *c = rd_main_conf(cycle, rd_resp_module);
+    return &c->reply_limits;
 }
 
 static void

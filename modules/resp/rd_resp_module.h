@@ -8,7 +8,10 @@
 
 extern rd_module_t rd_resp_module;
 
-/* The RESP limits of a cycle (limits.max_bulk_length, ...). */
+/* The limits for client requests (limits.max_bulk_length, ...). */
 const rd_resp_limits_t *rd_resp_limits(rd_cycle_t *cycle);
+/* The limits for replies from Redis: only nesting depth and status line
+ * length; bulk and array sizes are not limited because replies stream. */
+const rd_resp_limits_t *rd_resp_reply_limits(rd_cycle_t *cycle);
 
 #endif

@@ -419,7 +419,7 @@ rd_upstream_read_handler(rd_conn_t *c)
     }
     rd_buf_produce(&up->in, (size_t)n);
 
-    const rd_resp_limits_t *lim = rd_resp_limits(s->cycle);
+    const rd_resp_limits_t *lim = rd_resp_reply_limits(s->cycle);
 
     while (rd_buf_used(&up->in) > 0) {
         if (up->count == 0) {
