@@ -48,7 +48,25 @@ void *rd_realloc(void *p, size_t n);
 char *rd_strdup(const char *s);
 char *rd_strndup(const char *s, size_t n);
 
-/* Case-insensitive comparison of a counted string with a C string. */
-bool rd_str_eq_ci(rd_str_t s, const char *lit);
+/* Case-insensitive comparison of a counted string with a C string
+ * (inline so that the length of a literal is known at compile time). */
+static inline bool
+rd_str_eq_ci(rd_str_t s, const char *lit)
+{
+    size_t n = __builtin_strlen(lit);
+    if (s.len != n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s.data[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = (unsigned char)(c + ('a' - 'A'));
+        }
+        if (c != (unsigned char)lit[i]) {
+            return false;
+        }
+    }
+    return true;
+}
 
 #endif

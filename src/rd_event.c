@@ -22,7 +22,8 @@ rd_loop_init(rd_loop_t *l)
         return -1;
     }
     rd_timers_init(&l->timers);
-    l->now = rd_msec_now();
+    l->now_usec = rd_usec_now();
+    l->now = l->now_usec / 1000;
     return 0;
 }
 
@@ -190,7 +191,8 @@ rd_loop_once(rd_loop_t *l)
 
     int n = epoll_wait(l->epfd, evs, RD_EVENTS_PER_WAIT, timeout);
     int err = errno;
-    l->now = rd_msec_now();
+    l->now_usec = rd_usec_now();
+    l->now = l->now_usec / 1000;
 
     if (n < 0 && err != EINTR) {
         rd_log_error("epoll_wait failed: %s", strerror(err));

@@ -49,6 +49,7 @@ struct rd_loop_s {
     int           epfd;
     int           stop;
     rd_msec_t     now;             /* cached at each wake-up */
+    int64_t       now_usec;        /* the same, in microseconds */
     rd_timers_t   timers;
     rd_conn_t    *posted;
     rd_conn_t    *flush;

@@ -211,28 +211,69 @@ rd_session_cleanup_add(rd_session_t *s, rd_session_cleanup_pt fn, void *data)
     s->cleanups = c;
 }
 
+/*
+ * Request objects are recycled per worker, with their command buffer, so
+ * that a pipeline of small commands does not cost two allocations each.
+ */
+#define RD_REQUEST_CACHE      1024
+#define RD_REQUEST_KEEP_RAW   4096
+
 static void
 rd_request_free(rd_request_t *r)
 {
-    rd_buf_free(&r->raw);
+    rd_worker_t *w = r->session->worker;
+
     rd_buf_free(&r->reply);
     if (r->argv != r->argv_small) {
         free(r->argv);
     }
+    if (w->nfree_requests < RD_REQUEST_CACHE
+        && r->raw.cap <= RD_REQUEST_KEEP_RAW)
+    {
+        r->next = w->free_requests;
+        w->free_requests = r;
+        w->nfree_requests++;
+        return;
+    }
+    rd_buf_free(&r->raw);
     free(r);
 }
 
 static rd_request_t *
 rd_request_new(rd_session_t *s)
 {
-    rd_request_t *r = rd_calloc(1, sizeof(rd_request_t)
-                                   + rd_nmodules * sizeof(void *));
+    rd_worker_t *w = s->worker;
+    rd_request_t *r = w->free_requests;
+    rd_buf_t raw = { 0 };
+
+    if (r) {
+        w->free_requests = r->next;
+        w->nfree_requests--;
+        raw = r->raw;
+        rd_buf_reset(&raw);
+        memset(r, 0, sizeof(rd_request_t) + rd_nmodules * sizeof(void *));
+    } else {
+        r = rd_calloc(1, sizeof(rd_request_t) + rd_nmodules * sizeof(void *));
+    }
+    r->raw = raw;
     r->session = s;
     r->ctx = (void **)(r + 1);
     r->phase = RD_PHASE_DECODE;
-    r->start_usec = rd_usec_now();
+    r->start_usec = w->loop.now_usec;
     r->argv = r->argv_small;
     return r;
+}
+
+void
+rd_worker_free_requests(rd_worker_t *w)
+{
+    while (w->free_requests) {
+        rd_request_t *r = w->free_requests;
+        w->free_requests = r->next;
+        rd_buf_free(&r->raw);
+        free(r);
+    }
+    w->nfree_requests = 0;
 }
 
 void
@@ -514,7 +555,8 @@ rd_request_set_command(rd_request_t *r, size_t argc, const rd_str_t *argv)
     const char *p = rd_buf_rpos(&r->raw);
     p = (const char *)memchr(p, '\n', rd_buf_used(&r->raw)) + 1;
     for (size_t i = 0; i < argc; i++) {
-        p = strchr(p, '\n') + 1;
+        while (*p++ != '\n') {
+        }
         r->argv[i].data = p;
         r->argv[i].len = argv[i].len;
         p += argv[i].len + 2;

@@ -103,6 +103,8 @@ struct rd_session_s {
 /* Create a session for an accepted descriptor and start its phases. */
 rd_session_t *rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
                                 const struct sockaddr *peer);
+/* Release the worker's cache of request objects (at worker exit). */
+void rd_worker_free_requests(rd_worker_t *w);
 /* Free a closed session (the worker does this after the loop iteration). */
 void rd_session_free(rd_session_t *s);
 /* Continue the session phases after a handler returned RD_AGAIN. */

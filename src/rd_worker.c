@@ -251,6 +251,7 @@ rd_worker_main(rd_cycle_t *cycle, int slot)
         rd_session_close(w.sessions, "worker stopping");
     }
     rd_worker_reap(&w);
+    rd_worker_free_requests(&w);
     rd_worker_stop_accepting(&w);
 
     for (unsigned i = rd_nmodules; i-- > 0;) {

@@ -19,6 +19,8 @@ struct rd_worker_s {
     size_t          nsessions;
     rd_session_t   *dead;            /* closed, freed after the iteration */
     uint64_t        next_sid;
+    rd_request_t   *free_requests;   /* recycled request objects */
+    size_t          nfree_requests;
 
     unsigned        stopping:1;      /* graceful: no new sessions */
     unsigned        exiting:1;
