@@ -1,0 +1,270 @@
+#!/bin/bash
+# quickstart.sh - the two commands of redoubt's README quick start.
+#
+#   contrib/quickstart.sh demo   install what is missing, build in
+#                                build/demo, start a redis-server and
+#                                redoubt in front of it (Ctrl-C stops both)
+#   contrib/quickstart.sh test   install what is missing, build and run the
+#                                whole test suite in build/check, then again
+#                                with ASan+UBSan in build/sanitizers
+#
+# Meant for a fresh Debian (or Ubuntu) machine and a fresh clone; run it
+# from anywhere. Packages are installed with apt-get (through sudo when not
+# root); what is already installed is left alone. The source tree is never
+# configured in place: builds are VPATH builds under build/.
+set -u
+set -o pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PACKAGES=(build-essential autoconf automake libtool pkg-config libssl-dev
+          libpcre2-dev libconfig-dev check redis-server redis-tools python3)
+JOBS=${JOBS:-2}
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2
+}
+
+install_deps() {
+    local p missing=() sudo=()
+    command -v dpkg-query >/dev/null || die "this script needs a Debian-like system (dpkg, apt-get); install by hand: ${PACKAGES[*]}"
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say "all needed packages are installed"
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || die "not root and no sudo: install these packages first: ${missing[*]}"
+        sudo=(sudo)
+    fi
+    say "installing: ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+        die "apt-get update failed"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+        die "apt-get install failed"
+}
+
+bootstrap() {
+    cd "$ROOT" || die "cannot cd to $ROOT"
+    if [ -f "$ROOT/config.status" ]; then
+        die "$ROOT was configured in place; run 'make distclean' there first (builds go to build/)"
+    fi
+    say "autoreconf -fi"
+    autoreconf -fi || die "autoreconf failed"
+}
+
+# configure_build DIR ARGS...: a VPATH build in $ROOT/build/DIR.
+configure_build() {
+    local dir=$ROOT/build/$1; shift
+    mkdir -p "$dir" || die "cannot create $dir"
+    cd "$dir" || die "cannot cd to $dir"
+    say "configure $* (in build/${dir##*/})"
+    if ! "$ROOT/configure" "$@" > configure.out 2>&1; then
+        tail -n 30 configure.out >&2
+        tail -n 40 config.log >&2 2>/dev/null
+        return 1
+    fi
+    tail -n 3 configure.out
+}
+
+# --- demo --------------------------------------------------------------
+
+port_free() {
+    if command -v python3 >/dev/null; then
+        python3 -c 'import socket, sys
+s = socket.socket()
+try: s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError: sys.exit(1)' "$1"
+    else
+        ! { exec 9<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null
+    fi
+}
+
+# pick_port PREFERRED [AVOID]: PREFERRED if it is free, else a free one.
+pick_port() {
+    local p i
+    port_free "$1" && { echo "$1"; return 0; }
+    for ((i = 0; i < 200; i++)); do
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
+        [ "$p" = "${2:-}" ] && continue
+        port_free "$p" && { echo "$p"; return 0; }
+    done
+    die "no free port"
+}
+
+wait_port() {
+    local i
+    for ((i = 0; i < 200; i++)); do
+        { exec 9<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null && { exec 9>&-; return 0; }
+        sleep 0.05
+    done
+    return 1
+}
+
+demo() {
+    install_deps
+    bootstrap
+    configure_build demo || die "configure failed"
+    say "make -j$JOBS"
+    make -j"$JOBS" || die "build failed"
+
+    local dir rport port rpid rdpid
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/redoubt-demo.XXXXXX") || die "mktemp failed"
+    rport=$(pick_port 6379)
+    port=$(pick_port 6380 "$rport")
+    DEMO_PIDS=()
+    # shellcheck disable=SC2317 # called from the trap
+    stop_all() {
+        local p
+        trap - EXIT INT TERM
+        for p in "${DEMO_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+        for p in "${DEMO_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+        rm -rf "$dir"
+        echo
+        echo "demo stopped"
+    }
+    trap stop_all EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+
+    say "redis-server on 127.0.0.1:$rport (data in $dir)"
+    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize no --dir "$dir" --logfile "$dir/redis.log" &
+    rpid=$!
+    DEMO_PIDS+=("$rpid")
+    wait_port "$rport" || { cat "$dir/redis.log" >&2; die "redis-server did not start"; }
+
+    cat > "$dir/redoubt.conf" <<EOF
+# redoubt demo configuration (see conf/redoubt.conf for every setting)
+worker_processes = 2;
+pid_file = "$dir/redoubt.pid";
+worker_shutdown_timeout = "5s";
+error_log = { path = "stderr"; level = "info"; };
+listen = ( { address = "127.0.0.1:$port"; database = "demo"; } );
+databases = ( { name = "demo"; uri = "redis://127.0.0.1:$rport"; } );
+EOF
+    "$ROOT/build/demo/redoubt" -t -c "$dir/redoubt.conf" || die "the demo configuration does not pass redoubt -t"
+
+    say "redoubt on 127.0.0.1:$port in front of it (config $dir/redoubt.conf)"
+    "$ROOT/build/demo/redoubt" -g -c "$dir/redoubt.conf" &
+    rdpid=$!
+    DEMO_PIDS=("$rdpid" "${DEMO_PIDS[@]}")
+    wait_port "$port" || die "redoubt did not start"
+    cat <<EOF
+
+  redoubt is running. In another terminal, connect with:
+
+      redis-cli -p $port
+
+  e.g.  redis-cli -p $port SET hello world
+        redis-cli -p $port GET hello
+        redis-cli -p $rport GET hello     # straight to Redis: the same value
+
+  Ctrl-C stops redoubt and Redis.
+
+EOF
+    wait "$rdpid"
+    local rc=$?
+    [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ] || echo "redoubt exited with status $rc" >&2
+}
+
+# --- test --------------------------------------------------------------
+
+# check_build NAME CONFIGURE-ARGS...: configure, make, make check in
+# build/NAME; prints the summaries; returns non-zero on any failure.
+declare -A SUMMARY=()
+TOTAL_PASS=0 TOTAL_FAIL=0 TOTAL_SKIP=0
+check_build() {
+    local name=$1; shift
+    local dir=$ROOT/build/$name rc=0
+    if ! configure_build "$name" "$@"; then
+        SUMMARY[$name]="configure failed"
+        TOTAL_FAIL=$((TOTAL_FAIL + 1))
+        return 1
+    fi
+    say "make -j$JOBS (build/$name)"
+    if ! make -j"$JOBS"; then
+        SUMMARY[$name]="build failed"
+        TOTAL_FAIL=$((TOTAL_FAIL + 1))
+        return 1
+    fi
+    say "make -j$JOBS check (build/$name)"
+    make -j"$JOBS" check || rc=1
+    report_build "$name" "$dir" || rc=1
+    return "$rc"
+}
+
+# report_build NAME DIR: Check's and automake's summaries, the logs of
+# failed tests, and the counts.
+report_build() {
+    local name=$1 dir=$2 f log n rc=0
+    say "results of build/$name"
+    for log in "$dir"/t/unit/*.log; do
+        [ -f "$log" ] || continue
+        n=$(grep -hE '^[0-9]+%: Checks: ' "$log")
+        printf '  %-28s %s\n' "${log#"$dir"/}:" "${n:-(no Check summary line)}"
+    done
+    if [ -f "$dir/test-suite.log" ]; then
+        echo "  automake test summary ($name):"
+        sed -n '1,/^# ERROR/p' "$dir/test-suite.log" | grep -E '^# [A-Z]+: ' | sed 's/^/    /'
+    else
+        echo "  no test-suite.log"
+        rc=1
+    fi
+    local pass=0 fail=0 skip=0 res
+    for f in "$dir"/t/unit/*.trs "$dir"/t/integration/*.trs; do
+        [ -f "$f" ] || continue
+        res=$(sed -n 's/^:test-result: //p' "$f" | head -n 1)
+        case $res in
+            PASS|XFAIL) pass=$((pass + 1)) ;;
+            SKIP) skip=$((skip + 1)) ;;
+            *)  fail=$((fail + 1)); rc=1
+                log=${f%.trs}.log
+                printf '\n---- %s: %s ----\n' "${log#"$dir"/}" "$res"
+                cat "$log" 2>/dev/null
+                printf -- '---- end of %s ----\n' "${log#"$dir"/}" ;;
+        esac
+    done
+    [ $((pass + fail + skip)) -gt 0 ] || { echo "  no test results found"; rc=1; }
+    SUMMARY[$name]="$pass passed, $fail failed, $skip skipped"
+    TOTAL_PASS=$((TOTAL_PASS + pass)); TOTAL_FAIL=$((TOTAL_FAIL + fail)); TOTAL_SKIP=$((TOTAL_SKIP + skip))
+    return "$rc"
+}
+
+run_tests() {
+    local status=0 name
+    install_deps
+    bootstrap
+    check_build check || status=1
+    check_build sanitizers --enable-sanitizers || status=1
+    say "summary"
+    for name in check sanitizers; do
+        printf '  build/%-11s %s\n' "$name:" "${SUMMARY[$name]:-not run}"
+    done
+    local log
+    for name in check sanitizers; do
+        for log in "$ROOT/build/$name"/t/unit/*.log; do
+            [ -f "$log" ] || continue
+            grep -hE '^[0-9]+%: Checks: ' "$log" | sed "s|^|  $name $(basename "$log" .log): |"
+        done
+    done
+    echo
+    if [ "$status" -ne 0 ]; then
+        echo "quickstart test: FAILED (see the logs above)"
+    else
+        echo "quickstart test: all passed"
+    fi
+    echo "total: $TOTAL_PASS passed, $TOTAL_FAIL failed, $TOTAL_SKIP skipped"
+    return "$status"
+}
+
+case ${1:-} in
+    demo) demo ;;
+    test) run_tests ;;
+    *) usage ;;
+esac

@@ -1,0 +1,485 @@
+# shellcheck shell=bash
+#
+# lib.sh - shared code for redoubt's integration tests.
+#
+# Sourced by every t/integration/t_*.sh. It gives each test a private
+# directory, free loopback ports, redis-server and redoubt processes that
+# are always stopped again (also on failure and on signals), and small
+# helpers to talk RESP from bash.
+#
+# Environment (set by "make check" through AM_TESTS_ENVIRONMENT):
+#   REDOUBT      the redoubt binary under test
+#   RD_SRCDIR    top of the source tree
+#   RD_BUILDDIR  top of the build tree (temp dirs go to $RD_BUILDDIR/t/tmp)
+# Run one test by hand from a build dir:
+#   REDOUBT=$PWD/redoubt RD_SRCDIR=/path/to/src RD_BUILDDIR=$PWD \
+#     bash /path/to/src/t/integration/t_basic.sh
+# RD_KEEP_TMP=1 keeps the temp dir of a passing test too.
+#
+# Exit status of a test: 0 pass, 77 skip, anything else fail.
+
+set -u
+set -o pipefail
+export LC_ALL=C
+
+RD_TEST=$(basename "$0" .sh)
+: "${RD_BUILDDIR:=$PWD}"
+: "${RD_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${REDOUBT:=$RD_BUILDDIR/redoubt}"
+RD_WORKERS=${RD_WORKERS:-2}
+
+RD_PIDS=()              # every process a test started (cleanup kills them)
+RD_MASTERS=()           # redoubt masters among them (their workers too)
+declare -A RD_REDIS_PID=() RD_REDIS_PORT=()
+RD_PASSED=0
+T=
+RD_PORTS_FILE=
+
+# --- reporting ---------------------------------------------------------
+
+note() { printf '# %s\n' "$*" >&2; }
+
+fail() {
+    printf 'FAIL: %s: %s\n' "$RD_TEST" "$*" >&2
+    exit 1
+}
+
+skip() {
+    printf 'SKIP: %s: %s\n' "$RD_TEST" "$*" >&2
+    exit 77
+}
+
+pass() {
+    RD_PASSED=1
+    printf 'PASS: %s\n' "$RD_TEST" >&2
+    exit 0
+}
+
+# assert_eq EXPECTED GOT WHAT
+assert_eq() {
+    [ "$1" == "$2" ] && return 0
+    fail "$3: expected '$(printf '%q' "$1")', got '$(printf '%q' "$2")'"
+}
+
+# assert_prefix PREFIX GOT WHAT
+assert_prefix() {
+    [[ $2 == "$1"* ]] && return 0
+    fail "$3: expected a reply starting with '$(printf '%q' "$1")', got '$(printf '%q' "$2")'"
+}
+
+# assert_contains NEEDLE HAYSTACK WHAT
+assert_contains() {
+    [[ $2 == *"$1"* ]] && return 0
+    fail "$3: expected '$(printf '%q' "$1")' in '$(printf '%q' "$2")'"
+}
+
+need() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"
+    done
+}
+
+# --- time and polling --------------------------------------------------
+
+now_ms() {
+    local t=${EPOCHREALTIME/./}
+    echo $((t / 1000))
+}
+
+# wait_for SECONDS COMMAND...: run COMMAND until it succeeds, at most
+# SECONDS. Returns 1 on timeout.
+wait_for() {
+    local secs=$1; shift
+    local deadline=$(( $(now_ms) + ${secs%.*} * 1000 ))
+    local delay=0.02
+    while :; do
+        "$@" && return 0
+        [ "$(now_ms)" -ge "$deadline" ] && return 1
+        sleep "$delay"
+        case $delay in 0.02) delay=0.05 ;; 0.05) delay=0.1 ;; esac
+    done
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+dead() { ! kill -0 "$1" 2>/dev/null; }
+
+# --- processes ---------------------------------------------------------
+
+# rd_children PID: pids of PID's live (non-zombie) children, one a line.
+rd_children() {
+    local want=$1 f line rest state ppid pid
+    for f in /proc/[0-9]*/stat; do
+        line=
+        { IFS= read -r line < "$f"; } 2>/dev/null || continue
+        rest=${line##*) }
+        read -r state ppid _ <<<"$rest"
+        [ "$ppid" = "$want" ] || continue
+        [ "$state" = Z ] && continue
+        pid=${f#/proc/}; pid=${pid%/stat}
+        echo "$pid"
+    done
+}
+
+# rd_workers [MASTER]: the redoubt master's workers, sorted.
+rd_workers() { rd_children "${1:-$RD_PID}" | sort -n; }
+
+rd_count_workers() { rd_workers "$@" | wc -l; }
+
+# rss_kb PID: resident set size in KiB.
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
+# stop_pid PID [SIGNAL]: signal a child of ours and reap it, escalating
+# to SIGKILL after 10 s. Sets RD_LAST_RC to its exit status.
+stop_pid() {
+    local pid=$1 sig=${2:-TERM} err
+    RD_LAST_RC=
+    # bash reports children killed by a signal ("Killed ...") on stderr
+    # whenever it reaps them; that is expected here, so keep it quiet.
+    exec {err}>&2 2>/dev/null
+    alive "$pid" && kill "-$sig" "$pid"
+    if ! wait_for 10 dead "$pid"; then
+        echo "# pid $pid did not stop on SIG$sig in 10 s; killing it" >&"$err"
+        kill -KILL "$pid"
+    fi
+    wait "$pid"
+    # shellcheck disable=SC2034 # read by the tests
+    RD_LAST_RC=$?
+    exec 2>&"$err" {err}>&-
+}
+
+# --- temp dir and ports ------------------------------------------------
+
+rd__setup_tmp() {
+    mkdir -p "$RD_BUILDDIR/t/tmp" || { echo "FAIL: $RD_TEST: cannot create $RD_BUILDDIR/t/tmp" >&2; exit 1; }
+    T=$(mktemp -d "$RD_BUILDDIR/t/tmp/$RD_TEST.XXXX") || { echo "FAIL: $RD_TEST: mktemp" >&2; exit 1; }
+    RD_PORTS_FILE=$T/ports
+    : > "$RD_PORTS_FILE"
+}
+
+# Ports are reserved across concurrently running tests (make -j) with an
+# atomic mkdir, then checked by binding them. They come from below the
+# kernel's ephemeral range so outgoing connections cannot take them.
+RD_PORTDIR=${TMPDIR:-/tmp}/redoubt-test-ports-$(id -u)
+
+port_bindable() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)' "$1" 2>/dev/null
+    else
+        # Nobody answers there: good enough without python3.
+        ! { exec 9<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null
+    fi
+}
+
+# free_port: print a free loopback port, reserved for this test.
+free_port() {
+    local i p
+    mkdir -p "$RD_PORTDIR" 2>/dev/null
+    for ((i = 0; i < 500; i++)); do
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
+        mkdir "$RD_PORTDIR/$p" 2>/dev/null || continue
+        if port_bindable "$p"; then
+            echo "$p" >> "$RD_PORTS_FILE"
+            echo "$p"
+            return 0
+        fi
+        rmdir "$RD_PORTDIR/$p" 2>/dev/null
+    done
+    return 1
+}
+
+# --- redis-server ------------------------------------------------------
+
+redis_ping() {
+    [ "$(redis-cli -h 127.0.0.1 -p "$1" PING 2>/dev/null)" = PONG ]
+}
+
+# redis_start NAME [PORT]: start a redis-server, wait until it answers
+# PING. Its port is in RD_REDIS_PORT[NAME] (a new free one unless given).
+redis_start() {
+    local name=$1 port=${2:-${RD_REDIS_PORT[$1]:-}} dir pid
+    if [ -z "$port" ]; then
+        port=$(free_port) || fail "no free port for redis $name"
+    fi
+    dir=$T/redis-$name
+    mkdir -p "$dir"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize no --dir "$dir" --logfile "$dir/redis.log" &
+    pid=$!
+    RD_PIDS+=("$pid")
+    RD_REDIS_PID[$name]=$pid
+    RD_REDIS_PORT[$name]=$port
+    local deadline=$(( $(now_ms) + 10000 ))
+    until redis_ping "$port"; do
+        alive "$pid" || { tail -n 20 "$dir/redis.log" >&2; fail "redis-server $name exited at start (port $port)"; }
+        [ "$(now_ms)" -ge "$deadline" ] && fail "redis-server $name does not answer PING on port $port"
+        sleep 0.02
+    done
+}
+
+# redis_stop NAME [SIGNAL]: stop it (TERM by default; KILL to crash it).
+redis_stop() {
+    local pid=${RD_REDIS_PID[$1]}
+    stop_pid "$pid" "${2:-TERM}"
+}
+
+# dcli NAME ARGS...: redis-cli straight to redis NAME.
+dcli() {
+    local name=$1; shift
+    redis-cli -h 127.0.0.1 -p "${RD_REDIS_PORT[$name]}" "$@"
+}
+
+# --- redoubt -----------------------------------------------------------
+
+# rd_conf DBPORT [EXTRA]: print a test configuration (listener on RD_PORT,
+# database "db" at 127.0.0.1:DBPORT); EXTRA is appended as is.
+rd_conf() {
+    cat <<EOF
+# redoubt test configuration for $RD_TEST
+worker_processes = $RD_WORKERS;
+pid_file = "$T/redoubt.pid";
+worker_shutdown_timeout = "${RD_SHUTDOWN_TIMEOUT:-10s}";
+error_log = { path = "$T/error.log"; level = "${RD_LOG_LEVEL:-debug}"; };
+listen = ( { address = "127.0.0.1:$RD_PORT"; database = "db"; } );
+databases = ( { name = "db"; uri = "redis://127.0.0.1:$1"; connect_timeout = "2s"; } );
+${2:-}
+EOF
+}
+
+rd_port_open() { { exec 9<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null && exec 9>&-; }
+
+# rd_start [CONF]: start "redoubt -g -c CONF" (default $T/redoubt.conf) in
+# the background and wait until its port accepts connections. RD_PID is
+# the master's pid.
+RD_START_N=0
+rd_start() {
+    local conf=${1:-$T/redoubt.conf}
+    RD_START_N=$((RD_START_N + 1))
+    RD_STDERR=$T/redoubt.$RD_START_N.stderr
+    "$REDOUBT" -g -c "$conf" > "$T/redoubt.$RD_START_N.stdout" 2> "$RD_STDERR" &
+    RD_PID=$!
+    RD_PIDS+=("$RD_PID")
+    RD_MASTERS+=("$RD_PID")
+    local deadline=$(( $(now_ms) + 15000 ))
+    until rd_port_open "$RD_PORT"; do
+        if dead "$RD_PID"; then
+            wait "$RD_PID"
+            fail "redoubt exited at start with status $? (config $conf)"
+        fi
+        [ "$(now_ms)" -ge "$deadline" ] && fail "redoubt does not accept connections on port $RD_PORT"
+        sleep 0.02
+    done
+    # The workers are forked after the listeners are bound; wait for them.
+    wait_for 10 rd_has_workers "$RD_WORKERS" || fail "redoubt did not start $RD_WORKERS workers (has: $(rd_workers | tr '\n' ' '))"
+}
+
+rd_has_workers() { [ "$(rd_count_workers "$RD_PID")" -eq "$1" ]; }
+
+# rd_stop [SIGNAL]: stop the current master (TERM by default) and wait.
+rd_stop() { stop_pid "$RD_PID" "${1:-TERM}"; }
+
+# rcli ARGS...: redis-cli through redoubt.
+rcli() { redis-cli -h 127.0.0.1 -p "$RD_PORT" "$@"; }
+
+# --- raw RESP sessions from bash ---------------------------------------
+#
+#   sess_open S            open a connection to redoubt, fd in $S
+#   sess_send "$S" ARGS... send one command as a RESP array
+#   sess_read "$S" [SECS]  read one reply into REPLY:
+#                          "+OK", "-ERR ...", ":1", "(nil)", a bulk's text,
+#                          or "*N" and the elements, one a line
+#                          returns 0, 1 on EOF (connection closed), 2 on
+#                          timeout
+#   sess_cmd "$S" ARGS...  send and read
+#   sess_close "$S"
+# Bulk replies are read as text (no NUL bytes).
+
+sess_open() {
+    local __port=${2:-$RD_PORT} __fd
+    { exec {__fd}<>"/dev/tcp/127.0.0.1/$__port"; } 2>/dev/null || return 1
+    printf -v "$1" '%s' "$__fd"
+}
+
+resp_encode() {
+    local a out="*$#"$'\r\n'
+    for a in "$@"; do
+        out+="\$${#a}"$'\r\n'"$a"$'\r\n'
+    done
+    printf '%s' "$out"
+}
+
+sess_send() {
+    local fd=$1; shift
+    resp_encode "$@" 2>/dev/null 1>&"$fd"
+}
+
+sess_send_raw() { printf '%s' "$2" 2>/dev/null 1>&"$1"; }
+
+sess_read() {
+    local fd=$1 t=${2:-10} line n i acc rc data
+    REPLY=
+    IFS= read -r -t "$t" -u "$fd" line
+    rc=$?
+    [ "$rc" -gt 128 ] && return 2
+    [ "$rc" -ne 0 ] && { REPLY=$line; return 1; }
+    line=${line%$'\r'}
+    case $line in
+        '$-1'|'*-1') REPLY='(nil)' ;;
+        '$'*)
+            n=${line#\$}
+            IFS= read -r -t "$t" -N $((n + 2)) -u "$fd" data
+            rc=$?
+            [ "$rc" -gt 128 ] && return 2
+            [ "$rc" -ne 0 ] && return 1
+            REPLY=${data%$'\r\n'}
+            ;;
+        '*'*)
+            n=${line#\*}
+            acc="*$n"
+            for ((i = 0; i < n; i++)); do
+                sess_read "$fd" "$t" || return
+                acc+=$'\n'"$REPLY"
+            done
+            REPLY=$acc
+            ;;
+        *) REPLY=$line ;;
+    esac
+    return 0
+}
+
+sess_cmd() {
+    local fd=$1
+    sess_send "$@" || return 1
+    sess_read "$fd"
+}
+
+# sess_expect S EXPECTED ARGS...: one command, its reply must be EXPECTED.
+sess_expect() {
+    local fd=$1 want=$2 rc; shift 2
+    sess_cmd "$fd" "$@"; rc=$?
+    case $rc in
+        1) fail "$* on session fd $fd: connection closed (expected '$want')" ;;
+        2) fail "$* on session fd $fd: no reply within 10 s (expected '$want')" ;;
+    esac
+    assert_eq "$want" "$REPLY" "reply to '$*'"
+}
+
+# sess_wait_closed S [SECS]: the peer closes the connection (EOF or reset)
+# within SECS, after any replies still in flight.
+sess_wait_closed() {
+    local fd=$1 t=${2:-5} rc deadline=$(( $(now_ms) + ${2:-5} * 1000 ))
+    while :; do
+        IFS= read -r -t "$t" -u "$fd" _ 2>/dev/null
+        rc=$?
+        [ "$rc" -gt 128 ] && return 1
+        [ "$rc" -ne 0 ] && return 0
+        [ "$(now_ms)" -ge "$deadline" ] && return 1
+    done
+}
+
+sess_close() { local fd=$1; exec {fd}>&-; }
+
+# raw_exchange PORT INFILE OUTFILE [SECS]: connect, write INFILE while
+# reading everything the server sends into OUTFILE until it closes the
+# connection. Returns 124 if it did not close within SECS (default 30).
+raw_exchange() {
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    timeout "${4:-30}" bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 3
+        cat "$1" >&3 2>/dev/null &
+        cat <&3 > "$2" 2>/dev/null
+        wait' "$1" "$2" "$3"
+}
+
+# raw_exchange_n PORT INFILE OUTFILE NBYTES [SECS]: like raw_exchange but
+# stop after NBYTES bytes of replies (the connection need not close).
+raw_exchange_n() {
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    timeout "${5:-30}" bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 3
+        cat "$1" >&3 2>/dev/null &
+        head -c "$3" <&3 > "$2"
+        kill $! 2>/dev/null
+        exit 0' "$1" "$2" "$3" "$4"
+}
+
+# --- cleanup -----------------------------------------------------------
+
+rd__show_logs() {
+    local f
+    for f in "$T"/*.log "$T"/*.log.* "$T"/redoubt.*.stderr "$T"/redoubt.*.stdout; do
+        [ -s "$f" ] || continue
+        printf '\n---- %s (last 150 lines) ----\n' "${f#"$T"/}" >&2
+        tail -n 150 "$f" >&2
+    done
+    for f in "$T"/redis-*/redis.log; do
+        [ -s "$f" ] || continue
+        printf '\n---- %s (last 20 lines) ----\n' "${f#"$T"/}" >&2
+        tail -n 20 "$f" >&2
+    done
+}
+
+rd__cleanup() {
+    local rc=$? pid m w workers=()
+    trap - EXIT INT TERM HUP
+    set +e
+    # Workers first learn who they are, then masters stop them.
+    for m in "${RD_MASTERS[@]}"; do
+        alive "$m" || continue
+        while read -r w; do [ -n "$w" ] && workers+=("$w"); done < <(rd_children "$m")
+    done
+    for m in "${RD_MASTERS[@]}"; do
+        alive "$m" && kill -TERM "$m" 2>/dev/null
+    done
+    for pid in "${RD_PIDS[@]}"; do
+        alive "$pid" && kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${RD_PIDS[@]}" "${workers[@]}"; do
+        if ! wait_for 10 dead "$pid"; then
+            echo "# pid $pid still running 10 s after SIGTERM; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null
+        fi
+        wait "$pid" 2>/dev/null
+    done
+    # Anything the sanitizers said fails the test.
+    if [ -n "$T" ] && grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+            "$T"/redoubt.*.stderr >/dev/null 2>&1; then
+        echo "FAIL: $RD_TEST: sanitizer report in redoubt's stderr" >&2
+        if [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]; then rc=1; fi
+    fi
+    if [ "$rc" -eq 0 ] && [ "$RD_PASSED" -ne 1 ]; then
+        echo "FAIL: $RD_TEST: test ended without reaching pass" >&2
+        rc=1
+    fi
+    if [ -n "$T" ] && [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+        rd__show_logs
+        echo "# files kept in $T" >&2
+    fi
+    if [ -n "$RD_PORTS_FILE" ] && [ -f "$RD_PORTS_FILE" ]; then
+        while read -r pid; do rmdir "$RD_PORTDIR/$pid" 2>/dev/null; done < "$RD_PORTS_FILE"
+    fi
+    if [ -n "$T" ] && [ "$rc" -eq 0 ] && [ -z "${RD_KEEP_TMP:-}" ]; then
+        rm -rf "$T"
+    fi
+    exit "$rc"
+}
+
+trap rd__cleanup EXIT
+trap 'echo "FAIL: $RD_TEST: interrupted" >&2; exit 130' INT
+trap 'echo "FAIL: $RD_TEST: terminated" >&2; exit 143' TERM
+trap 'echo "FAIL: $RD_TEST: hangup" >&2; exit 129' HUP
+
+# --- common start ------------------------------------------------------
+
+# rd_init: checks and the temp dir; every test calls it first.
+rd_init() {
+    need redis-server redis-cli timeout
+    [ -x "$REDOUBT" ] || fail "redoubt binary not found at $REDOUBT (is it built?)"
+    rd__setup_tmp
+    RD_PORT=$(free_port) || fail "no free port for redoubt"
+}
