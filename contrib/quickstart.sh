@@ -145,7 +145,7 @@ worker_processes = 2;
 pid_file = "$dir/redoubt.pid";
 worker_shutdown_timeout = "5s";
 error_log = { path = "stderr"; level = "info"; };
-listen = ( { address = "127.0.0.1:$port"; database = "demo"; } );
+listen = ( { address = "127.0.0.1:$port"; database = "demo"; tls = false; } );
 databases = ( { name = "demo"; uri = "redis://127.0.0.1:$rport"; } );
 EOF
     "$ROOT/build/demo/redoubt" -t -c "$dir/redoubt.conf" || die "the demo configuration does not pass redoubt -t"

@@ -372,7 +372,8 @@ rd_core_set_uri(rd_conf_t *cf, const config_setting_t *s,
         p = uri + 8;
         db->tls = 0;
     } else if (strncmp(uri, "rediss://", 9) == 0) {
-        return "rediss:// (TLS to Redis) is not supported yet; use redis://";
+        p = uri + 9;
+        db->tls = 1;
     } else {
         return "must start with redis:// or rediss://";
     }

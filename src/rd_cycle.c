@@ -88,7 +88,10 @@ rd_cycle_init_master(rd_cycle_t *cycle, char **err)
         if (rd_modules[i]->init_master
             && rd_modules[i]->init_master(cycle) != RD_OK)
         {
-            *err = rd_strdup(rd_modules[i]->name);
+            char buf[128];
+            snprintf(buf, sizeof(buf), "module \"%s\" could not start "
+                     "(the reason is logged above)", rd_modules[i]->name);
+            *err = rd_strdup(buf);
             return -1;
         }
     }

@@ -12,12 +12,16 @@
 
 extern rd_module_t rd_core_module;
 extern rd_module_t rd_resp_module;
+extern rd_module_t rd_tls_module;
 extern rd_module_t rd_standalone_module;
+extern rd_module_t rd_upstream_tls_module;
 
 rd_module_t *rd_modules[] = {
-    &rd_resp_module,          /* decode */
+    &rd_resp_module,          /* decode, HELLO 3 */
+    &rd_tls_module,           /* handshake, identify (certificate, SNI) */
     &rd_core_module,          /* authorize (default database), intercept QUIT */
     &rd_standalone_module,    /* route to a standalone Redis */
+    &rd_upstream_tls_module,  /* mutual TLS to Redis, minted certificates */
 };
 
 unsigned rd_nmodules = sizeof(rd_modules) / sizeof(rd_modules[0]);

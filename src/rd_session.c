@@ -82,7 +82,7 @@ rd_plain_pending(rd_session_t *s)
 }
 
 static const rd_session_io_t rd_plain_io = {
-    rd_plain_recv, rd_plain_send, rd_plain_pending
+    rd_plain_recv, rd_plain_send, rd_plain_pending, NULL
 };
 
 /* --- sessions --------------------------------------------------------- */
@@ -111,6 +111,7 @@ rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
     s->cycle = w->cycle;
     s->listener = l;
     s->io = &rd_plain_io;
+    s->db_user = "default";
     s->id = ++w->next_sid;
     s->start_usec = rd_usec_now();
     s->ctx = rd_calloc(rd_nmodules, sizeof(void *));
@@ -170,8 +171,18 @@ rd_session_activate(rd_session_t *s)
 }
 
 void
+rd_session_phase_done(rd_session_t *s)
+{
+    s->handler++;
+    rd_session_run_phases(s);
+}
+
+void
 rd_session_run_phases(rd_session_t *s)
 {
+    s->conn->read = rd_session_read_handler;
+    s->conn->write = rd_session_write_handler;
+
     while (s->phase < RD_SESSION_PHASES) {
         rd_phase_handler_pt *h = s->cycle->phases[s->phase];
         size_t n = s->cycle->nphases[s->phase];
@@ -294,6 +305,9 @@ rd_session_close(rd_session_t *s, const char *reason)
                 (unsigned long long)s->commands);
 
     s->state = RD_SESSION_CLOSING;
+    if (s->io->shutdown) {
+        s->io->shutdown(s);
+    }
     rd_conn_close(s->conn);
     rd_timer_del(&w->loop.timers, &s->idle_timer);
     rd_timer_del(&w->loop.timers, &s->expiry_timer);
@@ -416,6 +430,11 @@ rd_session_read_handler(rd_conn_t *c)
             rd_buf_produce(&s->in, (size_t)n);
             s->bytes_in += (uint64_t)n;
             rd_session_arm_idle(s);
+            /* Bytes the transport already decrypted are never reported
+             * by epoll: come back for them in this loop iteration. */
+            if (s->io->pending(s) > 0) {
+                rd_conn_post(c);
+            }
         } else if (n == 0) {
             s->eof = 1;
         } else if (n == RD_ERROR) {

@@ -32,6 +32,9 @@ typedef struct {
     ssize_t (*send)(rd_session_t *s, const char *buf, size_t n);
     /* Bytes already received and buffered by the transport (TLS). */
     size_t  (*pending)(rd_session_t *s);
+    /* Say goodbye before the socket is closed (TLS close_notify); may be
+     * NULL. Best effort: never blocks. */
+    void    (*shutdown)(rd_session_t *s);
 } rd_session_io_t;
 
 typedef enum {
@@ -64,6 +67,10 @@ struct rd_session_s {
     rd_cycle_t         *cycle;
     rd_listener_t      *listener;
     rd_database_t      *database;     /* chosen in the session phases */
+    struct rd_identity_s *identity;   /* from the client certificate, or
+                                         NULL on a plaintext listener */
+    const char         *db_user;      /* the database user; "default"
+                                         until a module says otherwise */
     rd_conn_t          *conn;
     const rd_session_io_t *io;
     rd_session_state_t  state;
@@ -107,8 +114,13 @@ rd_session_t *rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
 void rd_worker_free_requests(rd_worker_t *w);
 /* Free a closed session (the worker does this after the loop iteration). */
 void rd_session_free(rd_session_t *s);
-/* Continue the session phases after a handler returned RD_AGAIN. */
+/* Continue the session phases after a handler returned RD_AGAIN:
+ * rd_session_phase_done() when that handler has finished its work (the
+ * phases go on with the next handler), rd_session_run_phases() to call the
+ * same handler again. Either puts the core's I/O handlers back on the
+ * connection first. */
 void rd_session_run_phases(rd_session_t *s);
+void rd_session_phase_done(rd_session_t *s);
 /* Queue an error reply and close once it is written. */
 void rd_session_refuse(rd_session_t *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

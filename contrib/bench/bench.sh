@@ -114,7 +114,7 @@ worker_processes = $wp;
 pid_file = "$DIR/redoubt.pid";
 worker_shutdown_timeout = "5s";
 error_log = { path = "$DIR/error.log"; level = "warn"; };
-listen = ( { address = "127.0.0.1:$PORT"; database = "bench"; } );
+listen = ( { address = "127.0.0.1:$PORT"; database = "bench"; tls = false; } );
 databases = ( { name = "bench"; uri = "redis://127.0.0.1:$RPORT"; } );
 EOF
 "$BIN" -g -c "$DIR/redoubt.conf" 2> "$DIR/redoubt.stderr" &

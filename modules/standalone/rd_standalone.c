@@ -40,6 +40,7 @@
 #include "rd_net.h"
 #include "rd_resp_module.h"
 #include "rd_session.h"
+#include "rd_upstream_tls.h"
 #include "rd_worker.h"
 
 rd_module_t rd_standalone_module;
@@ -50,7 +51,9 @@ typedef struct {
     rd_session_t             *session;
     rd_database_t            *db;
     rd_conn_t                *conn;           /* NULL: not connected */
-    unsigned                  connected:1;
+    rd_upstream_tls_t        *tls;            /* rediss:// */
+    unsigned                  tcp_up:1;       /* TCP connect finished */
+    unsigned                  connected:1;    /* and TLS, if any: ready */
     rd_buf_t                  out;
     rd_buf_t                  in;
     rd_request_t            **pending;        /* ring, oldest at head */
@@ -103,10 +106,13 @@ rd_upstream_pop(rd_upstream_t *up)
 static void
 rd_upstream_disconnect(rd_upstream_t *up)
 {
+    rd_upstream_tls_close(up->tls);
+    up->tls = NULL;
     if (up->conn) {
         rd_conn_close(up->conn);
         up->conn = NULL;
     }
+    up->tcp_up = 0;
     up->connected = 0;
     rd_timer_del(&up->session->worker->loop.timers, &up->connect_timer);
     rd_buf_free(&up->in);
@@ -312,33 +318,90 @@ rd_upstream_connect(rd_upstream_t *up)
     return 0;
 }
 
+/* Plain or TLS I/O on the upstream connection: > 0 bytes, 0 closed (read
+ * only), RD_AGAIN, RD_ERROR (errno or a TLS error). */
+static ssize_t
+rd_upstream_io(rd_upstream_t *up, char *rbuf, const char *wbuf, size_t n)
+{
+    if (up->tls) {
+        return rbuf ? rd_upstream_tls_read(up->tls, rbuf, n)
+                    : rd_upstream_tls_write(up->tls, wbuf, n);
+    }
+    ssize_t r = rbuf ? read(up->conn->fd, rbuf, n)
+                     : write(up->conn->fd, wbuf, n);
+    if (r < 0) {
+        return (errno == EAGAIN || errno == EINTR) ? RD_AGAIN : RD_ERROR;
+    }
+    return r;
+}
+
+/* Finish connecting: TCP, then TLS for rediss://. Returns 1 when ready,
+ * 0 while waiting, -1 when it failed (pending requests were answered). */
+static int
+rd_upstream_establish(rd_upstream_t *up)
+{
+    rd_conn_t *c = up->conn;
+    char why[400], err[300];
+
+    if (!up->tcp_up) {
+        int e = rd_net_socket_error(c->fd);
+        if (e != 0) {
+            snprintf(why, sizeof(why), "upstream unavailable: %s",
+                     strerror(e));
+            rd_upstream_fail(up, why);
+            return -1;
+        }
+        up->tcp_up = 1;
+        if (up->db->tls) {
+            up->tls = rd_upstream_tls_open(up->session->worker, up->db,
+                                           up->session->db_user, c->fd,
+                                           err, sizeof(err));
+            if (up->tls == NULL) {
+                snprintf(why, sizeof(why), "upstream unavailable: %s", err);
+                rd_upstream_fail(up, why);
+                return -1;
+            }
+        }
+    }
+    if (up->tls) {
+        uint32_t events = 0;
+        int rc = rd_upstream_tls_handshake(up->tls, &events, err,
+                                           sizeof(err));
+        if (rc == RD_AGAIN) {
+            rd_conn_watch(c, events);
+            return 0;
+        }
+        if (rc != RD_OK) {
+            snprintf(why, sizeof(why), "upstream unavailable: %s", err);
+            rd_upstream_fail(up, why);
+            return -1;
+        }
+    }
+    up->connected = 1;
+    rd_timer_del(&up->session->worker->loop.timers, &up->connect_timer);
+    return 1;
+}
+
 static void
 rd_upstream_write_handler(rd_conn_t *c)
 {
     rd_upstream_t *up = c->data;
     char why[160];
 
-    if (!up->connected) {
-        int err = rd_net_socket_error(c->fd);
-        if (err != 0) {
-            snprintf(why, sizeof(why), "upstream unavailable: %s",
-                     strerror(err));
-            rd_upstream_fail(up, why);
-            return;
-        }
-        up->connected = 1;
-        rd_timer_del(&up->session->worker->loop.timers, &up->connect_timer);
+    if (!up->connected && rd_upstream_establish(up) <= 0) {
+        return;
     }
 
     while (rd_buf_used(&up->out) > 0) {
-        ssize_t n = write(c->fd, rd_buf_rpos(&up->out), rd_buf_used(&up->out));
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) {
-                rd_conn_watch(c, EPOLLIN | EPOLLOUT);
-                return;
-            }
+        ssize_t n = rd_upstream_io(up, NULL, rd_buf_rpos(&up->out),
+                                   rd_buf_used(&up->out));
+        if (n == RD_AGAIN) {
+            rd_conn_watch(c, EPOLLIN | EPOLLOUT);
+            return;
+        }
+        if (n <= 0) {
             snprintf(why, sizeof(why), "upstream connection lost: %s",
-                     strerror(errno));
+                     up->tls ? "TLS error" : strerror(errno));
             rd_upstream_fail(up, why);
             return;
         }
@@ -395,21 +458,25 @@ rd_upstream_read_handler(rd_conn_t *c)
 
     if (!up->connected) {
         /* A failed connect is reported as an error event before the
-         * socket is writable. */
+         * socket is writable; a TLS handshake reads too. */
+        if (rd_upstream_establish(up) <= 0) {
+            return;
+        }
         rd_upstream_write_handler(c);
-        if (c->closed || !up->connected) {
+        if (c->closed) {
             return;
         }
     }
 
     rd_buf_reserve(&up->in, RD_UPSTREAM_READ_CHUNK);
-    ssize_t n = read(c->fd, rd_buf_wpos(&up->in), rd_buf_room(&up->in));
+    ssize_t n = rd_upstream_io(up, rd_buf_wpos(&up->in), NULL,
+                               rd_buf_room(&up->in));
+    if (n == RD_AGAIN) {
+        return;
+    }
     if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR) {
-            return;
-        }
         snprintf(why, sizeof(why), "upstream connection lost: %s",
-                 strerror(errno));
+                 up->tls ? "TLS error" : strerror(errno));
         rd_upstream_fail(up, why);
         return;
     }
@@ -418,6 +485,9 @@ rd_upstream_read_handler(rd_conn_t *c)
         return;
     }
     rd_buf_produce(&up->in, (size_t)n);
+    if (up->tls && rd_upstream_tls_pending(up->tls) > 0) {
+        rd_conn_post(c);        /* decrypted bytes epoll will not report */
+    }
 
     const rd_resp_limits_t *lim = rd_resp_reply_limits(s->cycle);
 

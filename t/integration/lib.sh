@@ -245,7 +245,7 @@ worker_processes = $RD_WORKERS;
 pid_file = "$T/redoubt.pid";
 worker_shutdown_timeout = "${RD_SHUTDOWN_TIMEOUT:-10s}";
 error_log = { path = "$T/error.log"; level = "${RD_LOG_LEVEL:-debug}"; };
-listen = ( { address = "127.0.0.1:$RD_PORT"; database = "db"; } );
+listen = ( { address = "127.0.0.1:$RD_PORT"; database = "db"; tls = false; } );
 databases = ( { name = "db"; uri = "redis://127.0.0.1:$1"; connect_timeout = "2s"; } );
 ${2:-}
 EOF

@@ -267,6 +267,37 @@ START_TEST(test_user_must_exist)
 }
 END_TEST
 
+START_TEST(test_tls_directives)
+{
+    char *err;
+    rd_cycle_t *c = load(
+        "tls = { certificate = \"a.crt\"; certificate_key = \"a.key\";\n"
+        "        client_ca = \"ca.crt\"; min_protocol = \"TLSv1.3\"; };\n"
+        "upstream_tls = { ca_cert = \"c.crt\"; ca_key = \"c.key\";\n"
+        "                 cert_ttl = \"2h\"; };\n"
+        "listen = ( { address = \"127.0.0.1:1\"; tls = false; } );\n"
+        "databases = ( { name = \"d\"; uri = \"rediss://127.0.0.1:2\";\n"
+        "  tls = { mode = \"verify-ca\"; server_name = \"redis1\"; }; } );\n",
+        &err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->databases[0].tls, 1);
+    rd_cycle_destroy(c);
+
+    expect_error("tls = { certificate = \"a.crt\"; };\n" GOOD_BASE,
+                 "tls: certificate and certificate_key go together");
+    expect_error("tls = { min_protocol = \"SSLv3\"; };\n" GOOD_BASE,
+                 ":1: tls.min_protocol: must be one of \"TLSv1.2\"");
+    expect_error("upstream_tls = { cert_ttl = \"10ms\"; };\n" GOOD_BASE,
+                 ":1: upstream_tls.cert_ttl: must be between 1000 and");
+    expect_error("listen = ( { address = \"127.0.0.1:1\"; tls = 1; } );\n",
+                 ":1: tls: must be true or false");
+    expect_error("listen = ( { address = \"127.0.0.1:1\"; } );\n"
+                 "databases = ( { name = \"d\"; uri = \"redis://127.0.0.1:2\";"
+                 "\n tls = { mode = \"sloppy\"; }; } );\n",
+                 ":3: tls.mode: must be one of \"verify-full\"");
+}
+END_TEST
+
 START_TEST(test_syntax_error_has_line)
 {
     expect_error("worker_processes = 1\nlisten = (;\n", "redoubt.conf:2:");
@@ -333,6 +364,7 @@ conf_suite(void)
     tcase_add_test(tc, test_references_are_checked);
     tcase_add_test(tc, test_uri_forms);
     tcase_add_test(tc, test_user_must_exist);
+    tcase_add_test(tc, test_tls_directives);
     tcase_add_test(tc, test_syntax_error_has_line);
     tcase_add_test(tc, test_include_reports_included_file);
     tcase_add_test(tc, test_missing_file);

@@ -1,0 +1,551 @@
+/*
+ * rd_tls.c - the tls module: client-facing mutual TLS, and the identity
+ * and target database taken from the client's certificate.
+ *
+ * The SSL_CTX is built in the master for every new cycle (so a broken
+ * certificate fails "redoubt -t" and a reload, and never a worker) and
+ * inherited by the workers. Client certificates are required and must
+ * chain to tls.client_ca, the user CA; TLS 1.2 and 1.3 only.
+ *
+ * Phases:
+ *   handshake  a non-blocking SSL_accept driven by the session's events,
+ *              bounded by limits.handshake_timeout; the session's I/O is
+ *              switched to SSL_read/SSL_write;
+ *   identify   the verified certificate becomes s->identity; the session
+ *              is closed when the certificate expires; the target
+ *              database is the certificate's route, else the TLS server
+ *              name (SNI "db" or "db.<anything>"), else (in the core) the
+ *              listener's default.
+ *
+ * A listener with "tls = false" is plaintext: no client authentication
+ * and no identity. It exists for tests and says so loudly in the log.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "rd_cycle.h"
+#include "rd_identity.h"
+#include "rd_log.h"
+#include "rd_session.h"
+#include "rd_worker.h"
+
+rd_module_t rd_tls_module;
+
+typedef struct {
+    char    *certificate;
+    char    *certificate_key;
+    char    *client_ca;
+    char    *ciphers;
+    char    *ciphersuites;
+    int64_t  min_protocol;
+    SSL_CTX *ctx;
+} rd_tls_conf_t;
+
+typedef struct {
+    int64_t  enabled;
+} rd_tls_listen_conf_t;
+
+typedef struct {
+    SSL        *ssl;
+    rd_timer_t  timer;           /* handshake timeout */
+} rd_tls_session_t;
+
+static const rd_conf_enum_t rd_tls_protocols[] = {
+    { "TLSv1.2", TLS1_2_VERSION }, { "TLSv1.3", TLS1_3_VERSION },
+    { NULL, 0 }
+};
+
+#define C(field) offsetof(rd_tls_conf_t, field)
+
+static const rd_directive_t rd_tls_directives[] = {
+    { "tls.certificate", RD_CONF_MAIN, rd_conf_set_path, C(certificate),
+      NULL },
+    { "tls.certificate_key", RD_CONF_MAIN, rd_conf_set_path,
+      C(certificate_key), NULL },
+    { "tls.client_ca", RD_CONF_MAIN, rd_conf_set_path, C(client_ca), NULL },
+    { "tls.ciphers", RD_CONF_MAIN, rd_conf_set_str, C(ciphers), NULL },
+    { "tls.ciphersuites", RD_CONF_MAIN, rd_conf_set_str, C(ciphersuites),
+      NULL },
+    { "tls.min_protocol", RD_CONF_MAIN, rd_conf_set_enum, C(min_protocol),
+      rd_tls_protocols },
+    { "tls", RD_CONF_LISTEN, rd_conf_set_flag,
+      offsetof(rd_tls_listen_conf_t, enabled), NULL },
+    rd_null_directive
+};
+
+/* Forward secrecy and AEAD only, for TLS 1.2; TLS 1.3 suites are all
+ * modern and OpenSSL's default list is kept. */
+#define RD_TLS_DEFAULT_CIPHERS \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+/* --- configuration ------------------------------------------------------ */
+
+static void *
+rd_tls_create_main(rd_conf_t *cf)
+{
+    rd_tls_conf_t *c = rd_palloc(cf->pool, sizeof(*c));
+    c->min_protocol = RD_CONF_UNSET;
+    return c;
+}
+
+static const char *
+rd_tls_init_main(rd_conf_t *cf, void *conf)
+{
+    rd_tls_conf_t *c = conf;
+    if (c->min_protocol == RD_CONF_UNSET) {
+        c->min_protocol = TLS1_2_VERSION;
+    }
+    if (c->ciphers == NULL) {
+        c->ciphers = RD_TLS_DEFAULT_CIPHERS;
+    }
+    if ((c->certificate == NULL) != (c->certificate_key == NULL)) {
+        return "tls: certificate and certificate_key go together";
+    }
+    return NULL;
+}
+
+static void *
+rd_tls_create_listen(rd_conf_t *cf)
+{
+    rd_tls_listen_conf_t *c = rd_palloc(cf->pool, sizeof(*c));
+    c->enabled = RD_CONF_UNSET;
+    return c;
+}
+
+static const char *
+rd_tls_init_listen(rd_conf_t *cf, void *conf)
+{
+    rd_tls_listen_conf_t *c = conf;
+    if (c->enabled == RD_CONF_UNSET) {
+        c->enabled = 1;
+    }
+    return NULL;
+}
+
+static rd_tls_listen_conf_t *
+rd_tls_listen_conf(rd_listener_t *l)
+{
+    return l->ctx[rd_tls_module.index];
+}
+
+/* --- the SSL_CTX, built in the master ---------------------------------- */
+
+static void
+rd_tls_ssl_error(char *buf, size_t n, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char reason[256] = "unknown error";
+    if (e != 0) {
+        ERR_error_string_n(e, reason, sizeof(reason));
+    }
+    ERR_clear_error();
+    snprintf(buf, n, "%s: %s", what, reason);
+}
+
+static int
+rd_tls_servername_cb(SSL *ssl, int *alert, void *arg)
+{
+    /* Accepting the name makes OpenSSL keep it for SSL_get_servername();
+     * which database it names is decided in the identify phase. */
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void
+rd_tls_ctx_free(void *data)
+{
+    SSL_CTX_free(data);
+}
+
+static int
+rd_tls_init_master(rd_cycle_t *cycle)
+{
+    rd_tls_conf_t *c = rd_main_conf(cycle, rd_tls_module);
+    size_t ntls = 0;
+    char err[512];
+
+    for (size_t i = 0; i < cycle->nlisteners; i++) {
+        if (rd_tls_listen_conf(&cycle->listeners[i])->enabled) {
+            ntls++;
+        }
+    }
+    if (ntls == 0) {
+        return RD_OK;
+    }
+    if (c->certificate == NULL || c->client_ca == NULL) {
+        rd_log_error("tls: a TLS listener needs tls.certificate, "
+                     "tls.certificate_key and tls.client_ca (or tls = false "
+                     "on the listener, for tests only)");
+        return RD_ERROR;
+    }
+
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        rd_tls_ssl_error(err, sizeof(err), "tls: SSL_CTX_new");
+        goto fail;
+    }
+    rd_pool_cleanup_add(cycle->pool, rd_tls_ctx_free, ctx);
+
+    SSL_CTX_set_min_proto_version(ctx, (int)c->min_protocol);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION
+                             | SSL_OP_CIPHER_SERVER_PREFERENCE
+                             | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS
+                          | SSL_MODE_ENABLE_PARTIAL_WRITE
+                          | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+
+    if (SSL_CTX_set_cipher_list(ctx, c->ciphers) != 1) {
+        rd_tls_ssl_error(err, sizeof(err), "tls.ciphers");
+        goto fail;
+    }
+    if (c->ciphersuites && SSL_CTX_set_ciphersuites(ctx, c->ciphersuites)
+                           != 1)
+    {
+        rd_tls_ssl_error(err, sizeof(err), "tls.ciphersuites");
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1) {
+        rd_tls_ssl_error(err, sizeof(err), c->certificate);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, c->certificate_key,
+                                    SSL_FILETYPE_PEM) != 1)
+    {
+        rd_tls_ssl_error(err, sizeof(err), c->certificate_key);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        rd_tls_ssl_error(err, sizeof(err), "tls: certificate_key does not "
+                         "match certificate");
+        goto fail;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, c->client_ca, NULL) != 1) {
+        rd_tls_ssl_error(err, sizeof(err), c->client_ca);
+        goto fail;
+    }
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(c->client_ca);
+    if (names == NULL) {
+        rd_tls_ssl_error(err, sizeof(err), c->client_ca);
+        goto fail;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       NULL);
+    SSL_CTX_set_verify_depth(ctx, 4);
+    SSL_CTX_set_tlsext_servername_callback(ctx, rd_tls_servername_cb);
+
+    c->ctx = ctx;
+
+    for (size_t i = 0; i < cycle->nlisteners; i++) {
+        if (!rd_tls_listen_conf(&cycle->listeners[i])->enabled) {
+            rd_log_warn("listener %s is plaintext (tls = false): clients are "
+                        "not authenticated; use this only for tests",
+                        cycle->listeners[i].addr.text);
+        }
+    }
+    return RD_OK;
+
+fail:
+    rd_log_error("%s", err);
+    return RD_ERROR;
+}
+
+/* --- TLS I/O for a session ------------------------------------------------ */
+
+static SSL *
+rd_tls_ssl(rd_session_t *s)
+{
+    rd_tls_session_t *ts = rd_session_ctx(s, rd_tls_module);
+    return ts->ssl;
+}
+
+static ssize_t
+rd_tls_recv(rd_session_t *s, char *buf, size_t n)
+{
+    size_t got = 0;
+    SSL *ssl = rd_tls_ssl(s);
+
+    if (SSL_read_ex(ssl, buf, n, &got) == 1) {
+        return (ssize_t)got;
+    }
+    switch (SSL_get_error(ssl, 0)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return RD_AGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        ERR_clear_error();
+        return RD_ERROR;
+    }
+}
+
+static ssize_t
+rd_tls_send(rd_session_t *s, const char *buf, size_t n)
+{
+    size_t put = 0;
+    SSL *ssl = rd_tls_ssl(s);
+
+    if (SSL_write_ex(ssl, buf, n, &put) == 1) {
+        return (ssize_t)put;
+    }
+    switch (SSL_get_error(ssl, 0)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return RD_AGAIN;
+    default:
+        ERR_clear_error();
+        return RD_ERROR;
+    }
+}
+
+static size_t
+rd_tls_pending(rd_session_t *s)
+{
+    return (size_t)SSL_pending(rd_tls_ssl(s));
+}
+
+static void
+rd_tls_shutdown(rd_session_t *s)
+{
+    SSL *ssl = rd_tls_ssl(s);
+    if (SSL_is_init_finished(ssl)) {
+        SSL_shutdown(ssl);      /* sends close_notify; does not wait */
+    }
+    ERR_clear_error();
+}
+
+static const rd_session_io_t rd_tls_io = {
+    rd_tls_recv, rd_tls_send, rd_tls_pending, rd_tls_shutdown
+};
+
+/* --- handshake phase ----------------------------------------------------- */
+
+static void
+rd_tls_session_cleanup(rd_session_t *s, void *data)
+{
+    rd_tls_session_t *ts = data;
+    rd_timer_del(&s->worker->loop.timers, &ts->timer);
+    SSL_free(ts->ssl);
+    free(ts);
+    if (s->identity) {
+        rd_identity_free(s->identity);
+        free(s->identity);
+        s->identity = NULL;
+    }
+}
+
+static void
+rd_tls_handshake_timeout(rd_timer_t *t)
+{
+    rd_session_t *s = t->data;
+    rd_log_info("session %llu: client %s: TLS handshake timed out",
+                (unsigned long long)s->id, s->addr_text);
+    rd_session_close(s, "TLS handshake timed out");
+}
+
+static void
+rd_tls_handshake_handler(rd_conn_t *c)
+{
+    rd_session_t *s = c->data;
+    rd_tls_session_t *ts = rd_session_ctx(s, rd_tls_module);
+
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ts->ssl);
+    if (rc == 1) {
+        rd_timer_del(&s->worker->loop.timers, &ts->timer);
+        rd_log_debug("session %llu: client %s: %s %s",
+                     (unsigned long long)s->id, s->addr_text,
+                     SSL_get_version(ts->ssl),
+                     SSL_get_cipher_name(ts->ssl));
+        rd_session_phase_done(s);
+        return;
+    }
+
+    int e = SSL_get_error(ts->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        rd_conn_watch(c, EPOLLIN);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        rd_conn_watch(c, EPOLLOUT);
+        return;
+    }
+
+    /* Why the handshake failed, for the log: a certificate problem is in
+     * the verify result, anything else in OpenSSL's error queue. */
+    char why[300];
+    long vr = SSL_get_verify_result(ts->ssl);
+    if (vr != X509_V_OK) {
+        snprintf(why, sizeof(why), "client certificate refused: %s",
+                 X509_verify_cert_error_string(vr));
+    } else if (ERR_peek_error() != 0) {
+        rd_tls_ssl_error(why, sizeof(why), "TLS handshake failed");
+    } else {
+        snprintf(why, sizeof(why), "TLS handshake failed: %s",
+                 e == SSL_ERROR_SYSCALL ? "connection closed by client"
+                                        : "protocol error");
+    }
+    ERR_clear_error();
+    rd_log_notice("session %llu: client %s: %s", (unsigned long long)s->id,
+                  s->addr_text, why);
+    rd_session_close(s, "TLS handshake failed");
+}
+
+static int
+rd_tls_handshake(rd_session_t *s, rd_request_t *r)
+{
+    if (!rd_tls_listen_conf(s->listener)->enabled) {
+        return RD_DECLINED;
+    }
+    rd_tls_conf_t *c = rd_main_conf(s->cycle, rd_tls_module);
+    rd_tls_session_t *ts = rd_calloc(1, sizeof(*ts));
+
+    ts->ssl = SSL_new(c->ctx);
+    if (ts->ssl == NULL || SSL_set_fd(ts->ssl, s->conn->fd) != 1) {
+        char why[300];
+        rd_tls_ssl_error(why, sizeof(why), "SSL_new");
+        rd_log_error("session %llu: %s", (unsigned long long)s->id, why);
+        SSL_free(ts->ssl);
+        free(ts);
+        rd_session_close(s, "TLS setup failed");
+        return RD_AGAIN;
+    }
+    SSL_set_accept_state(ts->ssl);
+    rd_session_ctx(s, rd_tls_module) = ts;
+    rd_session_cleanup_add(s, rd_tls_session_cleanup, ts);
+    s->io = &rd_tls_io;
+
+    rd_core_conf_t *ccf = rd_core_conf(s->cycle);
+    if (ccf->handshake_timeout > 0) {
+        ts->timer.handler = rd_tls_handshake_timeout;
+        ts->timer.data = s;
+        rd_timer_add(&s->worker->loop.timers, &ts->timer,
+                     s->worker->loop.now, ccf->handshake_timeout);
+    }
+
+    s->conn->read = rd_tls_handshake_handler;
+    s->conn->write = rd_tls_handshake_handler;
+    rd_conn_watch(s->conn, EPOLLIN);
+    /* The ClientHello is usually there already. */
+    rd_conn_post(s->conn);
+    return RD_AGAIN;
+}
+
+/* --- identify phase ------------------------------------------------------- */
+
+static void
+rd_tls_expired(rd_timer_t *t)
+{
+    rd_session_t *s = t->data;
+    rd_log_info("session %llu: client %s: certificate expired, closing",
+                (unsigned long long)s->id, s->addr_text);
+    rd_session_close(s, "certificate expired");
+}
+
+/* SNI "db" or "db.<anything>" names database "db". */
+static rd_database_t *
+rd_tls_database_from_sni(rd_session_t *s, const char *sni)
+{
+    rd_database_t *db = rd_cycle_find_database(s->cycle, sni, strlen(sni));
+    if (db) {
+        return db;
+    }
+    const char *dot = strchr(sni, '.');
+    if (dot && dot > sni) {
+        return rd_cycle_find_database(s->cycle, sni, (size_t)(dot - sni));
+    }
+    return NULL;
+}
+
+static int
+rd_tls_identify(rd_session_t *s, rd_request_t *r)
+{
+    rd_tls_session_t *ts = rd_session_ctx(s, rd_tls_module);
+    if (ts == NULL) {
+        return RD_DECLINED;         /* plaintext listener */
+    }
+
+    X509 *cert = SSL_get0_peer_certificate(ts->ssl);
+    if (cert == NULL) {
+        rd_session_refuse(s, "ERR redoubt: a client certificate is required");
+        return RD_ERROR;
+    }
+
+    char err[256];
+    rd_identity_t *id = rd_calloc(1, sizeof(*id));
+    if (rd_identity_from_cert(cert, id, err, sizeof(err)) != 0) {
+        free(id);
+        rd_session_refuse(s, "ERR redoubt: the client certificate carries "
+                          "no usable identity: %s", err);
+        return RD_ERROR;
+    }
+    s->identity = id;
+    if (id->route_db_user) {
+        s->db_user = id->route_db_user;
+    }
+
+    char desc[512];
+    rd_identity_format(id, desc, sizeof(desc));
+    rd_log_info("session %llu: client %s: %s", (unsigned long long)s->id,
+                s->addr_text, desc);
+
+    /* The session ends with the certificate. The chain was verified at
+     * the handshake, so not_after is in the future here. */
+    time_t now = time(NULL);
+    int64_t left = ((int64_t)id->not_after - (int64_t)now) * 1000;
+    if (left < 0) {
+        left = 0;
+    }
+    s->expiry_timer.handler = rd_tls_expired;
+    s->expiry_timer.data = s;
+    rd_timer_add(&s->worker->loop.timers, &s->expiry_timer,
+                 s->worker->loop.now, left);
+
+    /* Target database: the certificate's route, else the server name. */
+    if (id->route_db) {
+        s->database = rd_cycle_find_database(s->cycle, id->route_db,
+                                             strlen(id->route_db));
+        if (s->database == NULL) {
+            rd_session_refuse(s, "ERR redoubt: the database \"%s\" named by "
+                              "the certificate is not served here",
+                              id->route_db);
+            return RD_ERROR;
+        }
+        return RD_OK;
+    }
+    const char *sni = SSL_get_servername(ts->ssl, TLSEXT_NAMETYPE_host_name);
+    if (sni && *sni) {
+        s->database = rd_tls_database_from_sni(s, sni);
+    }
+    return RD_OK;
+}
+
+static int
+rd_tls_postconfiguration(rd_cycle_t *cycle)
+{
+    rd_phase_add(cycle, RD_PHASE_HANDSHAKE, rd_tls_handshake);
+    return rd_phase_add(cycle, RD_PHASE_IDENTIFY, rd_tls_identify);
+}
+
+rd_module_t rd_tls_module = {
+    .name = "tls",
+    .directives = rd_tls_directives,
+    .create_conf = { rd_tls_create_main, rd_tls_create_listen, NULL },
+    .init_conf = { rd_tls_init_main, rd_tls_init_listen, NULL },
+    .postconfiguration = rd_tls_postconfiguration,
+    .init_master = rd_tls_init_master,
+};
