@@ -129,8 +129,19 @@ out=$("$REDOUBT" -t -c "$T/no-such-file.conf" 2>&1)
 rc=$?
 [ "$rc" -ne 0 ] || fail "-t on a missing file exited 0: $out"
 
-# The annotated sample must be accepted as shipped.
-out=$("$REDOUBT" -t -c "$RD_SRCDIR/conf/redoubt.conf" 2>&1)
+# The annotated sample must be accepted as shipped, next to the CAs and
+# the certificate it names (made here with redoubtctl); without them -t
+# must say which file is missing.
+mkdir -p "$T/sample"
+cp "$RD_SRCDIR/conf/redoubt.conf" "$T/sample/redoubt.conf"
+out=$("$REDOUBT" -t -c "$T/sample/redoubt.conf" 2>&1)
+rc=$?
+[ "$rc" -ne 0 ] || fail "-t on the sample without its certificates exited 0"
+assert_contains "redoubt.crt" "$out" "-t names the missing certificate"
+"$REDOUBTCTL" ca init "$T/sample" >/dev/null 2>&1 || fail "redoubtctl ca init"
+"$REDOUBTCTL" cert server --ca-dir "$T/sample" --ca user --host localhost \
+    --out "$T/sample/redoubt" >/dev/null 2>&1 || fail "redoubtctl cert server"
+out=$("$REDOUBT" -t -c "$T/sample/redoubt.conf" 2>&1)
 rc=$?
 [ "$rc" -eq 0 ] || fail "-t on conf/redoubt.conf exited $rc: $out"
 
