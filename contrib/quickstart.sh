@@ -2,8 +2,11 @@
 # quickstart.sh - the two commands of redoubt's README quick start.
 #
 #   contrib/quickstart.sh demo   install what is missing, build in
-#                                build/demo, start a redis-server and
-#                                redoubt in front of it (Ctrl-C stops both)
+#                                build/demo, make CAs and certificates with
+#                                redoubtctl, start a 6-node Redis Cluster
+#                                with TLS only and redoubt in front of it,
+#                                print the redis-cli line to connect with
+#                                (Ctrl-C stops everything)
 #   contrib/quickstart.sh test   install what is missing, build and run the
 #                                whole test suite in build/check, then again
 #                                with ASan+UBSan in build/sanitizers
@@ -17,7 +20,8 @@ set -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PACKAGES=(build-essential autoconf automake libtool pkg-config libssl-dev
-          libpcre2-dev libconfig-dev check redis-server redis-tools python3)
+          libpcre2-dev libconfig-dev check redis-server redis-tools python3
+          openssl)
 JOBS=${JOBS:-2}
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -85,22 +89,53 @@ except OSError: sys.exit(1)' "$1"
     fi
 }
 
-# pick_port PREFERRED [AVOID]: PREFERRED if it is free, else a free one.
+# pick_port PREFERRED [AVOID...]: PREFERRED if it is free, else a free one.
 pick_port() {
-    local p i
-    port_free "$1" && { echo "$1"; return 0; }
+    local p i want=$1
+    shift
+    port_free "$want" && { echo "$want"; return 0; }
     for ((i = 0; i < 200; i++)); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
-        [ "$p" = "${2:-}" ] && continue
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 10000 ))
+        [[ " $* " == *" $p "* ]] && continue
         port_free "$p" && { echo "$p"; return 0; }
     done
     die "no free port"
+}
+
+# cluster_ports: the first of six consecutive free ports whose cluster bus
+# ports (+10000) are free too; 7001 if 7001..7006 will do.
+cluster_ports() {
+    local base i ok try
+    for ((try = 0; try < 100; try++)); do
+        base=7001
+        [ "$try" -gt 0 ] && base=$(( 20000 + (RANDOM * 32768 + RANDOM) % 10000 ))
+        ok=1
+        for ((i = 0; i < 6; i++)); do
+            if ! port_free $((base + i)) || ! port_free $((base + i + 10000)); then
+                ok=0
+                break
+            fi
+        done
+        [ "$ok" -eq 1 ] && { echo "$base"; return 0; }
+    done
+    die "no six free ports (with their cluster bus ports) for the Redis Cluster"
 }
 
 wait_port() {
     local i
     for ((i = 0; i < 200; i++)); do
         { exec 9<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null && { exec 9>&-; return 0; }
+        sleep 0.05
+    done
+    return 1
+}
+
+# wait_log FILE TEXT PID: until FILE says TEXT (10 s), while PID lives.
+wait_log() {
+    local i
+    for ((i = 0; i < 200; i++)); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || return 1
         sleep 0.05
     done
     return 1
@@ -113,10 +148,9 @@ demo() {
     say "make -j$JOBS"
     make -j"$JOBS" || die "build failed"
 
-    local dir rport port rpid rdpid
+    local bin=$ROOT/build/demo dir base port i p pid pw replpw
+    local ctl=$bin/redoubtctl
     dir=$(mktemp -d "${TMPDIR:-/tmp}/redoubt-demo.XXXXXX") || die "mktemp failed"
-    rport=$(pick_port 6379)
-    port=$(pick_port 6380 "$rport")
     DEMO_PIDS=()
     # shellcheck disable=SC2317 # called from the trap
     stop_all() {
@@ -132,43 +166,173 @@ demo() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
-    say "redis-server on 127.0.0.1:$rport (data in $dir)"
-    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
-        --daemonize no --dir "$dir" --logfile "$dir/redis.log" &
-    rpid=$!
-    DEMO_PIDS+=("$rpid")
-    wait_port "$rport" || { cat "$dir/redis.log" >&2; die "redis-server did not start"; }
+    base=$(cluster_ports)
+    local ports=() nodes=()
+    for ((i = 0; i < 6; i++)); do
+        ports+=($((base + i)))
+        nodes+=("127.0.0.1:$((base + i))")
+    done
+    port=$(pick_port 6380 "${ports[@]}")
 
-    cat > "$dir/redoubt.conf" <<EOF
+    # --- certificates, all made by redoubtctl ---------------------------
+    say "CAs and certificates (redoubtctl, in $dir)"
+    "$ctl" ca init "$dir/ca" || die "redoubtctl ca init failed"
+    mkdir -p "$dir/certs"
+    for ((i = 1; i <= 6; i++)); do
+        "$ctl" cert server --ca-dir "$dir/ca" --host localhost,127.0.0.1 \
+            --out "$dir/certs/node-$i" >/dev/null || die "redoubtctl cert server failed"
+    done
+    # Redis trusts the db-client CA (redoubt's minted client certificates)
+    # and the db CA (the nodes' own certificates, which they present to each
+    # other on the cluster bus and for replication).
+    { "$ctl" ca export --type db --dir "$dir/ca" &&
+      "$ctl" ca export --type db-client --dir "$dir/ca"; } > "$dir/certs/pem-bundle.cas" ||
+        die "redoubtctl ca export failed"
+    "$ctl" cert server --ca-dir "$dir/ca" --host localhost,127.0.0.1 \
+        --out "$dir/certs/redoubt" >/dev/null || die "redoubtctl cert server failed"
+
+    # --- users.acl, as in the reference guide ----------------------------
+    pw=$(openssl rand -hex 16) || die "openssl rand failed"
+    replpw=$(openssl rand -hex 16) || die "openssl rand failed"
+    cat > "$dir/users.acl" <<ACL
+user alice on #$(printf '%s' "$pw" | sha256sum | cut -d' ' -f1) allcommands allkeys
+user replicator on #$(printf '%s' "$replpw" | sha256sum | cut -d' ' -f1) +psync +replconf +ping
+user default off
+ACL
+
+    # --- a 6-node Redis Cluster, TLS only --------------------------------
+    say "Redis Cluster: 6 nodes, TLS only, on 127.0.0.1:${ports[0]}-${ports[5]}"
+    for ((i = 1; i <= 6; i++)); do
+        p=${ports[$((i - 1))]}
+        mkdir -p "$dir/node-$i"
+        cat > "$dir/node-$i/redis.conf" <<CONF
+port 0
+tls-port $p
+bind 127.0.0.1
+dir $dir/node-$i
+logfile $dir/node-$i/redis.log
+daemonize no
+save ""
+appendonly no
+cluster-enabled yes
+cluster-config-file nodes.conf
+cluster-node-timeout 5000
+tls-cluster yes
+tls-replication yes
+tls-auth-clients yes
+tls-protocols "TLSv1.2 TLSv1.3"
+tls-cert-file $dir/certs/node-$i.crt
+tls-key-file $dir/certs/node-$i.key
+tls-ca-cert-file $dir/certs/pem-bundle.cas
+aclfile $dir/users.acl
+masteruser replicator
+masterauth $replpw
+CONF
+        redis-server "$dir/node-$i/redis.conf" &
+        pid=$!
+        DEMO_PIDS+=("$pid")
+        wait_log "$dir/node-$i/redis.log" 'Ready to accept connections' "$pid" ||
+            { tail -n 20 "$dir/node-$i/redis.log" >&2; die "Redis node $i did not start"; }
+    done
+
+    # redis-cli as alice, with node 1's certificate (signed by the db CA,
+    # which the nodes trust), as the reference guide does it.
+    local tls=(--tls --cert "$dir/certs/node-1.crt" --key "$dir/certs/node-1.key"
+               --cacert "$dir/ca/db-ca.crt")
+    ncli() { REDISCLI_AUTH=$pw redis-cli "${tls[@]}" --user alice --no-auth-warning "$@"; }
+    ncli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes ||
+        die "redis-cli --cluster create failed"
+    local ok=
+    for ((i = 0; i < 300; i++)); do
+        if ncli -p "${ports[0]}" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok' &&
+           [ "$(for p in "${ports[@]}"; do ncli -p "$p" INFO replication; done 2>/dev/null |
+                grep -c '^master_link_status:up')" -eq 3 ]; then
+            ok=1
+            break
+        fi
+        sleep 0.1
+    done
+    [ -n "$ok" ] || die "the cluster did not reach cluster_state:ok with 3 replicas in sync in 30 s"
+    ncli -p "${ports[0]}" CLUSTER NODES | awk '{ printf "    %s %s %s\n", $2, $3, $9 }' | sed 's/@[0-9]*//'
+
+    # --- alice's certificate and redoubt ---------------------------------
+    "$ctl" cert user --ca-dir "$dir/ca" --user alice --roles access \
+        --db-users alice --ttl 8h --out "$dir/alice" >/dev/null || die "redoubtctl cert user failed"
+
+    cat > "$dir/redoubt.conf" <<CONF
 # redoubt demo configuration (see conf/redoubt.conf for every setting)
 worker_processes = 2;
 pid_file = "$dir/redoubt.pid";
 worker_shutdown_timeout = "5s";
 error_log = { path = "stderr"; level = "info"; };
-listen = ( { address = "127.0.0.1:$port"; database = "demo"; tls = false; } );
-databases = ( { name = "demo"; uri = "redis://127.0.0.1:$rport"; } );
-EOF
-    "$ROOT/build/demo/redoubt" -t -c "$dir/redoubt.conf" || die "the demo configuration does not pass redoubt -t"
 
-    say "redoubt on 127.0.0.1:$port in front of it (config $dir/redoubt.conf)"
-    "$ROOT/build/demo/redoubt" -g -c "$dir/redoubt.conf" &
-    rdpid=$!
-    DEMO_PIDS=("$rdpid" "${DEMO_PIDS[@]}")
-    wait_port "$port" || die "redoubt did not start"
-    cat <<EOF
+# Clients: mutual TLS, user certificates from the user CA.
+tls = { certificate = "$dir/certs/redoubt.crt"; certificate_key = "$dir/certs/redoubt.key";
+        client_ca = "$dir/ca/user-ca.crt"; };
+# Redis: mutual TLS, client certificates minted from the db-client CA,
+# server certificates checked against the db CA.
+upstream_tls = { ca_cert = "$dir/ca/db-client-ca.crt"; ca_key = "$dir/ca/db-client-ca.key";
+                 server_ca = "$dir/ca/db-ca.crt"; cert_ttl = "1h"; };
 
-  redoubt is running. In another terminal, connect with:
+listen = ( { address = "127.0.0.1:$port"; database = "demo"; } );
+# Standalone mode on the first master until cluster routing lands.
+databases = ( { name = "demo"; uri = "rediss://${nodes[0]}";
+                labels = { env = "demo"; }; } );
 
-      redis-cli -p $port
+# Certificates with the role "access" reach databases labelled env=demo as
+# the database users the certificate lists (alice's: alice).
+roles = ( { name = "access";
+            allow = { db_labels = { env = "demo"; };
+                      db_users = [ "{{internal.db_users}}" ]; }; } );
+CONF
+    "$bin/redoubt" -t -c "$dir/redoubt.conf" || die "the demo configuration does not pass redoubt -t"
 
-  e.g.  redis-cli -p $port SET hello world
-        redis-cli -p $port GET hello
-        redis-cli -p $rport GET hello     # straight to Redis: the same value
+    say "redoubt on 127.0.0.1:$port in front of node ${nodes[0]} (config $dir/redoubt.conf)"
+    "$bin/redoubt" -g -c "$dir/redoubt.conf" &
+    pid=$!
+    DEMO_PIDS=("$pid" "${DEMO_PIDS[@]}")
 
-  Ctrl-C stops redoubt and Redis.
+    local cli=(redis-cli --tls --cert "$dir/alice.crt" --key "$dir/alice.key"
+               --cacert "$dir/ca/db-ca.crt" --sni demo -p "$port")
+    # Wait for redoubt with a first round trip as alice (a bare TCP probe
+    # would only make it log a failed TLS handshake).
+    local out=
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || die "redoubt exited at start"
+        out=$(REDISCLI_AUTH=$pw "${cli[@]}" --user alice --no-auth-warning SET hello world 2>&1)
+        [ "$out" = OK ] && break
+        sleep 0.1
+    done
+    if [ "$out" = OK ]; then
+        say "checked: SET hello world through redoubt, as alice"
+    else
+        wait_port "$port" || die "redoubt did not start"
+        echo "quickstart: warning: SET through redoubt as alice failed: $out" >&2
+    fi
 
-EOF
-    wait "$rdpid"
+    cat <<TXT
+
+  redoubt is running, in front of a 6-node Redis Cluster (TLS only).
+  Redis's users are in $dir/users.acl: "default" is off, so
+  authenticate as alice first. In another terminal:
+
+      ${cli[*]}
+
+      AUTH alice $pw
+      SET hello world
+      GET hello
+
+  alice's certificate ($dir/alice.crt) is valid for 8 hours:
+      $ctl cert show $dir/alice.crt
+
+  Until cluster routing lands, redoubt talks to the first master only
+  (${nodes[0]}, slots 0-5460): keys in other slots answer MOVED
+  ("CLUSTER KEYSLOT key" tells you where a key lives).
+
+  Ctrl-C stops redoubt and the cluster, and removes $dir.
+
+TXT
+    wait "$pid"
     local rc=$?
     [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ] || echo "redoubt exited with status $rc" >&2
 }

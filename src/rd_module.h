@@ -65,6 +65,10 @@ struct rd_module_s {
     /* In each worker after fork, and when it exits. */
     int  (*init_worker)(rd_worker_t *w);
     void (*exit_worker)(rd_worker_t *w);
+
+    /* Free what the module keeps in r->ctx[index] (called only when that
+     * slot is not NULL, whatever phase the request reached). */
+    void (*free_request_ctx)(void *ctx);
 };
 
 extern rd_module_t *rd_modules[];

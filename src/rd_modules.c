@@ -13,6 +13,7 @@
 extern rd_module_t rd_core_module;
 extern rd_module_t rd_resp_module;
 extern rd_module_t rd_tls_module;
+extern rd_module_t rd_rbac_module;
 extern rd_module_t rd_standalone_module;
 extern rd_module_t rd_upstream_tls_module;
 
@@ -20,6 +21,7 @@ rd_module_t *rd_modules[] = {
     &rd_resp_module,          /* decode, HELLO 3 */
     &rd_tls_module,           /* handshake, identify (certificate, SNI) */
     &rd_core_module,          /* authorize (default database), intercept QUIT */
+    &rd_rbac_module,          /* authorize roles; filter AUTH, commands, keys */
     &rd_standalone_module,    /* route to a standalone Redis */
     &rd_upstream_tls_module,  /* mutual TLS to Redis, minted certificates */
 };

@@ -91,12 +91,11 @@ static void
 rd_session_idle_handler(rd_timer_t *t)
 {
     rd_session_t *s = t->data;
-    rd_core_conf_t *ccf = rd_core_conf(s->cycle);
 
     /* A session waiting for Redis (BLPOP, a slow command) is not idle. */
     if (s->inflight > 0) {
         rd_timer_add(&s->worker->loop.timers, t, s->worker->loop.now,
-                     ccf->idle_timeout);
+                     s->idle_timeout);
         return;
     }
     rd_session_close(s, "idle timeout");
@@ -112,6 +111,7 @@ rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
     s->listener = l;
     s->io = &rd_plain_io;
     s->db_user = "default";
+    s->idle_timeout = rd_core_conf(w->cycle)->idle_timeout;
     s->id = ++w->next_sid;
     s->start_usec = rd_usec_now();
     s->ctx = rd_calloc(rd_nmodules, sizeof(void *));
@@ -149,10 +149,9 @@ rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
 static void
 rd_session_arm_idle(rd_session_t *s)
 {
-    rd_core_conf_t *ccf = rd_core_conf(s->cycle);
-    if (ccf->idle_timeout > 0) {
+    if (s->idle_timeout > 0) {
         rd_timer_add(&s->worker->loop.timers, &s->idle_timer,
-                     s->worker->loop.now, ccf->idle_timeout);
+                     s->worker->loop.now, s->idle_timeout);
     }
 }
 
@@ -233,6 +232,12 @@ static void
 rd_request_free(rd_request_t *r)
 {
     rd_worker_t *w = r->session->worker;
+
+    for (unsigned i = 0; i < rd_nmodules; i++) {
+        if (r->ctx[i] && rd_modules[i]->free_request_ctx) {
+            rd_modules[i]->free_request_ctx(r->ctx[i]);
+        }
+    }
 
     rd_buf_free(&r->reply);
     if (r->argv != r->argv_small) {
@@ -553,33 +558,43 @@ rd_request_set_command(rd_request_t *r, size_t argc, const rd_str_t *argv)
 {
     /* Size the encoding first: one allocation of the right size per
      * request ("*N\r\n", then "$len\r\n<bytes>\r\n" per argument; 20
-     * digits hold any length). */
+     * digits hold any length). The arguments may point into r->raw
+     * itself (a module rewriting a command), so encode into a new buffer
+     * and only then let the old one go. */
     size_t need = 1 + 20 + 2;
     for (size_t i = 0; i < argc; i++) {
         need += 1 + 20 + 2 + argv[i].len + 2;
     }
-    rd_buf_reset(&r->raw);
-    rd_buf_reserve(&r->raw, need);
-    rd_resp_encode_command(&r->raw, argc, argv);
-
-    if (r->argv != r->argv_small) {
-        free(r->argv);
+    rd_buf_t raw = { 0 };
+    if (rd_buf_used(&r->raw) == 0 && r->raw.cap >= need) {
+        rd_buf_swap(&raw, &r->raw);      /* a recycled, empty buffer */
     }
-    r->argv = argc <= rd_countof(r->argv_small)
-              ? r->argv_small : rd_alloc(argc * sizeof(rd_str_t));
-    r->argc = argc;
+    rd_buf_reserve(&raw, need);
+    rd_resp_encode_command(&raw, argc, argv);
+
+    rd_str_t *nv = argc <= rd_countof(r->argv_small)
+                   ? r->argv_small : rd_alloc(argc * sizeof(rd_str_t));
 
     /* Point the arguments into the encoding: skip "*N\r\n", then for each
      * argument "$len\r\n" before its bytes and "\r\n" after. */
-    const char *p = rd_buf_rpos(&r->raw);
-    p = (const char *)memchr(p, '\n', rd_buf_used(&r->raw)) + 1;
+    const char *p = rd_buf_rpos(&raw);
+    p = (const char *)memchr(p, '\n', rd_buf_used(&raw)) + 1;
     for (size_t i = 0; i < argc; i++) {
         while (*p++ != '\n') {
         }
-        r->argv[i].data = p;
-        r->argv[i].len = argv[i].len;
-        p += argv[i].len + 2;
+        size_t len = argv[i].len;
+        nv[i].data = p;
+        nv[i].len = len;
+        p += len + 2;
     }
+
+    if (r->argv != r->argv_small && r->argv != nv) {
+        free(r->argv);
+    }
+    r->argv = nv;
+    r->argc = argc;
+    rd_buf_free(&r->raw);
+    r->raw = raw;
 }
 
 static void

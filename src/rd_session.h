@@ -93,6 +93,7 @@ struct rd_session_s {
     unsigned            in_handler:1;
 
     rd_timer_t          idle_timer;
+    int64_t             idle_timeout; /* ms, 0 = none; modules may lower it */
     rd_timer_t          expiry_timer; /* for modules: session end time */
 
     int64_t             start_usec;

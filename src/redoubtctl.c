@@ -6,6 +6,12 @@
  *   redoubtctl cert server --host NAME[,NAME|IP...] --out PREFIX [...]
  *   redoubtctl cert user --user NAME --roles R1[,R2] --out PREFIX [...]
  *   redoubtctl cert show FILE
+ *   redoubtctl db ls --cert FILE -c CONFIG
+ *   redoubtctl access check --cert FILE -c CONFIG --db NAME [--db-user U]
+ *                           [--command CMD [ARG...]]
+ *
+ * "db ls" and "access check" load the server's configuration and ask the
+ * rbac module (rd_rbac.h), the code the server decides with.
  *
  * Every failure is one line on stderr ("redoubtctl: ...") and exit status
  * 1, usage errors included; success is 0. See redoubtctl(1).
@@ -35,7 +41,11 @@
 
 #include "rd_core.h"
 #include "rd_conf.h"
+#include "rd_cycle.h"
 #include "rd_identity.h"
+#include "rd_log.h"
+#include "rd_module.h"
+#include "rd_rbac.h"
 
 #define CTL_HELP            1           /* a command printed its usage */
 #define CTL_MAX_VALUES      256         /* per list option, as the reader */
@@ -57,12 +67,16 @@ static const char ctl_usage_text[] =
     "                  [--db-names N[,N...]|'*'] [--db NAME] [--db-user USER]\n"
     "                  [--ttl 8h]\n"
     "       redoubtctl cert show FILE\n"
+    "       redoubtctl db ls --cert FILE -c CONFIG\n"
+    "       redoubtctl access check --cert FILE -c CONFIG --db NAME\n"
+    "                  [--db-user USER] [--command CMD [ARG...]]\n"
     "       redoubtctl -h|--help\n"
     "       redoubtctl -v|--version\n"
     "\n"
     "The CA directory is --ca-dir (or --dir), else $REDOUBT_CA_DIR, else \".\".\n"
     "Durations: \"30m\", \"8h\", \"1d\". Exit status: 0 on success, 1 on any\n"
-    "error. See redoubtctl(1).\n";
+    "error; \"access check\" exits 1 also when access is denied. See\n"
+    "redoubtctl(1).\n";
 
 /* --- errors ------------------------------------------------------------ */
 
@@ -185,7 +199,12 @@ ctl_parse(const char *cmd, int argc, char **argv, const ctl_opt_t *opts,
             const char *eq = strchr(a, '=');
             size_t len = eq ? (size_t)(eq - a) : strlen(a);
             const ctl_opt_t *o = ctl_find_opt(opts, a, len);
-            if (o == NULL || a[1] != '-') {
+            /* Short options only where a command lists them ("-c"). */
+            if (o != NULL && a[1] != '-' && eq != NULL) {
+                return ctl_fail("%s: option %s takes its value as the next "
+                                "argument", cmd, o->name);
+            }
+            if (o == NULL) {
                 return ctl_fail("%s: unknown option '%.*s' (try 'redoubtctl "
                                 "--help')", cmd, (int)len, a);
             }
@@ -1362,6 +1381,395 @@ cmd_cert_show(const char *cmd, int argc, char **argv)
     return 0;
 }
 
+/* --- db ls, access check ----------------------------------------------- */
+
+#define CTL_MAX_ARGS        1024        /* --command CMD ARG... */
+
+/* A copy of s with control characters escaped (ctl_put_value's form). */
+static char *
+ctl_escaped(const char *s)
+{
+    size_t n = 1;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        n += (*p < 0x20 || *p == 0x7f || *p == '\\') ? 4 : 1;
+    }
+    char *out = rd_alloc(n), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\') {
+            o += snprintf(o, 5, "\\x%02x", *p);
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+typedef struct {
+    rd_cycle_t     *cycle;
+    rd_identity_t   id;
+    bool            have_id;
+} ctl_access_t;
+
+static void
+ctl_access_free(ctl_access_t *a)
+{
+    if (a->cycle != NULL) {
+        rd_cycle_destroy(a->cycle);
+        a->cycle = NULL;
+    }
+    if (a->have_id) {
+        rd_identity_free(&a->id);
+        a->have_id = false;
+    }
+}
+
+/* The identity in the certificate at cert, and the configuration at conf,
+ * read as the server reads them. The certificate's signature and validity
+ * are not checked: the question is what the roles say. */
+static int
+ctl_access_load(const char *cmd, const char *cert, const char *conf,
+                ctl_access_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (cert == NULL || *cert == '\0') {
+        return ctl_fail("%s: --cert FILE is required", cmd);
+    }
+    if (conf == NULL || *conf == '\0') {
+        return ctl_fail("%s: -c CONFIG is required", cmd);
+    }
+    X509 *x = ctl_read_cert("certificate", cert, true);
+    if (x == NULL) {
+        return -1;
+    }
+    char err[256];
+    int rc = rd_identity_from_cert(x, &a->id, err, sizeof(err));
+    X509_free(x);
+    if (rc != 0) {
+        return ctl_fail("%s: %s: %s", cmd, cert, err);
+    }
+    a->have_id = true;
+    /* The server's notes (a role the configuration lacks, ...) are
+     * worth seeing here; its debug and info chatter is not. */
+    rd_log_level = RD_LOG_WARN;
+    rd_modules_init();
+    char *cerr = NULL;
+    a->cycle = rd_cycle_load(conf, &cerr);
+    if (a->cycle == NULL) {
+        ctl_fail("%s: %s", cmd, cerr ? cerr : "cannot load the configuration");
+        free(cerr);
+        ctl_access_free(a);
+        return -1;
+    }
+    return 0;
+}
+
+static rd_database_t *
+ctl_find_db(rd_cycle_t *cycle, const char *name)
+{
+    for (size_t i = 0; i < cycle->ndatabases; i++) {
+        if (strcmp(cycle->databases[i].name, name) == 0) {
+            return &cycle->databases[i];
+        }
+    }
+    return NULL;
+}
+
+typedef struct {
+    char *cell[4];
+} ctl_row_t;
+
+static void
+ctl_put_row(const char *const *cell, const size_t *width, size_t ncols)
+{
+    for (size_t c = 0; c < ncols; c++) {
+        if (c + 1 < ncols) {
+            printf("%-*s ", (int)width[c], cell[c]);
+        } else {
+            printf("%s\n", cell[c]);
+        }
+    }
+}
+
+static int
+cmd_db_ls(const char *cmd, int argc, char **argv)
+{
+    const char *cert = NULL, *conf = NULL, *pos[1];
+    int npos;
+    const ctl_opt_t opts[] = {
+        { "--cert", &cert, NULL },
+        { "-c", &conf, NULL },
+        { "--config", &conf, NULL },
+        { NULL, NULL, NULL }
+    };
+    int rc = ctl_parse(cmd, argc, argv, opts, pos, 0, &npos);
+    if (rc != 0) {
+        return rc;
+    }
+    ctl_access_t a;
+    if (ctl_access_load(cmd, cert, conf, &a) != 0) {
+        return -1;
+    }
+    rd_cycle_t *cycle = a.cycle;
+    const rd_identity_t *id = &a.id;
+    enum { NCOLS = 4 };
+    const char *head[NCOLS] = { "NAME", "DESCRIPTION", "LABELS",
+                                "DB USERS" };
+    size_t width[NCOLS];
+    for (size_t c = 0; c < NCOLS; c++) {
+        width[c] = strlen(head[c]);
+    }
+    ctl_row_t *rows = rd_calloc(cycle->ndatabases + 1, sizeof(ctl_row_t));
+    size_t nrows = 0;
+    for (size_t i = 0; i < cycle->ndatabases; i++) {
+        rd_database_t *db = &cycle->databases[i];
+        /* A routed certificate reaches its database only, as the route's
+         * user if it names one (as the server decides). */
+        if (id->route_db != NULL && strcmp(id->route_db, db->name) != 0) {
+            continue;
+        }
+        rd_rbac_decision_t d;
+        rd_rbac_limits_t lim;
+        memset(&d, 0, sizeof(d));
+        memset(&lim, 0, sizeof(lim));
+        if (!rd_rbac_check_db(cycle, id, db, id->route_db_user, &d, &lim)) {
+            continue;
+        }
+        char labels[4096];
+        labels[0] = '\0';
+        rd_rbac_db_labels(db, labels, sizeof(labels));
+        const char *desc = rd_rbac_db_description(db);
+
+        size_t ulen = 1;
+        char **users = NULL;
+        size_t nusers = 0;
+        if (id->route_db_user != NULL) {
+            users = rd_calloc(1, sizeof(char *));
+            users[0] = rd_strdup(id->route_db_user);
+            nusers = 1;
+        } else {
+            nusers = rd_rbac_db_users(cycle, id, db, &users);
+        }
+        for (size_t u = 0; u < nusers; u++) {
+            ulen += strlen(users[u]) + 1;
+        }
+        char *ulist = rd_alloc(ulen);
+        ulist[0] = '\0';
+        for (size_t u = 0; u < nusers; u++) {
+            if (u > 0) {
+                strcat(ulist, ",");
+            }
+            strcat(ulist, users[u]);
+        }
+        rd_rbac_free_list(users, nusers);
+
+        ctl_row_t *r = &rows[nrows++];
+        r->cell[0] = ctl_escaped(db->name);
+        r->cell[1] = ctl_escaped(desc && *desc ? desc : "-");
+        r->cell[2] = ctl_escaped(*labels ? labels : "-");
+        r->cell[3] = ctl_escaped(*ulist ? ulist : "-");
+        free(ulist);
+        for (size_t c = 0; c < NCOLS; c++) {
+            size_t w = strlen(r->cell[c]);
+            width[c] = w > width[c] ? w : width[c];
+        }
+    }
+    ctl_put_row(head, width, NCOLS);
+    char *dashes[NCOLS];
+    const char *cells[NCOLS];
+    for (size_t c = 0; c < NCOLS; c++) {
+        dashes[c] = rd_alloc(width[c] + 1);
+        memset(dashes[c], '-', width[c]);
+        dashes[c][width[c]] = '\0';
+        cells[c] = dashes[c];
+    }
+    ctl_put_row(cells, width, NCOLS);
+    for (size_t c = 0; c < NCOLS; c++) {
+        free(dashes[c]);
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        for (size_t c = 0; c < NCOLS; c++) {
+            cells[c] = rows[i].cell[c];
+        }
+        ctl_put_row(cells, width, NCOLS);
+        for (size_t c = 0; c < NCOLS; c++) {
+            free(rows[i].cell[c]);
+        }
+    }
+    free(rows);
+    ctl_access_free(&a);
+    return 0;
+}
+
+/* "1h", "10m", "90s", "1500ms" */
+static void
+ctl_put_duration(int64_t ms)
+{
+    static const struct { int64_t ms; const char *unit; } units[] = {
+        { 86400000, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" },
+    };
+    for (size_t i = 0; i < rd_countof(units); i++) {
+        if (ms % units[i].ms == 0) {
+            printf("%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+            return;
+        }
+    }
+    printf("%lldms", (long long)ms);
+}
+
+/* The verdict, one field a line, the first line "allowed" or "denied". */
+static void
+ctl_put_decision(const rd_rbac_decision_t *d, const char *db,
+                 const char *user, size_t argc, const rd_str_t *argv,
+                 const char *decider, const rd_rbac_limits_t *lim)
+{
+    puts(d->allowed ? "allowed" : "denied");
+    printf("%-12s", "database:");
+    ctl_put_value(db);
+    printf("\n%-12s", "db user:");
+    if (user != NULL) {
+        ctl_put_value(user);
+    } else {
+        fputs("any the roles allow", stdout);
+    }
+    putchar('\n');
+    if (argc > 0) {
+        printf("%-12s", "command:");
+        for (size_t i = 0; i < argc; i++) {
+            fputs(i ? " " : "", stdout);
+            ctl_put_value(argv[i].data);
+        }
+        putchar('\n');
+    }
+    printf("%-12s", "decided by:");
+    if (decider != NULL) {
+        fputs(decider, stdout);
+    } else if (d->role != NULL) {
+        fputs("role \"", stdout);
+        ctl_put_value(d->role);
+        printf("\", %s rule", d->rule ? d->rule : "its");
+    } else {
+        fputs("no role allows", stdout);
+    }
+    printf("\n%-12s", "reason:");
+    ctl_put_value(d->reason[0] ? d->reason : "-");
+    putchar('\n');
+    if (lim != NULL && d->allowed) {
+        printf("%-12s", "limits:");
+        if (lim->max_session_ttl == 0 && lim->client_idle_timeout == 0) {
+            fputs("none", stdout);
+        }
+        if (lim->max_session_ttl != 0) {
+            fputs("max_session_ttl ", stdout);
+            ctl_put_duration(lim->max_session_ttl);
+        }
+        if (lim->client_idle_timeout != 0) {
+            fputs(lim->max_session_ttl ? ", " : "", stdout);
+            fputs("client_idle_timeout ", stdout);
+            ctl_put_duration(lim->client_idle_timeout);
+        }
+        putchar('\n');
+    }
+}
+
+/* Returns 0 (allowed), 1 (denied, printed) or -1 (error). */
+static int
+ctl_access_check(const char *cmd, ctl_access_t *a, const char *dbname,
+                 const char *db_user, size_t argc, const rd_str_t *argv)
+{
+    const rd_identity_t *id = &a->id;
+    rd_database_t *db = ctl_find_db(a->cycle, dbname);
+    if (db == NULL) {
+        return ctl_fail("%s: no database \"%s\" in %s", cmd, dbname,
+                        a->cycle->conf_file ? a->cycle->conf_file
+                                            : "the configuration");
+    }
+    rd_rbac_decision_t d;
+    rd_rbac_limits_t lim;
+    memset(&d, 0, sizeof(d));
+    memset(&lim, 0, sizeof(lim));
+
+    /* What the server does before it asks the roles: the route picks the
+     * database, and a route's user is the only one AUTH may select. */
+    if (id->route_db != NULL && strcmp(id->route_db, db->name) != 0) {
+        snprintf(d.reason, sizeof(d.reason), "this certificate is routed "
+                 "to the database \"%s\"", id->route_db);
+        ctl_put_decision(&d, db->name, db_user ? db_user : id->route_db_user,
+                         argc, argv, "the certificate's route", NULL);
+        return 1;
+    }
+    if (id->route_db_user != NULL && db_user != NULL
+        && strcmp(id->route_db_user, db_user) != 0) {
+        snprintf(d.reason, sizeof(d.reason), "this certificate allows only "
+                 "the database user \"%s\"", id->route_db_user);
+        ctl_put_decision(&d, db->name, db_user, argc, argv,
+                         "the certificate's route", NULL);
+        return 1;
+    }
+    /* The session: as the route's or the given user, else any user. */
+    const char *session_user = db_user ? db_user : id->route_db_user;
+    int ok = rd_rbac_check_db(a->cycle, id, db, session_user, &d, &lim);
+    if (!ok || argc == 0) {
+        ctl_put_decision(&d, db->name, session_user, argc, argv, NULL,
+                         argc == 0 ? &lim : NULL);
+        return ok ? 0 : 1;
+    }
+    /* A command: as the session's user, "default" before any AUTH. */
+    const char *user = session_user ? session_user : "default";
+    memset(&d, 0, sizeof(d));
+    ok = rd_rbac_check_command(a->cycle, id, db, user, argc, argv, &d);
+    ctl_put_decision(&d, db->name, user, argc, argv, NULL, NULL);
+    return ok ? 0 : 1;
+}
+
+static int
+cmd_access_check(const char *cmd, int argc, char **argv)
+{
+    const char *cert = NULL, *conf = NULL, *db = NULL, *db_user = NULL,
+               *command = NULL, *pos[CTL_MAX_ARGS];
+    int npos;
+    const ctl_opt_t opts[] = {
+        { "--cert", &cert, NULL },
+        { "-c", &conf, NULL },
+        { "--config", &conf, NULL },
+        { "--db", &db, NULL },
+        { "--db-user", &db_user, NULL },
+        { "--command", &command, NULL },
+        { NULL, NULL, NULL }
+    };
+    int rc = ctl_parse(cmd, argc, argv, opts, pos, CTL_MAX_ARGS - 1, &npos);
+    if (rc != 0) {
+        return rc;
+    }
+    if (npos > 0 && command == NULL) {
+        return ctl_fail("%s: unexpected argument '%s' (arguments follow "
+                        "--command CMD)", cmd, pos[0]);
+    }
+    if (db == NULL || *db == '\0') {
+        return ctl_fail("%s: --db NAME is required", cmd);
+    }
+    if ((db_user != NULL && *db_user == '\0')
+        || (command != NULL && *command == '\0')) {
+        return ctl_fail("%s: --db-user and --command must not be empty", cmd);
+    }
+    ctl_access_t a;
+    if (ctl_access_load(cmd, cert, conf, &a) != 0) {
+        return -1;
+    }
+    size_t n = command ? (size_t)npos + 1 : 0;
+    rd_str_t args[CTL_MAX_ARGS];
+    for (size_t i = 0; i < n; i++) {
+        const char *s = i == 0 ? command : pos[i - 1];
+        args[i].data = s;
+        args[i].len = strlen(s);
+    }
+    rc = ctl_access_check(cmd, &a, db, db_user, n, args);
+    ctl_access_free(&a);
+    /* Denied is exit status 1 like an error, with the verdict on stdout
+     * and nothing on stderr. */
+    return rc > 0 ? -1 : rc;
+}
+
 /* --- main -------------------------------------------------------------- */
 
 typedef struct {
@@ -1376,6 +1784,8 @@ static const ctl_cmd_t ctl_cmds[] = {
     { "cert", "server", cmd_cert_server },
     { "cert", "user",   cmd_cert_user },
     { "cert", "show",   cmd_cert_show },
+    { "db",   "ls",     cmd_db_ls },
+    { "access", "check", cmd_access_check },
 };
 
 static int

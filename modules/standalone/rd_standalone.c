@@ -401,7 +401,7 @@ rd_upstream_write_handler(rd_conn_t *c)
         }
         if (n <= 0) {
             snprintf(why, sizeof(why), "upstream connection lost: %s",
-                     up->tls ? "TLS error" : strerror(errno));
+                     up->tls ? rd_upstream_tls_error(up->tls) : strerror(errno));
             rd_upstream_fail(up, why);
             return;
         }
@@ -476,7 +476,7 @@ rd_upstream_read_handler(rd_conn_t *c)
     }
     if (n < 0) {
         snprintf(why, sizeof(why), "upstream connection lost: %s",
-                 up->tls ? "TLS error" : strerror(errno));
+                 up->tls ? rd_upstream_tls_error(up->tls) : strerror(errno));
         rd_upstream_fail(up, why);
         return;
     }

@@ -178,6 +178,10 @@ rd_tls_init_master(rd_cycle_t *cycle)
     for (size_t i = 0; i < cycle->nlisteners; i++) {
         if (rd_tls_listen_conf(&cycle->listeners[i])->enabled) {
             ntls++;
+        } else {
+            rd_log_warn("listener %s is plaintext (tls = false): clients are "
+                        "not authenticated; use this only for tests",
+                        cycle->listeners[i].addr.text);
         }
     }
     if (ntls == 0) {
@@ -248,14 +252,6 @@ rd_tls_init_master(rd_cycle_t *cycle)
     SSL_CTX_set_tlsext_servername_callback(ctx, rd_tls_servername_cb);
 
     c->ctx = ctx;
-
-    for (size_t i = 0; i < cycle->nlisteners; i++) {
-        if (!rd_tls_listen_conf(&cycle->listeners[i])->enabled) {
-            rd_log_warn("listener %s is plaintext (tls = false): clients are "
-                        "not authenticated; use this only for tests",
-                        cycle->listeners[i].addr.text);
-        }
-    }
     return RD_OK;
 
 fail:

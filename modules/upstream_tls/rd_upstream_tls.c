@@ -80,7 +80,8 @@ typedef struct rd_utls_minted_s {
 } rd_utls_minted_t;
 
 struct rd_upstream_tls_s {
-    SSL *ssl;
+    SSL  *ssl;
+    char  error[200];       /* why the last read or write failed */
 };
 
 static const rd_conf_enum_t rd_utls_modes[] = {
@@ -486,7 +487,7 @@ rd_upstream_tls_open(rd_worker_t *w, rd_database_t *db, const char *db_user,
     }
     SSL_set_connect_state(ssl);
 
-    rd_upstream_tls_t *t = rd_alloc(sizeof(*t));
+    rd_upstream_tls_t *t = rd_calloc(1, sizeof(*t));
     t->ssl = ssl;
     return t;
 }
@@ -522,6 +523,30 @@ rd_upstream_tls_handshake(rd_upstream_tls_t *t, uint32_t *events, char *err,
     return RD_ERROR;
 }
 
+/* Keep OpenSSL's reason for a failed read or write (a TLS 1.3 server
+ * refuses a client certificate after the handshake, in an alert). */
+static ssize_t
+rd_upstream_tls_failed(rd_upstream_tls_t *t, int e)
+{
+    unsigned long code = ERR_get_error();
+    if (code != 0) {
+        ERR_error_string_n(code, t->error, sizeof(t->error));
+    } else if (e == SSL_ERROR_SYSCALL) {
+        snprintf(t->error, sizeof(t->error), "%s",
+                 errno ? strerror(errno) : "connection closed");
+    } else {
+        snprintf(t->error, sizeof(t->error), "TLS error %d", e);
+    }
+    ERR_clear_error();
+    return RD_ERROR;
+}
+
+const char *
+rd_upstream_tls_error(rd_upstream_tls_t *t)
+{
+    return t->error[0] ? t->error : "TLS error";
+}
+
 ssize_t
 rd_upstream_tls_read(rd_upstream_tls_t *t, char *buf, size_t n)
 {
@@ -529,15 +554,15 @@ rd_upstream_tls_read(rd_upstream_tls_t *t, char *buf, size_t n)
     if (SSL_read_ex(t->ssl, buf, n, &got) == 1) {
         return (ssize_t)got;
     }
-    switch (SSL_get_error(t->ssl, 0)) {
+    int e = SSL_get_error(t->ssl, 0);
+    switch (e) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
         return RD_AGAIN;
     case SSL_ERROR_ZERO_RETURN:
         return 0;
     default:
-        ERR_clear_error();
-        return RD_ERROR;
+        return rd_upstream_tls_failed(t, e);
     }
 }
 
@@ -548,13 +573,13 @@ rd_upstream_tls_write(rd_upstream_tls_t *t, const char *buf, size_t n)
     if (SSL_write_ex(t->ssl, buf, n, &put) == 1) {
         return (ssize_t)put;
     }
-    switch (SSL_get_error(t->ssl, 0)) {
+    int e = SSL_get_error(t->ssl, 0);
+    switch (e) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
         return RD_AGAIN;
     default:
-        ERR_clear_error();
-        return RD_ERROR;
+        return rd_upstream_tls_failed(t, e);
     }
 }
 

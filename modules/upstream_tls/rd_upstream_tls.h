@@ -29,6 +29,8 @@ ssize_t rd_upstream_tls_read(rd_upstream_tls_t *t, char *buf, size_t n);
 ssize_t rd_upstream_tls_write(rd_upstream_tls_t *t, const char *buf,
     size_t n);
 size_t  rd_upstream_tls_pending(rd_upstream_tls_t *t);
+/* Why the last read or write returned RD_ERROR (OpenSSL's reason). */
+const char *rd_upstream_tls_error(rd_upstream_tls_t *t);
 void    rd_upstream_tls_close(rd_upstream_tls_t *t);
 
 #endif

@@ -408,6 +408,182 @@ raw_exchange_n() {
         exit 0' "$1" "$2" "$3" "$4"
 }
 
+# --- TLS -----------------------------------------------------------------
+#
+# Helpers for the TLS tests; they need openssl and, for certificates,
+# redoubtctl ($REDOUBTCTL).
+#
+#   redis_start_tls NAME CERT KEY CA [ARGS...]
+#                          a TLS-only redis-server (port 0, tls-port) that
+#                          requires client certificates chaining to CA
+#   tls_cli PORT PREFIX CACERT ARGS...
+#                          redis-cli over TLS to PORT with the client
+#                          certificate PREFIX.crt/PREFIX.key ("-": none)
+#   ossl_cert PREFIX CAPREFIX SUBJECT [EXTENSION...]
+#                          an ECDSA P-256 key and a certificate made with the
+#                          openssl CLI, signed by CAPREFIX.crt/CAPREFIX.key,
+#                          valid for a day; SUBJECT may use rdRole, rdDbUser,
+#                          rdDbName, rdRouteDb, rdRouteDbUser, e.g.
+#                          "/CN=alice/rdRole=access"; the extensions default
+#                          to a client certificate's
+#   cert_serial FILE       the serial number of a PEM certificate
+#   tls_served_serial PORT PREFIX CACERT [S_CLIENT-ARGS...]
+#                          the serial of the certificate a server presents
+#
+# Held-open TLS sessions (openssl s_client, fed from a fifo):
+#   tls_sess_open NAME PORT PREFIX CACERT [S_CLIENT-ARGS...]
+#   tls_sess_send NAME ARGS...   send one command as a RESP array
+#   tls_sess_echo NAME [SECS]    ECHO a fresh token; 0 when it came back
+#   tls_sess_closed NAME         the server closed the session
+#   tls_sess_output NAME         what the server sent so far
+#   tls_sess_close NAME          stop it
+
+: "${REDOUBTCTL:=$RD_BUILDDIR/redoubtctl}"
+
+# ctl ARGS...: run redoubtctl quietly; a failure fails the test.
+ctl() {
+    local out
+    out=$("$REDOUBTCTL" "$@" 2>&1) || fail "redoubtctl $*: $out"
+}
+
+need_tls() {
+    need openssl
+    [ -x "$REDOUBTCTL" ] || fail "redoubtctl not found at $REDOUBTCTL (is it built?)"
+}
+
+redis_start_tls() {
+    local name=$1 cert=$2 key=$3 ca=$4 port dir pid logsize
+    shift 4
+    port=${RD_REDIS_PORT[$name]:-}
+    if [ -z "$port" ]; then
+        port=$(free_port) || fail "no free port for redis $name"
+    fi
+    dir=$T/redis-$name
+    mkdir -p "$dir"
+    logsize=0
+    [ -f "$dir/redis.log" ] && logsize=$(wc -c < "$dir/redis.log")
+    redis-server --port 0 --tls-port "$port" --bind 127.0.0.1 --save '' \
+        --appendonly no --daemonize no --dir "$dir" --logfile "$dir/redis.log" \
+        --tls-cert-file "$cert" --tls-key-file "$key" \
+        --tls-ca-cert-file "$ca" --tls-auth-clients yes "$@" &
+    pid=$!
+    RD_PIDS+=("$pid")
+    RD_REDIS_PID[$name]=$pid
+    RD_REDIS_PORT[$name]=$port
+    # A plain TCP probe would only make redis log TLS errors: wait for
+    # its own word instead.
+    local deadline=$(( $(now_ms) + 10000 ))
+    until tail -c +$((logsize + 1)) "$dir/redis.log" 2>/dev/null | grep -q 'Ready to accept connections'; do
+        alive "$pid" || { tail -n 20 "$dir/redis.log" >&2; fail "TLS redis-server $name exited at start (port $port)"; }
+        [ "$(now_ms)" -ge "$deadline" ] && fail "TLS redis-server $name not ready on port $port"
+        sleep 0.02
+    done
+}
+
+tls_cli() {
+    local port=$1 prefix=$2 ca=$3 certargs=()
+    shift 3
+    [ "$prefix" = - ] || certargs=(--cert "$prefix.crt" --key "$prefix.key")
+    timeout 10 redis-cli --tls "${certargs[@]}" --cacert "$ca" \
+        -h 127.0.0.1 -p "$port" "$@"
+}
+
+ossl_cert() {
+    local prefix=$1 ca=$2 subj=$3 out
+    shift 3
+    local ext=("$@")
+    [ "${#ext[@]}" -gt 0 ] || ext=("basicConstraints=critical,CA:FALSE"
+                                   "keyUsage=critical,digitalSignature"
+                                   "extendedKeyUsage=clientAuth")
+    printf '%s\n' "${ext[@]}" > "$prefix.ext"
+    # Names for the identity attributes (rd_identity.h), usable in SUBJECT.
+    cat > "$prefix.cnf" <<CNF
+oid_section = rd_oids
+[rd_oids]
+rdRole = 2.25.93414321743527038502281803679313111139.1
+rdDbUser = 2.25.93414321743527038502281803679313111139.2
+rdDbName = 2.25.93414321743527038502281803679313111139.3
+rdRouteDb = 2.25.93414321743527038502281803679313111139.4
+rdRouteDbUser = 2.25.93414321743527038502281803679313111139.5
+[req]
+distinguished_name = rd_dn
+string_mask = utf8only
+[rd_dn]
+CNF
+    out=$(openssl req -config "$prefix.cnf" -new \
+              -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+              -nodes -keyout "$prefix.key" -out "$prefix.csr" \
+              -subj "$subj" 2>&1) || fail "openssl req for $prefix: $out"
+    out=$(openssl x509 -req -in "$prefix.csr" -CA "$ca.crt" -CAkey "$ca.key" \
+              -set_serial "0x$(openssl rand -hex 8)" -days 1 -sha256 \
+              -extfile "$prefix.ext" -out "$prefix.crt" 2>&1) ||
+        fail "openssl x509 -req for $prefix: $out"
+}
+
+cert_serial() {
+    openssl x509 -noout -serial -in "$1" 2>/dev/null | sed 's/^serial=//'
+}
+
+tls_served_serial() {
+    local port=$1 prefix=$2 ca=$3
+    shift 3
+    timeout 10 openssl s_client -connect "127.0.0.1:$port" \
+        -cert "$prefix.crt" -key "$prefix.key" -CAfile "$ca" "$@" \
+        </dev/null 2>/dev/null |
+        openssl x509 -noout -serial 2>/dev/null | sed 's/^serial=//'
+}
+
+declare -A RD_TLS_SESS_PID=() RD_TLS_SESS_FD=() RD_TLS_SESS_N=()
+
+tls_sess_open() {
+    local name=$1 port=$2 prefix=$3 ca=$4 fifo fd pid certargs=()
+    shift 4
+    [ "$prefix" = - ] || certargs=(-cert "$prefix.crt" -key "$prefix.key")
+    fifo=$T/sess-$name.in
+    rm -f "$fifo"
+    mkfifo "$fifo" || fail "mkfifo $fifo"
+    # Opened read-write so that neither side blocks on the open.
+    exec {fd}<>"$fifo"
+    openssl s_client -quiet -verify_return_error \
+        -connect "127.0.0.1:$port" "${certargs[@]}" -CAfile "$ca" "$@" \
+        < "$fifo" > "$T/sess-$name.out" 2> "$T/sess-$name.err" &
+    pid=$!
+    RD_PIDS+=("$pid")
+    RD_TLS_SESS_PID[$name]=$pid
+    RD_TLS_SESS_FD[$name]=$fd
+    RD_TLS_SESS_N[$name]=0
+}
+
+tls_sess_send() {
+    local name=$1
+    shift
+    resp_encode "$@" 2>/dev/null 1>&"${RD_TLS_SESS_FD[$name]}"
+}
+
+tls_sess_closed() { dead "${RD_TLS_SESS_PID[$1]}"; }
+
+tls_sess_output() { cat "$T/sess-$1.out" 2>/dev/null; }
+
+# tls__echoed TOKEN NAME: the token came back, or the session is gone.
+tls__echoed() { grep -qF -- "$1" "$T/sess-$2.out" 2>/dev/null || tls_sess_closed "$2"; }
+
+tls_sess_echo() {
+    local name=$1 secs=${2:-10} tok
+    RD_TLS_SESS_N[$name]=$(( ${RD_TLS_SESS_N[$name]} + 1 ))
+    tok=$name-token-${RD_TLS_SESS_N[$name]}
+    tls_sess_closed "$name" && return 1
+    tls_sess_send "$name" ECHO "$tok" || return 1
+    wait_for "$secs" tls__echoed "$tok" "$name" || return 1
+    grep -qF -- "$tok" "$T/sess-$name.out"
+}
+
+tls_sess_close() {
+    local name=$1 fd=${RD_TLS_SESS_FD[$1]}
+    exec {fd}>&-
+    alive "${RD_TLS_SESS_PID[$name]}" && stop_pid "${RD_TLS_SESS_PID[$name]}"
+    return 0
+}
+
 # --- cleanup -----------------------------------------------------------
 
 rd__show_logs() {

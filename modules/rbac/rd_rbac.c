@@ -1,0 +1,1194 @@
+/*
+ * rd_rbac.c - the rbac module: roles, database labels, AUTH handling and
+ * command and key rules. See rd_rbac.h for the rules in short and
+ * redoubt.conf(5) for the long form.
+ *
+ * Roles are compiled once when the configuration is read: label values
+ * and key patterns become exact strings, globs (fnmatch) or PCRE2 regular
+ * expressions ("^...$"), command lists become a category mask plus names
+ * checked against the command table. A bad pattern or an unknown command
+ * is a configuration error with file and line.
+ *
+ * Phases:
+ *   authorize  refuse a session whose roles do not reach the database
+ *              (or its route user); apply the strictest session limits;
+ *   filter     AUTH / HELLO AUTH: pin or check the database user;
+ *              every command: command and key rules for the session's
+ *              database user;
+ *   reply      a successful AUTH makes its user the session's.
+ * Plaintext listeners (tls = false, tests only) carry no identity and
+ * are not checked.
+ */
+#include "config.h"
+
+#include <fnmatch.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "rd_command.h"
+#include "rd_cycle.h"
+#include "rd_identity.h"
+#include "rd_log.h"
+#include "rd_rbac.h"
+#include "rd_session.h"
+#include "rd_worker.h"
+
+/* --- compiled configuration --------------------------------------------- */
+
+typedef enum {
+    RD_PAT_ANY = 0,
+    RD_PAT_EXACT,
+    RD_PAT_GLOB,
+    RD_PAT_REGEX
+} rd_pat_kind_t;
+
+typedef struct {
+    rd_pat_kind_t  kind;
+    char          *text;
+    pcre2_code    *re;
+} rd_pattern_t;
+
+typedef struct {
+    char          *name;       /* "*" for the any-database rule */
+    rd_pattern_t  *values;
+    size_t         nvalues;
+} rd_label_rule_t;
+
+typedef struct {
+    int              present;
+    rd_label_rule_t *labels;
+    size_t           nlabels;
+    char           **db_users;
+    size_t           ndb_users;
+    char           **db_names;
+    size_t           ndb_names;
+    uint64_t         cmd_cats;      /* RD_CAT_* */
+    const rd_command_t **cmds;      /* named commands */
+    size_t           ncmds;
+    int              has_commands;
+    rd_pattern_t    *keys;
+    size_t           nkeys;
+} rd_rule_t;
+
+typedef struct {
+    char      *name;
+    rd_rule_t  allow;
+    rd_rule_t  deny;
+    int64_t    max_session_ttl;
+    int64_t    client_idle_timeout;
+} rd_role_t;
+
+typedef struct {
+    rd_role_t *roles;
+    size_t     nroles;
+} rd_rbac_conf_t;
+
+typedef struct {
+    char   **names;        /* label names, parallel to values */
+    char   **values;
+    size_t   n;
+    char    *description;
+} rd_rbac_db_conf_t;
+
+/* Per session: the database user the session authenticated as. */
+typedef struct {
+    char *db_user;
+} rd_rbac_session_t;
+
+/* Per request: the user an AUTH in flight would select. */
+typedef struct {
+    char *auth_user;
+} rd_rbac_request_t;
+
+static const char *rd_rbac_set_roles(rd_conf_t *cf,
+    const config_setting_t *s, const rd_directive_t *d, void *conf);
+static const char *rd_rbac_set_labels(rd_conf_t *cf,
+    const config_setting_t *s, const rd_directive_t *d, void *conf);
+
+static const rd_directive_t rd_rbac_directives[] = {
+    { "roles", RD_CONF_MAIN, rd_rbac_set_roles, 0, NULL },
+    { "labels", RD_CONF_DB, rd_rbac_set_labels, 0, NULL },
+    { "description", RD_CONF_DB, rd_conf_set_str,
+      offsetof(rd_rbac_db_conf_t, description), NULL },
+    rd_null_directive
+};
+
+/* --- reading the configuration ------------------------------------------ */
+
+static void
+rd_rbac_re_free(void *p)
+{
+    pcre2_code_free(p);
+}
+
+/* "*" any, "^...$" regex, a glob when it has * ? or [, else exact. */
+static const char *
+rd_rbac_pattern(rd_conf_t *cf, const char *text, rd_pattern_t *p)
+{
+    size_t n = strlen(text);
+    p->text = rd_pstrdup(cf->pool, text);
+
+    if (strcmp(text, "*") == 0) {
+        p->kind = RD_PAT_ANY;
+    } else if (n >= 2 && text[0] == '^' && text[n - 1] == '$') {
+        int code;
+        PCRE2_SIZE off;
+        /* Byte mode: keys are binary and a pattern must not be dodged by
+         * a subject that is not valid UTF-8. */
+        p->re = pcre2_compile((PCRE2_SPTR)text, n, 0, &code, &off, NULL);
+        if (p->re == NULL) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(code, msg, sizeof(msg));
+            return rd_psprintf(cf->pool, "bad regular expression \"%s\" at "
+                               "offset %zu: %s", text, (size_t)off,
+                               (char *)msg);
+        }
+        rd_pool_cleanup_add(cf->pool, rd_rbac_re_free, p->re);
+        p->kind = RD_PAT_REGEX;
+    } else if (strpbrk(text, "*?[")) {
+        p->kind = RD_PAT_GLOB;
+    } else {
+        p->kind = RD_PAT_EXACT;
+    }
+    return NULL;
+}
+
+static int
+rd_rbac_match(const rd_pattern_t *p, const char *s, size_t len)
+{
+    switch (p->kind) {
+    case RD_PAT_ANY:
+        return 1;
+    case RD_PAT_EXACT:
+        return strlen(p->text) == len && memcmp(p->text, s, len) == 0;
+    case RD_PAT_GLOB: {
+        /* fnmatch needs a C string; keys may hold any byte. */
+        char small[256];
+        char *z = len < sizeof(small) ? small : rd_alloc(len + 1);
+        memcpy(z, s, len);
+        z[len] = '\0';
+        int m = memchr(s, '\0', len) == NULL && fnmatch(p->text, z, 0) == 0;
+        if (z != small) {
+            free(z);
+        }
+        return m;
+    }
+    case RD_PAT_REGEX: {
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(p->re,
+                                                                    NULL);
+        int rc = pcre2_match(p->re, (PCRE2_SPTR)s, len, 0, 0, md, NULL);
+        pcre2_match_data_free(md);
+        return rc >= 0;
+    }
+    }
+    return 0;
+}
+
+/* A setting that is a string or an array of strings, as a list. */
+static const char *
+rd_rbac_strings(rd_conf_t *cf, const config_setting_t *s, char ***out,
+                size_t *n)
+{
+    int t = config_setting_type(s);
+    if (t == CONFIG_TYPE_STRING) {
+        *out = rd_palloc(cf->pool, sizeof(char *));
+        (*out)[0] = rd_pstrdup(cf->pool, config_setting_get_string(s));
+        *n = 1;
+        return NULL;
+    }
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+        return "must be a string or an array of strings [ \"a\", \"b\" ]";
+    }
+    int len = config_setting_length(s);
+    *out = rd_palloc(cf->pool, (size_t)(len ? len : 1) * sizeof(char *));
+    for (int i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            return "must be a string or an array of strings";
+        }
+        const char *v = config_setting_get_string(e);
+        if (*v == '\0') {
+            return "must not contain empty strings";
+        }
+        (*out)[i] = rd_pstrdup(cf->pool, v);
+    }
+    *n = (size_t)len;
+    return NULL;
+}
+
+static const char *
+rd_rbac_templates_ok(rd_conf_t *cf, char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strstr(v[i], "{{") == NULL) {
+            continue;
+        }
+        if (strcmp(v[i], "{{internal.db_users}}") != 0
+            && strcmp(v[i], "{{internal.db_names}}") != 0)
+        {
+            return rd_psprintf(cf->pool, "unknown template \"%s\" (known: "
+                               "{{internal.db_users}}, "
+                               "{{internal.db_names}})", v[i]);
+        }
+    }
+    return NULL;
+}
+
+static const char *
+rd_rbac_read_labels(rd_conf_t *cf, const config_setting_t *g, rd_rule_t *r)
+{
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+        return "must be a group { name = \"value\"; ... }";
+    }
+    size_t n = (size_t)config_setting_length(g);
+    r->labels = rd_palloc(cf->pool, (n ? n : 1) * sizeof(rd_label_rule_t));
+    r->nlabels = n;
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
+        rd_label_rule_t *l = &r->labels[i];
+        char **vals;
+        const char *err = rd_rbac_strings(cf, e, &vals, &l->nvalues);
+        if (err) {
+            rd_conf_error(cf, e, config_setting_name(e), "%s", err);
+            return NULL;
+        }
+        l->name = rd_pstrdup(cf->pool, config_setting_name(e));
+        if (strcmp(l->name, "*") == 0
+            && !(l->nvalues == 1 && strcmp(vals[0], "*") == 0))
+        {
+            rd_conf_error(cf, e, "*", "the wildcard label matches any "
+                          "database and takes only \"*\" as its value");
+            return NULL;
+        }
+        l->values = rd_palloc(cf->pool, (l->nvalues ? l->nvalues : 1)
+                                        * sizeof(rd_pattern_t));
+        for (size_t k = 0; k < l->nvalues; k++) {
+            err = rd_rbac_pattern(cf, vals[k], &l->values[k]);
+            if (err) {
+                rd_conf_error(cf, e, l->name, "%s", err);
+                return NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
+static const char *
+rd_rbac_read_commands(rd_conf_t *cf, const config_setting_t *s, rd_rule_t *r)
+{
+    char **v;
+    size_t n;
+    const char *err = rd_rbac_strings(cf, s, &v, &n);
+    if (err) {
+        return err;
+    }
+    r->has_commands = 1;
+    r->cmds = rd_palloc(cf->pool, (n ? n : 1) * sizeof(rd_command_t *));
+    for (size_t i = 0; i < n; i++) {
+        if (v[i][0] == '@') {
+            uint64_t cat = rd_acl_category(v[i]);
+            if (cat == 0) {
+                return rd_psprintf(cf->pool, "unknown command category "
+                                   "\"%s\"", v[i]);
+            }
+            r->cmd_cats |= cat;
+            continue;
+        }
+        rd_str_t name = { v[i], strlen(v[i]) };
+        const rd_command_t *c = rd_command_find(name);
+        if (c == NULL) {
+            return rd_psprintf(cf->pool, "unknown command \"%s\"", v[i]);
+        }
+        r->cmds[r->ncmds++] = c;
+    }
+    return NULL;
+}
+
+static const char *
+rd_rbac_read_rule(rd_conf_t *cf, const config_setting_t *g, rd_rule_t *r)
+{
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+        return "must be a group { ... }";
+    }
+    r->present = 1;
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(e);
+        const char *err = NULL;
+
+        if (strcmp(name, "db_labels") == 0) {
+            err = rd_rbac_read_labels(cf, e, r);
+            if (cf->error) {
+                return NULL;
+            }
+        } else if (strcmp(name, "db_users") == 0) {
+            err = rd_rbac_strings(cf, e, &r->db_users, &r->ndb_users);
+            if (err == NULL) {
+                err = rd_rbac_templates_ok(cf, r->db_users, r->ndb_users);
+            }
+        } else if (strcmp(name, "db_names") == 0) {
+            err = rd_rbac_strings(cf, e, &r->db_names, &r->ndb_names);
+            if (err == NULL) {
+                err = rd_rbac_templates_ok(cf, r->db_names, r->ndb_names);
+            }
+        } else if (strcmp(name, "commands") == 0) {
+            err = rd_rbac_read_commands(cf, e, r);
+        } else if (strcmp(name, "keys") == 0) {
+            char **v;
+            err = rd_rbac_strings(cf, e, &v, &r->nkeys);
+            if (err == NULL) {
+                r->keys = rd_palloc(cf->pool, (r->nkeys ? r->nkeys : 1)
+                                              * sizeof(rd_pattern_t));
+                for (size_t k = 0; k < r->nkeys && err == NULL; k++) {
+                    err = rd_rbac_pattern(cf, v[k], &r->keys[k]);
+                }
+            }
+        } else {
+            err = "unknown directive (known: db_labels, db_users, db_names, "
+                  "commands, keys)";
+        }
+        if (err) {
+            rd_conf_error(cf, e, name, "%s", err);
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static const char *
+rd_rbac_read_options(rd_conf_t *cf, const config_setting_t *g, rd_role_t *role)
+{
+    static const rd_conf_range_t range = { 1000, 366LL * 86400000 };
+    static const rd_directive_t ttl = { "max_session_ttl", 0, NULL,
+        offsetof(rd_role_t, max_session_ttl), &range };
+    static const rd_directive_t idle = { "client_idle_timeout", 0, NULL,
+        offsetof(rd_role_t, client_idle_timeout), &range };
+
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+        return "must be a group { ... }";
+    }
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(e);
+        const rd_directive_t *d = strcmp(name, ttl.name) == 0 ? &ttl
+                                : strcmp(name, idle.name) == 0 ? &idle : NULL;
+        const char *err = d ? rd_conf_set_msec(cf, e, d, role)
+                            : "unknown directive (known: max_session_ttl, "
+                              "client_idle_timeout)";
+        if (err) {
+            rd_conf_error(cf, e, name, "%s", err);
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static const char *
+rd_rbac_read_role(rd_conf_t *cf, const config_setting_t *g, rd_role_t *role)
+{
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+        return "each role must be a group { name = ...; allow = ...; }";
+    }
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(e);
+        const char *err = NULL;
+
+        if (strcmp(name, "name") == 0) {
+            if (config_setting_type(e) != CONFIG_TYPE_STRING
+                || *config_setting_get_string(e) == '\0')
+            {
+                err = "must be a non-empty string";
+            } else {
+                role->name = rd_pstrdup(cf->pool, config_setting_get_string(e));
+            }
+        } else if (strcmp(name, "allow") == 0) {
+            err = rd_rbac_read_rule(cf, e, &role->allow);
+        } else if (strcmp(name, "deny") == 0) {
+            err = rd_rbac_read_rule(cf, e, &role->deny);
+        } else if (strcmp(name, "options") == 0) {
+            err = rd_rbac_read_options(cf, e, role);
+        } else {
+            err = "unknown directive (known: name, allow, deny, options)";
+        }
+        if (cf->error) {
+            return NULL;
+        }
+        if (err) {
+            rd_conf_error(cf, e, name, "%s", err);
+            return NULL;
+        }
+    }
+    if (role->name == NULL) {
+        rd_conf_error(cf, g, "roles", "each role needs a name");
+    }
+    return NULL;
+}
+
+static const char *
+rd_rbac_set_roles(rd_conf_t *cf, const config_setting_t *s,
+                  const rd_directive_t *d, void *conf)
+{
+    rd_rbac_conf_t *c = conf;
+    if (config_setting_type(s) != CONFIG_TYPE_LIST) {
+        return "must be a list: ( { name = ...; }, ... )";
+    }
+    size_t n = (size_t)config_setting_length(s);
+    c->roles = rd_palloc(cf->pool, (n ? n : 1) * sizeof(rd_role_t));
+    c->nroles = n;
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+        const char *err = rd_rbac_read_role(cf, g, &c->roles[i]);
+        if (err || cf->error) {
+            return err;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(c->roles[j].name, c->roles[i].name) == 0) {
+                rd_conf_error(cf, g, "roles", "the role \"%s\" is defined "
+                              "twice", c->roles[i].name);
+                return NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
+static const char *
+rd_rbac_set_labels(rd_conf_t *cf, const config_setting_t *s,
+                   const rd_directive_t *d, void *conf)
+{
+    rd_rbac_db_conf_t *c = conf;
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+        return "must be a group { env = \"prod\"; ... }";
+    }
+    size_t n = (size_t)config_setting_length(s);
+    c->names = rd_palloc(cf->pool, (n ? n : 1) * sizeof(char *));
+    c->values = rd_palloc(cf->pool, (n ? n : 1) * sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            rd_conf_error(cf, e, config_setting_name(e), "a label's value "
+                          "must be a string");
+            return NULL;
+        }
+        if (strchr(config_setting_name(e), '*')) {
+            rd_conf_error(cf, e, config_setting_name(e), "a database's label "
+                          "name cannot contain '*'");
+            return NULL;
+        }
+        c->names[i] = rd_pstrdup(cf->pool, config_setting_name(e));
+        c->values[i] = rd_pstrdup(cf->pool, config_setting_get_string(e));
+    }
+    c->n = n;
+    return NULL;
+}
+
+static void *
+rd_rbac_create_main(rd_conf_t *cf)
+{
+    return rd_palloc(cf->pool, sizeof(rd_rbac_conf_t));
+}
+
+static void *
+rd_rbac_create_db(rd_conf_t *cf)
+{
+    return rd_palloc(cf->pool, sizeof(rd_rbac_db_conf_t));
+}
+
+static rd_rbac_db_conf_t *
+rd_rbac_db_conf(const rd_database_t *db)
+{
+    return db->ctx[rd_rbac_module.index];
+}
+
+/* --- evaluation ------------------------------------------------------- */
+
+static const rd_role_t *
+rd_rbac_role(rd_rbac_conf_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nroles; i++) {
+        if (strcmp(c->roles[i].name, name) == 0) {
+            return &c->roles[i];
+        }
+    }
+    return NULL;
+}
+
+static int
+rd_rbac_labels_match(const rd_rule_t *r, const rd_database_t *db)
+{
+    rd_rbac_db_conf_t *dc = rd_rbac_db_conf(db);
+
+    if (r->nlabels == 0) {
+        return 0;           /* a rule without labels reaches nothing */
+    }
+    for (size_t i = 0; i < r->nlabels; i++) {
+        const rd_label_rule_t *l = &r->labels[i];
+        if (strcmp(l->name, "*") == 0) {
+            continue;
+        }
+        const char *have = NULL;
+        for (size_t k = 0; k < dc->n; k++) {
+            if (strcmp(dc->names[k], l->name) == 0) {
+                have = dc->values[k];
+                break;
+            }
+        }
+        if (have == NULL) {
+            return 0;
+        }
+        int any = 0;
+        for (size_t k = 0; k < l->nvalues && !any; k++) {
+            any = rd_rbac_match(&l->values[k], have, strlen(have));
+        }
+        if (!any) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Does the (expanded) db_users list hold user? */
+static int
+rd_rbac_users_match(const rd_rule_t *r, const rd_identity_t *id,
+                    const char *user)
+{
+    for (size_t i = 0; i < r->ndb_users; i++) {
+        const char *u = r->db_users[i];
+        if (strcmp(u, "{{internal.db_users}}") == 0
+            || strcmp(u, "{{internal.db_names}}") == 0)
+        {
+            int users = strcmp(u, "{{internal.db_users}}") == 0;
+            char **t = users ? id->db_users : id->db_names;
+            size_t n = users ? id->ndb_users : id->ndb_names;
+            for (size_t k = 0; k < n; k++) {
+                if (strcmp(t[k], "*") == 0 || strcmp(t[k], user) == 0) {
+                    return 1;
+                }
+            }
+        } else if (strcmp(u, "*") == 0 || strcmp(u, user) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Does the db_users list name anybody once its templates are expanded? */
+static int
+rd_rbac_has_users(const rd_rule_t *r, const rd_identity_t *id)
+{
+    for (size_t i = 0; i < r->ndb_users; i++) {
+        const char *u = r->db_users[i];
+        if (strcmp(u, "{{internal.db_users}}") == 0) {
+            if (id->ndb_users > 0) {
+                return 1;
+            }
+        } else if (strcmp(u, "{{internal.db_names}}") == 0) {
+            if (id->ndb_names > 0) {
+                return 1;
+            }
+        } else {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+rd_rbac_deny_is_session(const rd_rule_t *r)
+{
+    return !r->has_commands && r->nkeys == 0;
+}
+
+/* The roles of the identity that this configuration knows. */
+static size_t
+rd_rbac_known_roles(rd_rbac_conf_t *c, const rd_identity_t *id,
+                    const rd_role_t **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < id->nroles && n < max; i++) {
+        const rd_role_t *r = rd_rbac_role(c, id->roles[i]);
+        if (r) {
+            out[n++] = r;
+        } else {
+            rd_log_debug("role \"%s\" of \"%s\" is not configured, ignored",
+                         id->roles[i], id->user);
+        }
+    }
+    return n;
+}
+
+#define RD_RBAC_MAX_ROLES 256
+
+int
+rd_rbac_check_db(rd_cycle_t *cycle, const rd_identity_t *id,
+                 const rd_database_t *db, const char *db_user,
+                 rd_rbac_decision_t *d, rd_rbac_limits_t *lim)
+{
+    rd_rbac_conf_t *c = rd_main_conf(cycle, rd_rbac_module);
+    const rd_role_t *roles[RD_RBAC_MAX_ROLES];
+    size_t n = rd_rbac_known_roles(c, id, roles, RD_RBAC_MAX_ROLES);
+
+    memset(d, 0, sizeof(*d));
+    if (lim) {
+        memset(lim, 0, sizeof(*lim));
+    }
+    if (db_user) {
+        snprintf(d->reason, sizeof(d->reason), "access to database \"%s\" as "
+                 "user \"%s\" denied", db->name, db_user);
+    } else {
+        snprintf(d->reason, sizeof(d->reason), "access to database \"%s\" "
+                 "denied", db->name);
+    }
+    if (n == 0) {
+        d->allowed = 0;
+        return 0;
+    }
+
+    /* Any matching session-level deny beats every allow. */
+    for (size_t i = 0; i < n; i++) {
+        const rd_rule_t *r = &roles[i]->deny;
+        if (r->present && rd_rbac_deny_is_session(r)
+            && rd_rbac_labels_match(r, db)
+            && (r->ndb_users == 0
+                || (db_user && rd_rbac_users_match(r, id, db_user))))
+        {
+            d->role = roles[i]->name;
+            d->rule = "deny";
+            return 0;
+        }
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        const rd_rule_t *r = &roles[i]->allow;
+        if (!r->present || !rd_rbac_labels_match(r, db)) {
+            continue;
+        }
+        if (db_user ? !rd_rbac_users_match(r, id, db_user)
+                    : !rd_rbac_has_users(r, id)) {
+            continue;
+        }
+        if (!d->allowed) {
+            d->allowed = 1;
+            d->role = roles[i]->name;
+            d->rule = "allow";
+        }
+        /* The strictest limits of the granting roles apply. */
+        if (lim) {
+            const rd_role_t *ro = roles[i];
+            if (ro->max_session_ttl > 0 && (lim->max_session_ttl == 0
+                || ro->max_session_ttl < lim->max_session_ttl)) {
+                lim->max_session_ttl = ro->max_session_ttl;
+            }
+            if (ro->client_idle_timeout > 0 && (lim->client_idle_timeout == 0
+                || ro->client_idle_timeout < lim->client_idle_timeout)) {
+                lim->client_idle_timeout = ro->client_idle_timeout;
+            }
+        }
+    }
+    if (d->allowed) {
+        d->reason[0] = '\0';
+    }
+    return d->allowed;
+}
+
+static int
+rd_rbac_command_in(const rd_rule_t *r, const rd_command_t *cmd)
+{
+    if (cmd->acl & r->cmd_cats) {
+        return 1;
+    }
+    for (size_t i = 0; i < r->ncmds; i++) {
+        const rd_command_t *c = r->cmds[i];
+        if (c == cmd) {
+            return 1;
+        }
+        /* "client" names every CLIENT subcommand. */
+        size_t len = strlen(c->name);
+        if (c->subcommands && strncmp(cmd->name, c->name, len) == 0
+            && cmd->name[len] == '|') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+rd_rbac_key_in(const rd_rule_t *r, rd_str_t key)
+{
+    for (size_t i = 0; i < r->nkeys; i++) {
+        if (rd_rbac_match(&r->keys[i], key.data, key.len)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void
+rd_rbac_printable(char *out, size_t n, rd_str_t s)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s.len && k + 4 < n; i++) {
+        unsigned char ch = (unsigned char)s.data[i];
+        out[k++] = (ch >= 0x20 && ch < 0x7f && ch != '\'') ? (char)ch : '?';
+    }
+    if (s.len > 0 && k + 4 >= n) {
+        out[k++] = '.';
+        out[k++] = '.';
+        out[k++] = '.';
+    }
+    out[k] = '\0';
+}
+
+#define RD_RBAC_MAX_KEYS 4096
+
+int
+rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
+                      const rd_database_t *db, const char *db_user,
+                      size_t argc, const rd_str_t *argv,
+                      rd_rbac_decision_t *d)
+{
+    rd_rbac_conf_t *c = rd_main_conf(cycle, rd_rbac_module);
+    const rd_role_t *roles[RD_RBAC_MAX_ROLES];
+    size_t n = rd_rbac_known_roles(c, id, roles, RD_RBAC_MAX_ROLES);
+    char name[80], what[80];
+
+    memset(d, 0, sizeof(*d));
+    rd_rbac_printable(name, sizeof(name), argv[0]);
+    for (char *p = name; *p; p++) {
+        *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+    }
+
+    const rd_command_t *cmd = rd_command_lookup(argc, argv);
+    size_t idx_small[64];
+    size_t *idx = idx_small;
+    int nkeys = 0;
+    int keys_known = 1;
+    if (cmd) {
+        nkeys = rd_command_keys(cmd, argc, argv, idx, rd_countof(idx_small));
+        if (nkeys > (int)rd_countof(idx_small) && nkeys <= RD_RBAC_MAX_KEYS) {
+            idx = rd_alloc((size_t)nkeys * sizeof(size_t));
+            nkeys = rd_command_keys(cmd, argc, argv, idx, (size_t)nkeys);
+        }
+        if (nkeys < 0 || nkeys > RD_RBAC_MAX_KEYS
+            || !rd_command_keys_exact(cmd)) {
+            keys_known = 0;
+            nkeys = 0;
+        }
+    }
+
+    /* Deny rules with commands or keys, on matching databases. */
+    for (size_t i = 0; i < n && !d->rule; i++) {
+        const rd_rule_t *r = &roles[i]->deny;
+        if (!r->present || rd_rbac_deny_is_session(r)
+            || !rd_rbac_labels_match(r, db)
+            || (r->ndb_users && !rd_rbac_users_match(r, id, db_user))) {
+            continue;
+        }
+        if (r->has_commands && cmd && rd_rbac_command_in(r, cmd)) {
+            d->role = roles[i]->name;
+            d->rule = "deny";
+            snprintf(d->reason, sizeof(d->reason), "command '%s' is not "
+                     "allowed on database \"%s\" as user \"%s\"", name,
+                     db->name, db_user);
+            break;
+        }
+        for (int k = 0; r->nkeys && k < nkeys; k++) {
+            if (rd_rbac_key_in(r, argv[idx[k]])) {
+                rd_rbac_printable(what, sizeof(what), argv[idx[k]]);
+                d->role = roles[i]->name;
+                d->rule = "deny";
+                snprintf(d->reason, sizeof(d->reason), "key '%s' is not "
+                         "allowed on database \"%s\" as user \"%s\"", what,
+                         db->name, db_user);
+                break;
+            }
+        }
+        if (r->nkeys && !keys_known && cmd && cmd->nspecs > 0) {
+            d->role = roles[i]->name;
+            d->rule = "deny";
+            snprintf(d->reason, sizeof(d->reason), "the keys of command '%s' "
+                     "cannot be checked on database \"%s\"", name, db->name);
+        }
+    }
+    if (d->rule) {
+        goto done;
+    }
+
+    /* An allow of a role that grants this database and user, whose
+     * command list (if any) has the command and key list (if any) has
+     * every key. */
+    const char *why = NULL;
+    for (size_t i = 0; i < n && !d->allowed; i++) {
+        const rd_rule_t *r = &roles[i]->allow;
+        if (!r->present || !rd_rbac_labels_match(r, db)
+            || !rd_rbac_users_match(r, id, db_user)) {
+            continue;
+        }
+        if (r->has_commands && (cmd == NULL || !rd_rbac_command_in(r, cmd))) {
+            why = "command";
+            continue;
+        }
+        int ok = 1;
+        if (r->nkeys) {
+            /* A role limited to some keys cannot run what reaches keys it
+             * cannot name (KEYS, SCAN, RANDOMKEY, FLUSHDB, ...). */
+            if (cmd && ((!keys_known && cmd->nspecs > 0)
+                        || (cmd->nspecs == 0
+                            && (cmd->acl & RD_CAT_KEYSPACE))))
+            {
+                ok = 0;
+                why = "unknown-keys";
+            }
+            for (int k = 0; ok && k < nkeys; k++) {
+                if (!rd_rbac_key_in(r, argv[idx[k]])) {
+                    ok = 0;
+                    why = "key";
+                    rd_rbac_printable(what, sizeof(what), argv[idx[k]]);
+                }
+            }
+        }
+        if (ok) {
+            d->allowed = 1;
+            d->role = roles[i]->name;
+            d->rule = "allow";
+        }
+    }
+    if (!d->allowed) {
+        if (why && strcmp(why, "key") == 0) {
+            snprintf(d->reason, sizeof(d->reason), "key '%s' is not allowed "
+                     "on database \"%s\" as user \"%s\"", what, db->name,
+                     db_user);
+        } else if (why && strcmp(why, "unknown-keys") == 0) {
+            snprintf(d->reason, sizeof(d->reason), "the keys of command '%s' "
+                     "cannot be checked on database \"%s\"", name, db->name);
+        } else {
+            snprintf(d->reason, sizeof(d->reason), "command '%s' is not "
+                     "allowed on database \"%s\" as user \"%s\"", name,
+                     db->name, db_user);
+        }
+    }
+
+done:
+    if (idx != idx_small) {
+        free(idx);
+    }
+    return d->allowed;
+}
+
+size_t
+rd_rbac_db_users(rd_cycle_t *cycle, const rd_identity_t *id,
+                 const rd_database_t *db, char ***out)
+{
+    rd_rbac_conf_t *c = rd_main_conf(cycle, rd_rbac_module);
+    const rd_role_t *roles[RD_RBAC_MAX_ROLES];
+    size_t n = rd_rbac_known_roles(c, id, roles, RD_RBAC_MAX_ROLES);
+    char **list = NULL;
+    size_t count = 0, cap = 0;
+
+#define RD_PUSH(v)                                                        \
+    do {                                                                  \
+        int dup = 0;                                                      \
+        for (size_t q = 0; q < count; q++) {                              \
+            dup |= strcmp(list[q], (v)) == 0;                             \
+        }                                                                 \
+        if (!dup) {                                                       \
+            if (count == cap) {                                           \
+                cap = cap ? cap * 2 : 8;                                  \
+                list = rd_realloc(list, cap * sizeof(char *));            \
+            }                                                             \
+            list[count++] = rd_strdup(v);                                 \
+        }                                                                 \
+    } while (0)
+
+    for (size_t i = 0; i < n; i++) {
+        const rd_rule_t *r = &roles[i]->allow;
+        if (!r->present || !rd_rbac_labels_match(r, db)) {
+            continue;
+        }
+        for (size_t k = 0; k < r->ndb_users; k++) {
+            const char *u = r->db_users[k];
+            if (strcmp(u, "{{internal.db_users}}") == 0) {
+                for (size_t t = 0; t < id->ndb_users; t++) {
+                    RD_PUSH(id->db_users[t]);
+                }
+            } else if (strcmp(u, "{{internal.db_names}}") == 0) {
+                for (size_t t = 0; t < id->ndb_names; t++) {
+                    RD_PUSH(id->db_names[t]);
+                }
+            } else {
+                RD_PUSH(u);
+            }
+        }
+    }
+#undef RD_PUSH
+    *out = list;
+    return count;
+}
+
+void
+rd_rbac_free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(list[i]);
+    }
+    free(list);
+}
+
+void
+rd_rbac_db_labels(const rd_database_t *db, char *buf, size_t n)
+{
+    rd_rbac_db_conf_t *dc = rd_rbac_db_conf(db);
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < dc->n && k < n; i++) {
+        k += (size_t)snprintf(buf + k, n - k, "%s%s=%s", i ? "," : "",
+                              dc->names[i], dc->values[i]);
+    }
+}
+
+const char *
+rd_rbac_db_description(const rd_database_t *db)
+{
+    rd_rbac_db_conf_t *dc = rd_rbac_db_conf(db);
+    return dc->description ? dc->description : "";
+}
+
+/* --- phases --------------------------------------------------------------- */
+
+static void
+rd_rbac_session_expired(rd_timer_t *t)
+{
+    rd_session_t *s = t->data;
+    rd_log_info("session %llu: client %s: max_session_ttl reached, closing",
+                (unsigned long long)s->id, s->addr_text);
+    rd_session_close(s, "max_session_ttl reached");
+}
+
+static void
+rd_rbac_session_cleanup(rd_session_t *s, void *data)
+{
+    rd_rbac_session_t *rs = data;
+    free(rs->db_user);
+    free(rs);
+}
+
+static rd_rbac_session_t *
+rd_rbac_session(rd_session_t *s)
+{
+    rd_rbac_session_t *rs = rd_session_ctx(s, rd_rbac_module);
+    if (rs == NULL) {
+        rs = rd_calloc(1, sizeof(*rs));
+        rd_session_ctx(s, rd_rbac_module) = rs;
+        rd_session_cleanup_add(s, rd_rbac_session_cleanup, rs);
+    }
+    return rs;
+}
+
+static void
+rd_rbac_set_user(rd_session_t *s, const char *user)
+{
+    rd_rbac_session_t *rs = rd_rbac_session(s);
+    char *u = rd_strdup(user);
+    free(rs->db_user);
+    rs->db_user = u;
+    s->db_user = u;
+}
+
+static int
+rd_rbac_authorize(rd_session_t *s, rd_request_t *r)
+{
+    const rd_identity_t *id = s->identity;
+    rd_rbac_decision_t d;
+    rd_rbac_limits_t lim;
+
+    if (id == NULL || s->database == NULL) {
+        return RD_DECLINED;         /* plaintext test listener */
+    }
+    const char *route_user = id->route_db_user;
+    if (!rd_rbac_check_db(s->cycle, id, s->database, route_user, &d, &lim)) {
+        rd_log_info("session %llu: %s: %s%s%s%s", (unsigned long long)s->id,
+                    id->user, d.reason, d.role ? " (role \"" : "",
+                    d.role ? d.role : "", d.role ? "\")" : "");
+        rd_session_refuse(s, "ERR redoubt: %s", d.reason);
+        return RD_ERROR;
+    }
+    rd_rbac_set_user(s, route_user ? route_user : "default");
+
+    /* The strictest session limits of the granting roles. */
+    rd_worker_t *w = s->worker;
+    if (lim.max_session_ttl > 0) {
+        int64_t left = rd_timer_armed(&s->expiry_timer)
+                       ? s->expiry_timer.when - w->loop.now : INT64_MAX;
+        if (lim.max_session_ttl < left) {
+            s->expiry_timer.handler = rd_rbac_session_expired;
+            s->expiry_timer.data = s;
+            rd_timer_add(&w->loop.timers, &s->expiry_timer, w->loop.now,
+                         lim.max_session_ttl);
+        }
+    }
+    if (lim.client_idle_timeout > 0
+        && (s->idle_timeout == 0 || lim.client_idle_timeout < s->idle_timeout))
+    {
+        s->idle_timeout = lim.client_idle_timeout;
+    }
+    return RD_OK;
+}
+
+static void
+rd_rbac_free_request_ctx(void *ctx)
+{
+    rd_rbac_request_t *rr = ctx;
+    free(rr->auth_user);
+    free(rr);
+}
+
+/* Remember the user an AUTH would select, to adopt it on +OK. */
+static void
+rd_rbac_pending_auth(rd_request_t *r, const char *user, size_t len)
+{
+    rd_rbac_request_t *rr = rd_calloc(1, sizeof(*rr));
+    rr->auth_user = rd_strndup(user, len);
+    rd_request_ctx(r, rd_rbac_module) = rr;
+}
+
+/*
+ * AUTH and HELLO ... AUTH. With a route user the database user is fixed:
+ * another name is refused here and a password-only AUTH is sent as that
+ * user. Without one, the named user is checked against the roles now.
+ * Returns RD_DONE when the request was answered here.
+ */
+static int
+rd_rbac_auth(rd_session_t *s, rd_request_t *r)
+{
+    const rd_identity_t *id = s->identity;
+    size_t user_at = 0;         /* argv index of the user name, 0: none */
+    int is_hello = rd_str_eq_ci(r->argv[0], "hello");
+
+    if (is_hello) {
+        for (size_t i = 2; i + 2 < r->argc; i++) {
+            if (rd_str_eq_ci(r->argv[i], "auth")) {
+                user_at = i + 1;
+                break;
+            }
+        }
+        if (user_at == 0) {
+            return RD_DECLINED;
+        }
+    } else if (r->argc == 3) {
+        user_at = 1;
+    } else if (r->argc != 2) {
+        return RD_DECLINED;     /* Redis answers the arity error itself */
+    }
+
+    if (id->route_db_user) {
+        if (user_at == 0) {
+            /* AUTH password: the pinned user, with that password. */
+            rd_str_t argv[3] = { r->argv[0],
+                                 { id->route_db_user,
+                                   strlen(id->route_db_user) },
+                                 r->argv[1] };
+            rd_request_set_command(r, 3, argv);
+            rd_rbac_pending_auth(r, id->route_db_user,
+                                 strlen(id->route_db_user));
+            return RD_DECLINED;
+        }
+        rd_str_t u = r->argv[user_at];
+        if (u.len != strlen(id->route_db_user)
+            || memcmp(u.data, id->route_db_user, u.len) != 0)
+        {
+            rd_log_info("session %llu: %s: AUTH as another user than the "
+                        "certificate's \"%s\" refused",
+                        (unsigned long long)s->id, id->user,
+                        id->route_db_user);
+            rd_request_error(r, "ERR redoubt: this certificate allows only "
+                             "the database user \"%s\"", id->route_db_user);
+            return RD_DONE;
+        }
+        rd_rbac_pending_auth(r, u.data, u.len);
+        return RD_DECLINED;
+    }
+
+    char user[256];
+    rd_str_t u = user_at ? r->argv[user_at] : RD_STR("default");
+    if (u.len >= sizeof(user) || memchr(u.data, '\0', u.len)) {
+        rd_request_error(r, "ERR redoubt: invalid user name");
+        return RD_DONE;
+    }
+    memcpy(user, u.data, u.len);
+    user[u.len] = '\0';
+
+    rd_rbac_decision_t d;
+    if (!rd_rbac_check_db(s->cycle, id, s->database, user, &d, NULL)) {
+        rd_log_info("session %llu: %s: %s", (unsigned long long)s->id,
+                    id->user, d.reason);
+        rd_request_error(r, "ERR redoubt: %s", d.reason);
+        return RD_DONE;
+    }
+    rd_rbac_pending_auth(r, user, u.len);
+    return RD_DECLINED;
+}
+
+static int
+rd_rbac_filter(rd_session_t *s, rd_request_t *r)
+{
+    if (s->identity == NULL) {
+        return RD_DECLINED;
+    }
+    if (rd_str_eq_ci(r->argv[0], "auth") || rd_str_eq_ci(r->argv[0], "hello")) {
+        return rd_rbac_auth(s, r);
+    }
+    if (rd_str_eq_ci(r->argv[0], "quit")) {
+        return RD_DECLINED;
+    }
+
+    rd_rbac_decision_t d;
+    if (!rd_rbac_check_command(s->cycle, s->identity, s->database,
+                               s->db_user, r->argc, r->argv, &d))
+    {
+        rd_log_info("session %llu: %s: %s", (unsigned long long)s->id,
+                    s->identity->user, d.reason);
+        rd_request_error(r, "NOPERM redoubt: %s", d.reason);
+        return RD_DONE;
+    }
+    return RD_DECLINED;
+}
+
+/* A successful AUTH makes its user the session's database user. */
+static int
+rd_rbac_reply(rd_session_t *s, rd_request_t *r)
+{
+    rd_rbac_request_t *rr = rd_request_ctx(r, rd_rbac_module);
+    if (rr == NULL) {
+        return RD_DECLINED;
+    }
+    if (r->reply_type == '+' || r->reply_type == '*'
+        || r->reply_type == '%') {
+        rd_rbac_set_user(s, rr->auth_user);
+        rd_log_info("session %llu: database user is now \"%s\"",
+                    (unsigned long long)s->id, rr->auth_user);
+    }
+    return RD_DECLINED;
+}
+
+static int
+rd_rbac_postconfiguration(rd_cycle_t *cycle)
+{
+    rd_phase_add(cycle, RD_PHASE_AUTHORIZE, rd_rbac_authorize);
+    rd_phase_add(cycle, RD_PHASE_FILTER, rd_rbac_filter);
+    return rd_phase_add(cycle, RD_PHASE_REPLY, rd_rbac_reply);
+}
+
+rd_module_t rd_rbac_module = {
+    .name = "rbac",
+    .directives = rd_rbac_directives,
+    .create_conf = { rd_rbac_create_main, NULL, rd_rbac_create_db },
+    .postconfiguration = rd_rbac_postconfiguration,
+    .free_request_ctx = rd_rbac_free_request_ctx,
+};
