@@ -69,6 +69,11 @@ struct rd_module_s {
     /* Free what the module keeps in r->ctx[index] (called only when that
      * slot is not NULL, whatever phase the request reached). */
     void (*free_request_ctx)(void *ctx);
+
+    /* A session ends (closed for any reason, also when it was refused
+     * before it started: then s->refusal says why). Called in registry
+     * order while the session is still whole; nothing may be sent. */
+    void (*session_end)(rd_session_t *s);
 };
 
 extern rd_module_t *rd_modules[];

@@ -159,6 +159,7 @@ static void
 rd_session_activate(rd_session_t *s)
 {
     s->state = RD_SESSION_ACTIVE;
+    s->started = 1;
     s->conn->read = rd_session_read_handler;
     s->conn->write = rd_session_write_handler;
     rd_conn_watch(s->conn, EPOLLIN);
@@ -310,6 +311,11 @@ rd_session_close(rd_session_t *s, const char *reason)
                 (unsigned long long)s->commands);
 
     s->state = RD_SESSION_CLOSING;
+    for (unsigned i = 0; i < rd_nmodules; i++) {
+        if (rd_modules[i]->session_end) {
+            rd_modules[i]->session_end(s);
+        }
+    }
     if (s->io->shutdown) {
         s->io->shutdown(s);
     }
@@ -352,6 +358,7 @@ rd_session_free(rd_session_t *s)
     }
     rd_buf_free(&s->in);
     rd_buf_free(&s->out);
+    free(s->refusal);
     free(s->ctx);
     free(s);
 }
@@ -391,6 +398,10 @@ rd_session_refuse(rd_session_t *s, const char *fmt, ...)
 
     rd_log_notice("session %llu: client %s refused: %s",
                   (unsigned long long)s->id, s->addr_text, msg);
+    if (s->refusal == NULL) {
+        /* Without the "ERR " that makes it a RESP error. */
+        s->refusal = rd_strdup(strncmp(msg, "ERR ", 4) == 0 ? msg + 4 : msg);
+    }
     rd_resp_encode_error(&s->out, msg);
     rd_conn_want_flush(s->conn);
     rd_session_finish(s, "refused");
@@ -623,6 +634,12 @@ rd_request_reply_append(rd_request_t *r, const char *p, size_t n)
     }
     if (r->reply_type == 0) {
         r->reply_type = p[0];
+    }
+    if (r->reply_head_len < sizeof(r->reply_head)) {
+        size_t k = sizeof(r->reply_head) - r->reply_head_len;
+        k = k < n ? k : n;
+        memcpy(r->reply_head + r->reply_head_len, p, k);
+        r->reply_head_len += (unsigned)k;
     }
     if (r == s->head && !r->buffer_reply) {
         rd_buf_append(&s->out, p, n);

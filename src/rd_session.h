@@ -58,6 +58,11 @@ struct rd_request_s {
     unsigned        streaming:1;   /* part of the reply was sent already */
     unsigned        close_after:1; /* close the session after this reply */
     unsigned        buffer_reply:1;/* a module needs the whole reply */
+    char            reply_head[64];/* the reply's first bytes (for audit:
+                                      "-NOPERM ...", "+OK") */
+    unsigned        reply_head_len;
+    const char     *upstream;      /* where it was sent ("ip:port"), or
+                                      NULL when answered by redoubt */
     int64_t         start_usec;
     void          **ctx;           /* per-module request state */
 };
@@ -89,6 +94,7 @@ struct rd_session_s {
     rd_request_t       *decoding;     /* request being decoded */
     size_t              inflight;
     unsigned            read_paused:1;
+    unsigned            started:1;    /* the session phases all passed */
     unsigned            eof:1;        /* the client closed its side */
     unsigned            in_handler:1;
 
@@ -101,6 +107,7 @@ struct rd_session_s {
     uint64_t            bytes_out;
     uint64_t            commands;
     const char         *close_reason;
+    char               *refusal;      /* why the session was refused */
 
     struct rd_session_cleanup_s *cleanups;
     void              **ctx;          /* per-module session state */

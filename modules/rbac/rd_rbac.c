@@ -606,6 +606,26 @@ rd_rbac_deny_is_session(const rd_rule_t *r)
     return !r->has_commands && r->nkeys == 0;
 }
 
+/* A role a certificate names but the configuration lacks is logged once
+ * per process, not at every evaluation. */
+static void
+rd_rbac_unknown_role(const char *role, const char *user)
+{
+    static char *seen[64];
+    static size_t nseen;
+
+    for (size_t i = 0; i < nseen; i++) {
+        if (strcmp(seen[i], role) == 0) {
+            return;
+        }
+    }
+    if (nseen < rd_countof(seen)) {
+        seen[nseen++] = rd_strdup(role);
+    }
+    rd_log_notice("role \"%s\" (of \"%s\") is not configured and is "
+                  "ignored", role, user);
+}
+
 /* The roles of the identity that this configuration knows. */
 static size_t
 rd_rbac_known_roles(rd_rbac_conf_t *c, const rd_identity_t *id,
@@ -617,8 +637,7 @@ rd_rbac_known_roles(rd_rbac_conf_t *c, const rd_identity_t *id,
         if (r) {
             out[n++] = r;
         } else {
-            rd_log_debug("role \"%s\" of \"%s\" is not configured, ignored",
-                         id->roles[i], id->user);
+            rd_rbac_unknown_role(id->roles[i], id->user);
         }
     }
     return n;

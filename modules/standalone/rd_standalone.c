@@ -156,6 +156,7 @@ rd_upstream_fail(rd_upstream_t *up, const char *why)
             s->buffered -= rd_buf_used(&r->reply);
             rd_buf_reset(&r->reply);
             r->reply_type = 0;
+            r->reply_head_len = 0;
         }
         rd_request_error(r, "ERR redoubt: %s", why);
         if (s->conn->closed) {
@@ -571,6 +572,7 @@ rd_standalone_route(rd_session_t *s, rd_request_t *r)
 
     rd_buf_append(&up->out, rd_buf_rpos(&r->raw), rd_buf_used(&r->raw));
     rd_upstream_push(up, r);
+    r->upstream = up->db->addr.text;
     if (up->connected) {
         rd_conn_want_flush(up->conn);
     }
