@@ -293,7 +293,6 @@ rd_core_create_listen(rd_conf_t *cf)
 {
     rd_listener_t *l = cf->listener;
     l->backlog = RD_CONF_UNSET;
-    l->fd = -1;
     return l;
 }
 

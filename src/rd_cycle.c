@@ -15,16 +15,24 @@
 #include "rd_cycle.h"
 #include "rd_log.h"
 
-static void
-rd_cycle_close_listeners(void *data)
+void
+rd_cycle_close_listeners(rd_cycle_t *cycle)
 {
-    rd_cycle_t *cycle = data;
     for (size_t i = 0; i < cycle->nlisteners; i++) {
-        if (cycle->listeners[i].fd >= 0) {
-            close(cycle->listeners[i].fd);
-            cycle->listeners[i].fd = -1;
+        rd_listener_t *l = &cycle->listeners[i];
+        for (unsigned k = 0; k < l->nfds; k++) {
+            if (l->fds[k] >= 0) {
+                close(l->fds[k]);
+                l->fds[k] = -1;
+            }
         }
     }
+}
+
+static void
+rd_cycle_listeners_cleanup(void *data)
+{
+    rd_cycle_close_listeners(data);
 }
 
 rd_cycle_t *
@@ -46,11 +54,22 @@ rd_cycle_load(const char *path, char **err)
     /* The core's main init hook collected listen and databases elements;
      * lay them out as arrays for the workers. */
     rd_core_conf_t *ccf = rd_core_conf(cycle);
+    cycle->nworkers = ccf->worker_processes;
+    if (cycle->nworkers <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        cycle->nworkers = cpus > 0 ? cpus : 1;
+    }
     cycle->nlisteners = ccf->nlisten;
     cycle->listeners = rd_palloc(pool, ccf->nlisten * sizeof(rd_listener_t));
     for (size_t i = 0; i < ccf->nlisten; i++) {
-        cycle->listeners[i] = *ccf->listen[i];
-        cycle->listeners[i].fd = -1;
+        rd_listener_t *l = &cycle->listeners[i];
+        *l = *ccf->listen[i];
+        l->nfds = (unsigned)cycle->nworkers;
+        l->fds = rd_palloc(pool, l->nfds * sizeof(int));
+        l->inherited = rd_palloc(pool, l->nfds);
+        for (unsigned k = 0; k < l->nfds; k++) {
+            l->fds[k] = -1;
+        }
         cycle->listeners[i].ctx[rd_core_module.index] = &cycle->listeners[i];
     }
     cycle->ndatabases = ccf->ndbs;
@@ -67,7 +86,7 @@ rd_cycle_load(const char *path, char **err)
                                                  strlen(l->database_name));
         }
     }
-    rd_pool_cleanup_add(pool, rd_cycle_close_listeners, cycle);
+    rd_pool_cleanup_add(pool, rd_cycle_listeners_cleanup, cycle);
 
     for (unsigned i = 0; i < rd_nmodules; i++) {
         if (rd_modules[i]->postconfiguration
@@ -99,7 +118,7 @@ rd_cycle_init_master(rd_cycle_t *cycle, char **err)
 }
 
 static int
-rd_listener_bind(rd_listener_t *l, char **err)
+rd_listener_bind(rd_listener_t *l, unsigned k, char **err)
 {
     char buf[512];
     int fd = socket(l->addr.addr.ss_family,
@@ -109,6 +128,9 @@ rd_listener_bind(rd_listener_t *l, char **err)
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        goto fail;
+    }
     if (l->addr.addr.ss_family == AF_INET6) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     }
@@ -118,7 +140,7 @@ rd_listener_bind(rd_listener_t *l, char **err)
     if (listen(fd, (int)l->backlog) != 0) {
         goto fail;
     }
-    l->fd = fd;
+    l->fds[k] = fd;
     return 0;
 
 fail:
@@ -130,32 +152,44 @@ fail:
     return -1;
 }
 
+static rd_listener_t *
+rd_cycle_same_listener(rd_cycle_t *old, rd_listener_t *l)
+{
+    for (size_t j = 0; old && j < old->nlisteners; j++) {
+        rd_listener_t *o = &old->listeners[j];
+        if (o->addr.len == l->addr.len
+            && memcmp(&o->addr.addr, &l->addr.addr, l->addr.len) == 0)
+        {
+            return o;
+        }
+    }
+    return NULL;
+}
+
 int
 rd_cycle_open_listeners(rd_cycle_t *cycle, rd_cycle_t *old, char **err)
 {
     for (size_t i = 0; i < cycle->nlisteners; i++) {
         rd_listener_t *l = &cycle->listeners[i];
+        rd_listener_t *o = rd_cycle_same_listener(old, l);
 
-        /* A socket the running server already has for this address is
-         * handed over, so a reload neither fails on EADDRINUSE nor drops
-         * connections waiting in the accept queue. */
-        for (size_t j = 0; old && j < old->nlisteners; j++) {
-            rd_listener_t *o = &old->listeners[j];
-            if (o->fd >= 0 && o->addr.len == l->addr.len
-                && memcmp(&o->addr.addr, &l->addr.addr, l->addr.len) == 0)
-            {
-                l->fd = o->fd;
-                l->inherited = 1;
-                o->fd = -1;
+        for (unsigned k = 0; k < l->nfds; k++) {
+            /* A socket the running server already has for this address
+             * and slot is handed over, so a reload does not drop the
+             * connections waiting in its accept queue. */
+            if (o && k < o->nfds && o->fds[k] >= 0) {
+                l->fds[k] = o->fds[k];
+                l->inherited[k] = 1;
+                o->fds[k] = -1;
                 if (l->backlog != o->backlog) {
-                    listen(l->fd, (int)l->backlog);
+                    listen(l->fds[k], (int)l->backlog);
                 }
-                break;
+                continue;
             }
-        }
-        if (l->fd < 0 && rd_listener_bind(l, err) != 0) {
-            rd_cycle_give_back_listeners(cycle, old);
-            return -1;
+            if (rd_listener_bind(l, k, err) != 0) {
+                rd_cycle_give_back_listeners(cycle, old);
+                return -1;
+            }
         }
     }
     return 0;
@@ -166,20 +200,17 @@ rd_cycle_give_back_listeners(rd_cycle_t *cycle, rd_cycle_t *old)
 {
     for (size_t i = 0; i < cycle->nlisteners; i++) {
         rd_listener_t *l = &cycle->listeners[i];
-        if (!l->inherited) {
-            continue;
-        }
-        for (size_t j = 0; old && j < old->nlisteners; j++) {
-            rd_listener_t *o = &old->listeners[j];
-            if (o->fd < 0 && o->addr.len == l->addr.len
-                && memcmp(&o->addr.addr, &l->addr.addr, l->addr.len) == 0)
-            {
-                o->fd = l->fd;
-                break;
+        rd_listener_t *o = rd_cycle_same_listener(old, l);
+
+        for (unsigned k = 0; k < l->nfds; k++) {
+            if (l->inherited[k] && o && k < o->nfds) {
+                o->fds[k] = l->fds[k];
+            } else if (l->fds[k] >= 0) {
+                close(l->fds[k]);
             }
+            l->fds[k] = -1;
+            l->inherited[k] = 0;
         }
-        l->fd = -1;
-        l->inherited = 0;
     }
 }
 

@@ -27,8 +27,13 @@ struct rd_listener_s {
     int64_t         backlog;
     char           *database_name;      /* the listener's default */
     rd_database_t  *database;
-    int             fd;
-    int             inherited;          /* fd taken over from the old cycle */
+    /* One SO_REUSEPORT socket per worker slot: the kernel spreads new
+     * connections evenly over the workers, and a reloaded or restarted
+     * worker takes over its slot's socket and its accept queue. */
+    int            *fds;
+    unsigned char  *inherited;          /* fds[k] taken over from the old
+                                           cycle */
+    unsigned        nfds;
     void          **ctx;                /* per-module listen confs */
     const config_setting_t *setting;    /* while reading: for errors */
 };
@@ -60,6 +65,8 @@ struct rd_cycle_s {
     size_t          nlisteners;
     rd_database_t  *databases;
     size_t          ndatabases;
+
+    int64_t         nworkers;           /* worker_processes, "auto" resolved */
 
     rd_phase_handler_pt *phases[RD_PHASE_MAX];
     size_t               nphases[RD_PHASE_MAX];
@@ -102,6 +109,8 @@ int  rd_cycle_open_listeners(rd_cycle_t *cycle, rd_cycle_t *old, char **err);
 void rd_cycle_give_back_listeners(rd_cycle_t *cycle, rd_cycle_t *old);
 /* Run the modules' master hooks. */
 int  rd_cycle_init_master(rd_cycle_t *cycle, char **err);
+/* Close the listening sockets this process holds for cycle (all slots). */
+void rd_cycle_close_listeners(rd_cycle_t *cycle);
 /* Close listeners (those not taken over by a newer cycle) and free. */
 void rd_cycle_destroy(rd_cycle_t *cycle);
 

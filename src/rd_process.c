@@ -92,12 +92,7 @@ rd_process_block_signals(void)
 static int64_t
 rd_worker_count(rd_cycle_t *cycle)
 {
-    int64_t n = rd_core_conf(cycle)->worker_processes;
-    if (n <= 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus > 0 ? cpus : 1;
-    }
-    return n;
+    return cycle->nworkers;
 }
 
 static void
@@ -249,10 +244,12 @@ rd_master_reload(rd_master_t *m)
     }
     rd_master_signal_all(m, SIGQUIT, 1);
 
+    /* The old cycle goes first, closing the sockets the new one did not
+     * take over, so that new workers do not inherit them. */
     rd_cycle_t *old = m->cycle;
     m->cycle = nc;
-    rd_master_start_workers(m);
     rd_cycle_destroy(old);
+    rd_master_start_workers(m);
     rd_log_notice("reload done");
 }
 
@@ -334,12 +331,7 @@ rd_master_stop(rd_master_t *m, int graceful)
     }
     /* Stop accepting in the master's copy too, so that nothing is queued
      * on a socket nobody will serve. */
-    for (size_t i = 0; i < m->cycle->nlisteners; i++) {
-        if (m->cycle->listeners[i].fd >= 0) {
-            close(m->cycle->listeners[i].fd);
-            m->cycle->listeners[i].fd = -1;
-        }
-    }
+    rd_cycle_close_listeners(m->cycle);
 }
 
 int

@@ -41,7 +41,7 @@ rd_worker_stop_accepting(rd_worker_t *w)
         if (w->listeners[i].conn) {
             rd_conn_close(w->listeners[i].conn);
             w->listeners[i].conn = NULL;
-            w->cycle->listeners[i].fd = -1;
+            w->cycle->listeners[i].fds[w->slot] = -1;
         }
     }
 }
@@ -93,6 +93,11 @@ rd_worker_signal_handler(rd_conn_t *c)
             break;
         case SIGUSR1:
             rd_log_reopen();
+            for (unsigned i = 0; i < rd_nmodules; i++) {
+                if (rd_modules[i]->reopen) {
+                    rd_modules[i]->reopen(w);
+                }
+            }
             break;
         default:
             break;
@@ -197,13 +202,26 @@ rd_worker_init(rd_worker_t *w, rd_cycle_t *cycle, int slot)
     w->sigconn->read = rd_worker_signal_handler;
     rd_conn_watch(w->sigconn, EPOLLIN);
 
+    /* This worker accepts on its own slot's sockets; the others' copies
+     * inherited from the master are closed so that each socket lives only
+     * as long as its worker and the master need it. */
+    for (size_t i = 0; i < cycle->nlisteners; i++) {
+        rd_listener_t *l = &cycle->listeners[i];
+        for (unsigned k = 0; k < l->nfds; k++) {
+            if (k != (unsigned)slot && l->fds[k] >= 0) {
+                close(l->fds[k]);
+                l->fds[k] = -1;
+            }
+        }
+    }
     w->listeners = rd_calloc(cycle->nlisteners ? cycle->nlisteners : 1,
                              sizeof(rd_worker_listener_t));
     for (size_t i = 0; i < cycle->nlisteners; i++) {
         rd_worker_listener_t *wl = &w->listeners[i];
         wl->worker = w;
         wl->listener = &cycle->listeners[i];
-        wl->conn = rd_conn_new_listener(&w->loop, wl->listener->fd, wl);
+        wl->conn = rd_conn_new_listener(&w->loop, wl->listener->fds[slot],
+                                        wl);
         if (wl->conn == NULL) {
             rd_log_error("cannot watch listener %s: %s",
                          wl->listener->addr.text, strerror(errno));
