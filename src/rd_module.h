@@ -74,6 +74,10 @@ struct rd_module_s {
      * before it started: then s->refusal says why). Called in registry
      * order while the session is still whole; nothing may be sent. */
     void (*session_end)(rd_session_t *s);
+
+    /* SIGUSR1 in a worker (logrotate): reopen the files the module
+     * writes, after the error log was reopened. */
+    void (*reopen)(rd_worker_t *w);
 };
 
 extern rd_module_t *rd_modules[];
