@@ -18,6 +18,7 @@
 #include "rd_log.h"
 #include "rd_resp.h"
 #include "rd_session.h"
+#include "rd_stats.h"
 
 #ifndef RD_LOCALSTATEDIR
 #define RD_LOCALSTATEDIR "/var"
@@ -429,6 +430,7 @@ rd_core_authorize(rd_session_t *s, rd_request_t *r)
         s->database = s->listener->database;
     }
     if (s->database == NULL) {
+        rd_stats_refusal(RD_REFUSAL_NO_DATABASE);
         rd_session_refuse(s, "ERR redoubt: no database selected: this "
                           "listener has no default database");
         return RD_ERROR;

@@ -22,6 +22,7 @@
 #include "rd_log.h"
 #include "rd_module.h"
 #include "rd_process.h"
+#include "rd_stats.h"
 
 #ifndef RD_SYSCONFDIR
 #define RD_SYSCONFDIR "/etc"
@@ -201,7 +202,9 @@ main(int argc, char **argv)
         rd_cycle_destroy(cycle);
         return 1;
     }
-    if (rd_cycle_open_listeners(cycle, NULL, &err) != 0) {
+    if (rd_cycle_open_listeners(cycle, NULL, &err) != 0
+        || rd_stats_server_open(cycle, NULL, &err) != 0)
+    {
         fprintf(stderr, "redoubt: %s\n", err);
         rd_log_error("%s", err);
         free(err);

@@ -16,6 +16,8 @@ extern rd_module_t rd_tls_module;
 extern rd_module_t rd_rbac_module;
 extern rd_module_t rd_standalone_module;
 extern rd_module_t rd_upstream_tls_module;
+extern rd_module_t rd_status_module;
+extern rd_module_t rd_audit_module;
 
 rd_module_t *rd_modules[] = {
     &rd_resp_module,          /* decode, HELLO 3 */
@@ -24,6 +26,12 @@ rd_module_t *rd_modules[] = {
     &rd_rbac_module,          /* authorize roles; filter AUTH, commands, keys */
     &rd_standalone_module,    /* route to a standalone Redis */
     &rd_upstream_tls_module,  /* mutual TLS to Redis, minted certificates */
+    &rd_status_module,        /* shared counters; /metrics, /healthz */
+    /* Keep audit LAST: its authorize handler logs session.start "allowed"
+     * only after every other module let the session in, and its audit
+     * handler sees each reply as the client gets it. */
+    &rd_audit_module,         /* JSON Lines audit log; refuses commands
+                                 while it cannot write (on_failure) */
 };
 
 unsigned rd_nmodules = sizeof(rd_modules) / sizeof(rd_modules[0]);

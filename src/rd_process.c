@@ -32,6 +32,7 @@
 #include "rd_cycle.h"
 #include "rd_log.h"
 #include "rd_process.h"
+#include "rd_stats.h"
 #include "rd_timer.h"
 #include "rd_worker.h"
 
@@ -109,6 +110,9 @@ rd_master_spawn(rd_master_t *m, int slot)
         return;
     }
     if (pid == 0) {
+        if (slot >= rd_worker_count(m->cycle)) {
+            rd_stats_server_main(m->cycle);     /* the status server */
+        }
         rd_worker_main(m->cycle, slot);
     }
     rd_child_t *c = &m->children[m->nchildren++];
@@ -124,7 +128,7 @@ rd_master_spawn(rd_master_t *m, int slot)
 static void
 rd_master_start_workers(rd_master_t *m)
 {
-    m->nslots = rd_worker_count(m->cycle);
+    m->nslots = rd_worker_count(m->cycle) + rd_stats_server_wanted(m->cycle);
     free(m->failures);
     free(m->respawn_at);
     m->failures = rd_calloc((size_t)m->nslots, sizeof(int));
@@ -151,6 +155,7 @@ rd_master_reap(rd_master_t *m)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        rd_stats_worker_gone(pid);
         size_t i;
         for (i = 0; i < m->nchildren; i++) {
             if (m->children[i].pid == pid) {
@@ -214,15 +219,18 @@ rd_master_reload(rd_master_t *m)
         rd_log_error("reload failed, still running the old configuration: "
                      "%s", err);
         free(err);
+        rd_stats_reload(0);
         return;
     }
     if (rd_cycle_init_master(nc, &err) != 0
+        || rd_stats_server_open(nc, m->cycle, &err) != 0
         || rd_cycle_open_listeners(nc, m->cycle, &err) != 0)
     {
         rd_log_error("reload failed, still running the old configuration: "
                      "%s", err);
         free(err);
         rd_cycle_destroy(nc);
+        rd_stats_reload(0);
         return;
     }
     rd_core_conf_t *ccf = rd_core_conf(nc);
@@ -232,6 +240,7 @@ rd_master_reload(rd_master_t *m)
                      strerror(errno));
         rd_cycle_give_back_listeners(nc, m->cycle);
         rd_cycle_destroy(nc);
+        rd_stats_reload(0);
         return;
     }
 
@@ -243,6 +252,7 @@ rd_master_reload(rd_master_t *m)
         m->children[i].kill_at = deadline;
     }
     rd_master_signal_all(m, SIGQUIT, 1);
+    rd_stats_reload(1);         /* new generation: before the new workers */
 
     /* The old cycle goes first, closing the sockets the new one did not
      * take over, so that new workers do not inherit them. */
@@ -251,6 +261,19 @@ rd_master_reload(rd_master_t *m)
     rd_cycle_destroy(old);
     rd_master_start_workers(m);
     rd_log_notice("reload done");
+}
+
+/* Tell the status server how many workers are alive. */
+static void
+rd_master_publish(rd_master_t *m)
+{
+    int64_t current = 0, old = 0;
+    for (size_t i = 0; i < m->nchildren; i++) {
+        rd_child_t *c = &m->children[i];
+        old += c->old;
+        current += !c->old && c->slot < rd_worker_count(m->cycle);
+    }
+    rd_stats_workers(current, old);
 }
 
 static rd_msec_t
@@ -355,6 +378,7 @@ rd_master_run(rd_cycle_t *cycle)
         if ((m->quitting || m->terminating) && m->nchildren == 0) {
             break;
         }
+        rd_master_publish(m);
 
         rd_msec_t now = rd_msec_now();
         rd_msec_t wait = rd_master_next_timeout(m, now);

@@ -36,6 +36,7 @@
 #include "rd_net.h"
 #include "rd_resp.h"
 #include "rd_session.h"
+#include "rd_stats.h"
 #include "rd_worker.h"
 
 #define RD_READ_CHUNK  (16 * 1024)
@@ -159,6 +160,7 @@ static void
 rd_session_activate(rd_session_t *s)
 {
     s->state = RD_SESSION_ACTIVE;
+    rd_stats_session_start(s);
     s->started = 1;
     s->conn->read = rd_session_read_handler;
     s->conn->write = rd_session_write_handler;
@@ -311,6 +313,7 @@ rd_session_close(rd_session_t *s, const char *reason)
                 (unsigned long long)s->commands);
 
     s->state = RD_SESSION_CLOSING;
+    rd_stats_session_end(s);
     for (unsigned i = 0; i < rd_nmodules; i++) {
         if (rd_modules[i]->session_end) {
             rd_modules[i]->session_end(s);
@@ -445,6 +448,7 @@ rd_session_read_handler(rd_conn_t *c)
         if (n > 0) {
             rd_buf_produce(&s->in, (size_t)n);
             s->bytes_in += (uint64_t)n;
+            rd_stats_bytes_in((size_t)n);
             rd_session_arm_idle(s);
             /* Bytes the transport already decrypted are never reported
              * by epoll: come back for them in this loop iteration. */
@@ -745,6 +749,7 @@ rd_session_flush_replies(rd_session_t *s)
                               rd_buf_used(&r->reply));
             }
         }
+        rd_stats_request(s, r);
         rd_session_run_tail_phases(s, r);
 
         s->head = r->next;
@@ -816,6 +821,7 @@ rd_session_write_handler(rd_conn_t *c)
         }
         rd_buf_consume(&s->out, (size_t)n);
         s->bytes_out += (uint64_t)n;
+        rd_stats_bytes_out((size_t)n);
     }
 
     if (s->out.cap > RD_SHRINK_OVER) {

@@ -24,6 +24,7 @@
 #include "rd_cycle.h"
 #include "rd_log.h"
 #include "rd_session.h"
+#include "rd_stats.h"
 #include "rd_worker.h"
 
 #define RD_ACCEPT_BATCH 64
@@ -130,6 +131,7 @@ rd_worker_accept_handler(rd_conn_t *c)
             ssize_t n = write(fd, msg, sizeof(msg) - 1);
             (void)n;
             close(fd);
+            rd_stats_refusal(RD_REFUSAL_MAX_SESSIONS);
             rd_log_warn("limits.max_sessions (%lld) reached, connection "
                         "refused", (long long)ccf->max_sessions);
             continue;

@@ -8,15 +8,19 @@
 # first against Redis and then through redoubt, and prints a table with the
 # ratio redoubt/direct. Both servers and the benchmark share the machine's
 # cores, so the ratio is the figure to compare, not the absolute numbers.
+# With -a, two more redoubts run the same rows with an audit log (in the
+# temp dir, emptied after each run): audit.args = "full" and "none"; their
+# ratios are against redoubt without audit (the cost of auditing).
 #
 # Usage: contrib/bench/bench.sh [-n REQUESTS] [-w WORKERS] [-c CLIENTS]
-#                               [-r REPEATS] [-b PATH/TO/redoubt]
+#                               [-r REPEATS] [-b PATH/TO/redoubt] [-a]
 #   -n  requests per test (default 200000)
 #   -w  redoubt worker_processes: a number or "auto" (default auto)
 #   -c  parallel clients (default 50)
 #   -r  run each test R times and keep the best (default 1)
 #   -b  the redoubt binary (default: $REDOUBT, else ./redoubt, else
 #       build/check/redoubt or build/demo/redoubt under the source tree)
+#   -a  also measure redoubt with auditing (args = full and none)
 set -u
 set -o pipefail
 
@@ -25,17 +29,19 @@ WORKERS=auto
 CLIENTS=50
 REPEATS=1
 BIN=${REDOUBT:-}
+AUDIT=0
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
-while getopts "n:w:c:r:b:h" opt; do
+while getopts "n:w:c:r:b:ah" opt; do
     case $opt in
         n) REQUESTS=$OPTARG ;;
         w) WORKERS=$OPTARG ;;
         c) CLIENTS=$OPTARG ;;
         r) REPEATS=$OPTARG ;;
         b) BIN=$OPTARG ;;
+        a) AUDIT=1 ;;
         *) usage ;;
     esac
 done
@@ -109,19 +115,32 @@ PIDS+=("$!")
 wait_port "$RPORT" || { echo "bench.sh: redis-server did not start" >&2; cat "$DIR/redis.log" >&2; exit 1; }
 
 if [ "$WORKERS" = auto ]; then wp='"auto"'; else wp=$WORKERS; fi
-cat > "$DIR/redoubt.conf" <<EOF
+# start_redoubt NAME PORT [EXTRA-CONF]: one redoubt in front of the redis.
+start_redoubt() {
+    cat > "$DIR/$1.conf" <<EOF
 worker_processes = $wp;
-pid_file = "$DIR/redoubt.pid";
+pid_file = "$DIR/$1.pid";
 worker_shutdown_timeout = "5s";
-error_log = { path = "$DIR/error.log"; level = "warn"; };
-listen = ( { address = "127.0.0.1:$PORT"; database = "bench"; tls = false; } );
+error_log = { path = "$DIR/$1.error.log"; level = "warn"; };
+listen = ( { address = "127.0.0.1:$2"; database = "bench"; tls = false; } );
 databases = ( { name = "bench"; uri = "redis://127.0.0.1:$RPORT"; } );
+${3:-}
 EOF
-"$BIN" -g -c "$DIR/redoubt.conf" 2> "$DIR/redoubt.stderr" &
-PIDS+=("$!")
-wait_port "$PORT" || { echo "bench.sh: redoubt did not start" >&2; cat "$DIR/redoubt.stderr" "$DIR/error.log" >&2 2>/dev/null; exit 1; }
-[ "$(redis-cli -h 127.0.0.1 -p "$PORT" PING 2>&1)" = PONG ] ||
-    { echo "bench.sh: PING through redoubt failed" >&2; cat "$DIR/error.log" >&2; exit 1; }
+    "$BIN" -g -c "$DIR/$1.conf" 2> "$DIR/$1.stderr" &
+    PIDS+=("$!")
+    wait_port "$2" || { echo "bench.sh: redoubt ($1) did not start" >&2; cat "$DIR/$1.stderr" "$DIR/$1.error.log" >&2 2>/dev/null; exit 1; }
+    [ "$(redis-cli -h 127.0.0.1 -p "$2" PING 2>&1)" = PONG ] ||
+        { echo "bench.sh: PING through redoubt ($1) failed" >&2; cat "$DIR/$1.error.log" >&2; exit 1; }
+}
+start_redoubt redoubt "$PORT"
+if [ "$AUDIT" = 1 ]; then
+    FPORT=$(free_port "$PORT")
+    NPORT=$(free_port "$FPORT")
+    start_redoubt audit-full "$FPORT" \
+        "audit = { path = \"$DIR/audit-full.log\"; args = \"full\"; };"
+    start_redoubt audit-none "$NPORT" \
+        "audit = { path = \"$DIR/audit-none.log\"; args = \"none\"; };"
+fi
 
 # rps PORT TEST PIPELINE: best requests/s over REPEATS runs.
 rps() {
@@ -130,6 +149,8 @@ rps() {
         r=$(redis-benchmark -h 127.0.0.1 -p "$1" -t "$2" -c "$CLIENTS" -n "$REQUESTS" -P "$3" --csv 2>/dev/null |
             awk -F, -v t="\"${2^^}\"" '$1 == t { gsub(/"/, "", $2); print $2 }')
         [ -n "$r" ] || { echo "bench.sh: redis-benchmark $2 -P $3 on port $1 failed" >&2; return 1; }
+        # Audit logs only grow: keep the temp dir small.
+        for f in "$DIR"/audit-*.log; do [ -f "$f" ] && : > "$f"; done
         best=$(awk -v a="$best" -v b="$r" 'BEGIN { print (b > a) ? b : a }')
     done
     echo "$best"
@@ -139,7 +160,13 @@ ncpu=$(nproc 2>/dev/null || echo '?')
 echo "redoubt bench: $REQUESTS requests, $CLIENTS clients, worker_processes = $WORKERS, $ncpu CPUs, best of $REPEATS"
 echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$RPORT, $("$BIN" -v 2>&1 | head -n 1) on 127.0.0.1:$PORT"
 echo
-printf '%-6s %8s %16s %16s %8s\n' test pipeline "direct req/s" "redoubt req/s" ratio
+ratio() { awk -v d="$1" -v g="$2" 'BEGIN { printf "%.2f", (d > 0) ? g / d : 0 }'; }
+if [ "$AUDIT" = 1 ]; then
+    printf '%-6s %8s %14s %14s %6s %14s %6s %14s %6s\n' test pipeline "direct req/s" \
+        "redoubt req/s" ratio "audit=full" /rd "audit=none" /rd
+else
+    printf '%-6s %8s %16s %16s %8s\n' test pipeline "direct req/s" "redoubt req/s" ratio
+fi
 status=0
 for p in 1 16; do
     for t in set get; do
@@ -147,13 +174,23 @@ for p in 1 16; do
         d=$(rps "$RPORT" "$t" "$p") || { status=1; continue; }
         redis-cli -h 127.0.0.1 -p "$RPORT" FLUSHALL >/dev/null
         g=$(rps "$PORT" "$t" "$p") || { status=1; continue; }
-        ratio=$(awk -v d="$d" -v g="$g" 'BEGIN { printf "%.2f", (d > 0) ? g / d : 0 }')
-        printf '%-6s %8s %16.0f %16.0f %8s\n' "${t^^}" "$p" "$d" "$g" "$ratio"
+        if [ "$AUDIT" = 1 ]; then
+            redis-cli -h 127.0.0.1 -p "$RPORT" FLUSHALL >/dev/null
+            f=$(rps "$FPORT" "$t" "$p") || { status=1; continue; }
+            redis-cli -h 127.0.0.1 -p "$RPORT" FLUSHALL >/dev/null
+            n=$(rps "$NPORT" "$t" "$p") || { status=1; continue; }
+            printf '%-6s %8s %14.0f %14.0f %6s %14.0f %6s %14.0f %6s\n' "${t^^}" "$p" \
+                "$d" "$g" "$(ratio "$d" "$g")" "$f" "$(ratio "$g" "$f")" "$n" "$(ratio "$g" "$n")"
+        else
+            printf '%-6s %8s %16.0f %16.0f %8s\n' "${t^^}" "$p" "$d" "$g" "$(ratio "$d" "$g")"
+        fi
     done
 done
-if grep -qiE 'error|crit' "$DIR/error.log" 2>/dev/null; then
-    echo
-    echo "redoubt's error log:"
-    tail -n 20 "$DIR/error.log"
-fi
+for f in "$DIR"/*error.log; do
+    if grep -qiE 'error|crit' "$f" 2>/dev/null; then
+        echo
+        echo "redoubt's error log ($(basename "$f")):"
+        tail -n 20 "$f"
+    fi
+done
 exit "$status"

@@ -37,6 +37,7 @@
 #include "rd_log.h"
 #include "rd_rbac.h"
 #include "rd_session.h"
+#include "rd_stats.h"
 #include "rd_worker.h"
 
 /* --- compiled configuration --------------------------------------------- */
@@ -1035,6 +1036,7 @@ rd_rbac_authorize(rd_session_t *s, rd_request_t *r)
         rd_log_info("session %llu: %s: %s%s%s%s", (unsigned long long)s->id,
                     id->user, d.reason, d.role ? " (role \"" : "",
                     d.role ? d.role : "", d.role ? "\")" : "");
+        rd_stats_refusal(RD_REFUSAL_ACCESS_DENIED);
         rd_session_refuse(s, "ERR redoubt: %s", d.reason);
         return RD_ERROR;
     }
@@ -1126,6 +1128,7 @@ rd_rbac_auth(rd_session_t *s, rd_request_t *r)
                         "certificate's \"%s\" refused",
                         (unsigned long long)s->id, id->user,
                         id->route_db_user);
+            rd_stats_refusal(RD_REFUSAL_AUTH_DENIED);
             rd_request_error(r, "ERR redoubt: this certificate allows only "
                              "the database user \"%s\"", id->route_db_user);
             return RD_DONE;
@@ -1137,6 +1140,7 @@ rd_rbac_auth(rd_session_t *s, rd_request_t *r)
     char user[256];
     rd_str_t u = user_at ? r->argv[user_at] : RD_STR("default");
     if (u.len >= sizeof(user) || memchr(u.data, '\0', u.len)) {
+        rd_stats_refusal(RD_REFUSAL_AUTH_DENIED);
         rd_request_error(r, "ERR redoubt: invalid user name");
         return RD_DONE;
     }
@@ -1147,6 +1151,7 @@ rd_rbac_auth(rd_session_t *s, rd_request_t *r)
     if (!rd_rbac_check_db(s->cycle, id, s->database, user, &d, NULL)) {
         rd_log_info("session %llu: %s: %s", (unsigned long long)s->id,
                     id->user, d.reason);
+        rd_stats_refusal(RD_REFUSAL_AUTH_DENIED);
         rd_request_error(r, "ERR redoubt: %s", d.reason);
         return RD_DONE;
     }
@@ -1173,6 +1178,7 @@ rd_rbac_filter(rd_session_t *s, rd_request_t *r)
     {
         rd_log_info("session %llu: %s: %s", (unsigned long long)s->id,
                     s->identity->user, d.reason);
+        rd_stats_refusal(RD_REFUSAL_NOPERM);
         rd_request_error(r, "NOPERM redoubt: %s", d.reason);
         return RD_DONE;
     }

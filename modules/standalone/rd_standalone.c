@@ -40,6 +40,7 @@
 #include "rd_net.h"
 #include "rd_resp_module.h"
 #include "rd_session.h"
+#include "rd_stats.h"
 #include "rd_upstream_tls.h"
 #include "rd_worker.h"
 
@@ -132,6 +133,7 @@ rd_upstream_fail(rd_upstream_t *up, const char *why)
     rd_log_warn("session %llu: database \"%s\" (%s): %s",
                 (unsigned long long)s->id, up->db->name, up->db->addr.text,
                 why);
+    rd_stats_upstream_failed(up->db, up->connected);
     rd_upstream_disconnect(up);
 
     if (up->in_multi || up->watching || up->unsure) {
@@ -379,6 +381,7 @@ rd_upstream_establish(rd_upstream_t *up)
         }
     }
     up->connected = 1;
+    rd_stats_upstream_up(up->db);
     rd_timer_del(&up->session->worker->loop.timers, &up->connect_timer);
     return 1;
 }
@@ -522,6 +525,7 @@ rd_upstream_read_handler(rd_conn_t *c)
         if (st == RD_RESP_OK) {
             rd_upstream_pop(up);
             rd_upstream_track(up, r);
+            rd_stats_latency(up->db, s->worker->loop.now_usec - r->start_usec);
             rd_request_done(r);
             if (s->conn->closed) {
                 return;
@@ -565,6 +569,7 @@ rd_standalone_route(rd_session_t *s, rd_request_t *r)
     }
 
     if (up->conn == NULL && rd_upstream_connect(up) != 0) {
+        rd_stats_upstream_failed(up->db, 0);
         rd_request_error(r, "ERR redoubt: upstream unavailable: %s",
                          strerror(errno));
         return RD_DONE;

@@ -37,6 +37,7 @@
 #include "rd_identity.h"
 #include "rd_log.h"
 #include "rd_session.h"
+#include "rd_stats.h"
 #include "rd_worker.h"
 
 rd_module_t rd_tls_module;
@@ -252,6 +253,7 @@ rd_tls_init_master(rd_cycle_t *cycle)
     SSL_CTX_set_tlsext_servername_callback(ctx, rd_tls_servername_cb);
 
     c->ctx = ctx;
+    rd_stats_listener_cert(SSL_CTX_get0_certificate(ctx));
     return RD_OK;
 
 fail:
@@ -350,6 +352,7 @@ rd_tls_handshake_timeout(rd_timer_t *t)
     rd_session_t *s = t->data;
     rd_log_info("session %llu: client %s: TLS handshake timed out",
                 (unsigned long long)s->id, s->addr_text);
+    rd_stats_refusal(RD_REFUSAL_TLS_HANDSHAKE);
     rd_session_close(s, "TLS handshake timed out");
 }
 
@@ -398,6 +401,7 @@ rd_tls_handshake_handler(rd_conn_t *c)
     ERR_clear_error();
     rd_log_notice("session %llu: client %s: %s", (unsigned long long)s->id,
                   s->addr_text, why);
+    rd_stats_refusal(RD_REFUSAL_TLS_HANDSHAKE);
     rd_session_close(s, "TLS handshake failed");
 }
 
@@ -477,6 +481,7 @@ rd_tls_identify(rd_session_t *s, rd_request_t *r)
 
     X509 *cert = SSL_get0_peer_certificate(ts->ssl);
     if (cert == NULL) {
+        rd_stats_refusal(RD_REFUSAL_NO_IDENTITY);
         rd_session_refuse(s, "ERR redoubt: a client certificate is required");
         return RD_ERROR;
     }
@@ -485,6 +490,7 @@ rd_tls_identify(rd_session_t *s, rd_request_t *r)
     rd_identity_t *id = rd_calloc(1, sizeof(*id));
     if (rd_identity_from_cert(cert, id, err, sizeof(err)) != 0) {
         free(id);
+        rd_stats_refusal(RD_REFUSAL_NO_IDENTITY);
         rd_session_refuse(s, "ERR redoubt: the client certificate carries "
                           "no usable identity: %s", err);
         return RD_ERROR;
@@ -516,6 +522,7 @@ rd_tls_identify(rd_session_t *s, rd_request_t *r)
         s->database = rd_cycle_find_database(s->cycle, id->route_db,
                                              strlen(id->route_db));
         if (s->database == NULL) {
+            rd_stats_refusal(RD_REFUSAL_NO_DATABASE);
             rd_session_refuse(s, "ERR redoubt: the database \"%s\" named by "
                               "the certificate is not served here",
                               id->route_db);

@@ -40,6 +40,7 @@
 
 #include "rd_cycle.h"
 #include "rd_log.h"
+#include "rd_stats.h"
 #include "rd_upstream_tls.h"
 #include "rd_worker.h"
 
@@ -373,6 +374,7 @@ rd_utls_mint(rd_utls_conf_t *c, const char *user, rd_utls_minted_t *m)
     m->key = key;
     /* Replaced after two thirds of its life. */
     m->renew_at = now + ttl * 2 / 3;
+    rd_stats_minted_cert((int64_t)now + ttl);
     ok = 1;
 
 done:

@@ -122,7 +122,7 @@ rd_children() {
 }
 
 # rd_workers [MASTER]: the redoubt master's workers, sorted.
-rd_workers() { rd_children "${1:-$RD_PID}" | sort -n; }
+rd_workers() { rd_children "${1:-$RD_PID}" | rd__not_status | sort -n; }
 
 rd_count_workers() { rd_workers "$@" | wc -l; }
 
@@ -658,4 +658,54 @@ rd_init() {
     [ -x "$REDOUBT" ] || fail "redoubt binary not found at $REDOUBT (is it built?)"
     rd__setup_tmp
     RD_PORT=$(free_port) || fail "no free port for redoubt"
+}
+
+# --- status server (t_status.sh) -----------------------------------------
+#
+# The status server (status.listen) is a child of the master like the
+# workers, named "redoubt-status" in /proc/PID/comm; rd_workers leaves it
+# out (rd__not_status), so the worker helpers above mean workers with or
+# without it.
+#
+#   rd_status_pids [MASTER]  the master's status server(s), one a line
+#   st_http PORT REQUEST     send REQUEST (printf format, \r\n written out)
+#                            to the status port, print the whole response
+#   st_get PORT PATH [METHOD]
+#                            one request; ST_CODE is the status code,
+#                            ST_BODY the body (trailing newlines removed)
+
+rd__is_status() { [ "$(cat "/proc/$1/comm" 2>/dev/null)" = redoubt-status ]; }
+
+# rd__not_status: the pids on stdin that are not a status server.
+rd__not_status() {
+    local p
+    while read -r p; do
+        rd__is_status "$p" || echo "$p"
+    done
+}
+
+rd_status_pids() {
+    local p
+    for p in $(rd_children "${1:-$RD_PID}"); do
+        rd__is_status "$p" && echo "$p"
+    done
+    return 0
+}
+
+st_http() {
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    timeout 15 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 3
+        printf "$1" >&3
+        cat <&3' "$1" "$2"
+}
+
+st_get() {
+    local out
+    out=$(st_http "$1" "${3:-GET} $2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"; echo x)
+    out=${out%x}
+    # shellcheck disable=SC2034 # read by the tests
+    ST_CODE=$(head -n 1 <<<"$out" | awk '{ print $2 }')
+    ST_BODY=${out#*$'\r\n\r\n'}
+    ST_BODY=${ST_BODY%$'\n'}
 }

@@ -1,0 +1,214 @@
+/*
+ * rd_stats.h - counters shared by the master, the workers and the status
+ * server.
+ *
+ * One shared anonymous mapping, made by the master once at startup (before
+ * the first fork) and kept across reloads, holds:
+ *   - a master part: worker gauges, reload counters, the reload
+ *     generation, and the names of the databases seen so far (the
+ *     "database" label: a database keeps its index, and its series, across
+ *     reloads, even when a reload reorders or drops databases);
+ *   - one slot per worker process slot, written only by the worker(s) in
+ *     that slot with relaxed C11 atomics, and summed by the status server
+ *     when it renders /metrics. There are 2 x RD_STATS_WORKER_SLOTS slots:
+ *     workers of even and odd reload generations use different halves, so
+ *     the old workers finishing their sessions after a reload do not
+ *     share cache lines with the new ones. Counters only ever grow: a
+ *     worker restarted in a slot (after a crash or a reload) keeps adding
+ *     to what its predecessors counted there, so totals never go back.
+ *     Several processes in one slot (more than RD_STATS_WORKER_SLOTS
+ *     workers, or three generations alive at once) stay correct because
+ *     every update is an atomic read-modify-write (except the audit counts,
+ *     which a worker copies in from the audit module: see below).
+ *   - Gauges that belong to a process (sessions open) are cleared by the
+ *     master when it reaps the process, so a killed worker's sessions do
+ *     not stay "open".
+ *
+ * The hot path is one relaxed atomic add on this process's slot; nothing
+ * here takes a lock or makes a system call. Outside a worker (the master,
+ * unit tests) updates go to a private dummy slot.
+ *
+ * Limits, by design: RD_STATS_DATABASES database names (more go to the
+ * series database="_other"), top-level commands only (a subcommand counts
+ * as its container: CONFIG GET is "config"), upstream series by database,
+ * not by node.
+ */
+#ifndef RD_STATS_H
+#define RD_STATS_H
+
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "rd_core.h"
+
+#define RD_STATS_WORKER_SLOTS  64
+#define RD_STATS_SLOTS         (2 * RD_STATS_WORKER_SLOTS)
+#define RD_STATS_DATABASES     64
+#define RD_STATS_DB_NONE       RD_STATS_DATABASES        /* none (yet) */
+#define RD_STATS_DB_OTHER      (RD_STATS_DATABASES + 1)  /* past the cap */
+#define RD_STATS_DB_SLOTS      (RD_STATS_DATABASES + 2)
+#define RD_STATS_DB_NAME_MAX   128
+#define RD_STATS_COMMANDS      256   /* top-level table rows, then "_unknown" */
+#define RD_STATS_BUCKETS       16    /* latency bounds; one more for +Inf */
+
+/* Why a client was refused: a session not let in, or one command. */
+typedef enum {
+    RD_REFUSAL_TLS_HANDSHAKE = 0,   /* handshake failed or timed out */
+    RD_REFUSAL_NO_IDENTITY,         /* no certificate, or no identity in it */
+    RD_REFUSAL_NO_DATABASE,         /* no database, or one not served */
+    RD_REFUSAL_ACCESS_DENIED,       /* roles do not reach the database */
+    RD_REFUSAL_AUTH_DENIED,         /* AUTH as a user the roles refuse */
+    RD_REFUSAL_NOPERM,              /* a command or key rule */
+    RD_REFUSAL_AUDIT_UNAVAILABLE,   /* audit.on_failure = block */
+    RD_REFUSAL_MAX_SESSIONS,        /* limits.max_sessions reached */
+    RD_REFUSAL_MAX
+} rd_refusal_t;
+
+typedef _Atomic uint64_t rd_counter_t;
+typedef _Atomic int64_t  rd_gauge_t;
+
+/* Series of one database in one slot. */
+typedef struct {
+    rd_counter_t sessions_ok;        /* passed the session phases */
+    rd_counter_t sessions_refused;   /* ended before that */
+    rd_gauge_t   sessions_open;
+    rd_counter_t upstream_ok;        /* connections established */
+    rd_counter_t upstream_failed;    /* connections that never were */
+    rd_counter_t upstream_errors;    /* failures, losses, protocol errors */
+    rd_counter_t moved;
+    rd_counter_t ask;
+    rd_counter_t latency_usec;       /* histogram sum, microseconds */
+    rd_counter_t latency[RD_STATS_BUCKETS + 1];   /* per bucket, not
+                                                     cumulative */
+    rd_counter_t commands[RD_STATS_COMMANDS][2];  /* [cmd][0 ok, 1 error] */
+} rd_stats_db_t;
+
+typedef struct {
+    _Alignas(64)                     /* no cache line shared by two slots */
+    _Atomic int32_t  pid;            /* the last worker here, 0: none */
+    _Atomic uint32_t used;           /* ever used: the reader skips others */
+    rd_counter_t     bytes_in;
+    rd_counter_t     bytes_out;
+    rd_counter_t     audit_written;  /* copied from the audit module */
+    rd_counter_t     audit_dropped;
+    rd_gauge_t       audit_failing;  /* 1: its last audit write failed */
+    rd_counter_t     refusals[RD_REFUSAL_MAX];
+    rd_gauge_t       minted_cert_not_after;   /* Unix time, latest minted */
+    rd_stats_db_t    db[RD_STATS_DB_SLOTS];
+} rd_stats_slot_t;
+
+typedef struct {
+    rd_gauge_t       workers_current;  /* workers of the current cycle */
+    rd_gauge_t       workers_old;      /* retired ones still finishing */
+    rd_counter_t     reloads_ok;
+    rd_counter_t     reloads_failed;
+    rd_gauge_t       generation;       /* successful reloads */
+    rd_gauge_t       start_time;       /* Unix time the master started */
+    _Atomic uint32_t ndatabases;       /* names[0 .. ndatabases) are set */
+    char             names[RD_STATS_DATABASES][RD_STATS_DB_NAME_MAX];
+} rd_stats_master_t;
+
+typedef struct {
+    rd_stats_master_t master;
+    rd_stats_slot_t   slots[RD_STATS_SLOTS];
+} rd_stats_region_t;
+
+/* Upper bounds of the latency buckets, in microseconds (0.0001 s .. 10 s),
+ * and the same as Prometheus "le" label values. */
+extern const int64_t     rd_stats_bucket_usec[RD_STATS_BUCKETS];
+extern const char *const rd_stats_bucket_le[RD_STATS_BUCKETS];
+extern const char *const rd_stats_refusal_names[RD_REFUSAL_MAX];
+
+/* --- the hot path (workers) -------------------------------------------- */
+
+extern rd_stats_slot_t *rd_stats_me;
+
+#define rd_stats_add(field, n) \
+    atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
+
+static inline void rd_stats_bytes_in(size_t n)
+{ rd_stats_add(rd_stats_me->bytes_in, (uint64_t)n); }
+static inline void rd_stats_bytes_out(size_t n)
+{ rd_stats_add(rd_stats_me->bytes_out, (uint64_t)n); }
+static inline void rd_stats_refusal(rd_refusal_t why)
+{ rd_stats_add(rd_stats_me->refusals[why], 1); }
+/* Audit events: the audit module counts them in each worker's memory
+ * (rd_audit.h); the status module copies them here every second and at
+ * worker exit, on top of what the slot's earlier workers had counted
+ * (rd_stats_audit_base() at worker start). */
+void rd_stats_audit_base(uint64_t *written, uint64_t *dropped);
+void rd_stats_audit_set(uint64_t written, uint64_t dropped, int failing);
+
+/* The session passed its session phases (call before s->started is set),
+ * and it ends (started or refused). */
+void rd_stats_session_start(const rd_session_t *s);
+void rd_stats_session_end(const rd_session_t *s);
+/* A request's reply is complete (before it is freed): counts the command
+ * by database, top-level command and result, and MOVED/ASK replies. */
+void rd_stats_request(const rd_session_t *s, const rd_request_t *r);
+/* Upstream connections: established; failed (was_connected: it had been
+ * established and was lost, else it never came up). */
+void rd_stats_upstream_up(const rd_database_t *db);
+void rd_stats_upstream_failed(const rd_database_t *db, int was_connected);
+/* A reply from the database took usec since the request was read. */
+void rd_stats_latency(const rd_database_t *db, int64_t usec);
+/* A certificate was minted, valid until not_after (Unix time). */
+void rd_stats_minted_cert(int64_t not_after);
+
+/* --- processes ---------------------------------------------------------- */
+
+/* Map the region (master, once, before the first fork; later calls do
+ * nothing). Returns 0, or -1 when mmap failed (counting then goes to the
+ * private dummy and /metrics shows zeros). */
+int  rd_stats_init(void);
+/* The region, or NULL before rd_stats_init(). */
+rd_stats_region_t *rd_stats_region(void);
+
+/* Master: give every database of cycle its index (before forking). */
+void rd_stats_register_databases(rd_cycle_t *cycle);
+/* Master: a reload ended (ok: 1 succeeded, before the new workers start;
+ * 0 failed). */
+void rd_stats_reload(int ok);
+/* Master: how many workers are alive (current cycle, retired). */
+void rd_stats_workers(int64_t current, int64_t old);
+/* Master: a child was reaped; clear the gauges of its slot. */
+void rd_stats_worker_gone(pid_t pid);
+/* Master: the listener certificate (tls.certificate) of the cycle being
+ * built; the status module of that cycle takes its expiry time (Unix
+ * time, 0 when there is none). */
+struct x509_st;
+void    rd_stats_listener_cert(const struct x509_st *cert);
+int64_t rd_stats_take_listener_cert(void);
+
+/* Worker: take this process's slot (from its slot number and the reload
+ * generation) and map the cycle's databases to their indexes. */
+void rd_stats_worker_init(rd_worker_t *w);
+/* The stats index of a database of this worker's cycle. */
+unsigned rd_stats_db(const rd_database_t *db);
+/* Dense index of a top-level command (RD_STATS_COMMANDS - 1: unknown),
+ * and its name. */
+unsigned    rd_stats_command_index(rd_str_t name);
+const char *rd_stats_command_name(unsigned idx);
+
+/* --- the status server process ------------------------------------------
+ *
+ * The status module serves /metrics from its own process, which the master
+ * runs and supervises like a worker, in the slot after the last worker.
+ * The module registers these hooks; the core calls them through the
+ * functions below and knows nothing else about it. */
+typedef struct {
+    /* Master: bind (or take over from old) the status listener of cycle;
+     * 0, or -1 with *err (malloc'd). */
+    int  (*open)(rd_cycle_t *cycle, rd_cycle_t *old, char **err);
+    /* Does cycle run a status server? */
+    int  (*wanted)(rd_cycle_t *cycle);
+    /* The status process; does not return. */
+    void (*main)(rd_cycle_t *cycle);
+} rd_stats_server_t;
+
+void rd_stats_server_set(const rd_stats_server_t *srv);
+int  rd_stats_server_open(rd_cycle_t *cycle, rd_cycle_t *old, char **err);
+int  rd_stats_server_wanted(rd_cycle_t *cycle);      /* 0 or 1 */
+void rd_stats_server_main(rd_cycle_t *cycle) __attribute__((noreturn));
+
+#endif
