@@ -23,6 +23,7 @@
 
 #include "rd_cycle.h"
 #include "rd_log.h"
+#include "rd_process.h"
 #include "rd_session.h"
 #include "rd_stats.h"
 #include "rd_worker.h"
@@ -186,16 +187,7 @@ rd_worker_init(rd_worker_t *w, rd_cycle_t *cycle, int slot)
         return -1;
     }
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    int sfd = rd_process_signalfd();
     if (sfd < 0) {
         rd_log_error("signalfd: %s", strerror(errno));
         return -1;

@@ -48,6 +48,7 @@
 #include "rd_cycle.h"
 #include "rd_event.h"
 #include "rd_log.h"
+#include "rd_process.h"
 #include "rd_stats.h"
 #include "rd_worker.h"
 
@@ -918,16 +919,7 @@ rd_status_setup(rd_status_srv_t *srv, rd_cycle_t *cycle)
         rd_log_error("status: epoll_create1: %s", strerror(errno));
         return -1;
     }
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    int sfd = rd_process_signalfd();
     if (sfd < 0) {
         rd_log_error("status: signalfd: %s", strerror(errno));
         return -1;

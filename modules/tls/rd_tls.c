@@ -37,6 +37,7 @@
 #include "rd_identity.h"
 #include "rd_log.h"
 #include "rd_session.h"
+#include "rd_ssl.h"
 #include "rd_stats.h"
 #include "rd_worker.h"
 
@@ -143,18 +144,6 @@ rd_tls_listen_conf(rd_listener_t *l)
 
 /* --- the SSL_CTX, built in the master ---------------------------------- */
 
-static void
-rd_tls_ssl_error(char *buf, size_t n, const char *what)
-{
-    unsigned long e = ERR_get_error();
-    char reason[256] = "unknown error";
-    if (e != 0) {
-        ERR_error_string_n(e, reason, sizeof(reason));
-    }
-    ERR_clear_error();
-    snprintf(buf, n, "%s: %s", what, reason);
-}
-
 static int
 rd_tls_servername_cb(SSL *ssl, int *alert, void *arg)
 {
@@ -197,7 +186,7 @@ rd_tls_init_master(rd_cycle_t *cycle)
 
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
-        rd_tls_ssl_error(err, sizeof(err), "tls: SSL_CTX_new");
+        rd_ssl_error(err, sizeof(err), "tls: SSL_CTX_new");
         goto fail;
     }
     rd_pool_cleanup_add(cycle->pool, rd_tls_ctx_free, ctx);
@@ -213,37 +202,37 @@ rd_tls_init_master(rd_cycle_t *cycle)
     SSL_CTX_set_num_tickets(ctx, 0);
 
     if (SSL_CTX_set_cipher_list(ctx, c->ciphers) != 1) {
-        rd_tls_ssl_error(err, sizeof(err), "tls.ciphers");
+        rd_ssl_error(err, sizeof(err), "tls.ciphers");
         goto fail;
     }
     if (c->ciphersuites && SSL_CTX_set_ciphersuites(ctx, c->ciphersuites)
                            != 1)
     {
-        rd_tls_ssl_error(err, sizeof(err), "tls.ciphersuites");
+        rd_ssl_error(err, sizeof(err), "tls.ciphersuites");
         goto fail;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1) {
-        rd_tls_ssl_error(err, sizeof(err), c->certificate);
+        rd_ssl_error(err, sizeof(err), c->certificate);
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, c->certificate_key,
                                     SSL_FILETYPE_PEM) != 1)
     {
-        rd_tls_ssl_error(err, sizeof(err), c->certificate_key);
+        rd_ssl_error(err, sizeof(err), c->certificate_key);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        rd_tls_ssl_error(err, sizeof(err), "tls: certificate_key does not "
+        rd_ssl_error(err, sizeof(err), "tls: certificate_key does not "
                          "match certificate");
         goto fail;
     }
     if (SSL_CTX_load_verify_locations(ctx, c->client_ca, NULL) != 1) {
-        rd_tls_ssl_error(err, sizeof(err), c->client_ca);
+        rd_ssl_error(err, sizeof(err), c->client_ca);
         goto fail;
     }
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(c->client_ca);
     if (names == NULL) {
-        rd_tls_ssl_error(err, sizeof(err), c->client_ca);
+        rd_ssl_error(err, sizeof(err), c->client_ca);
         goto fail;
     }
     SSL_CTX_set_client_CA_list(ctx, names);
@@ -273,41 +262,13 @@ rd_tls_ssl(rd_session_t *s)
 static ssize_t
 rd_tls_recv(rd_session_t *s, char *buf, size_t n)
 {
-    size_t got = 0;
-    SSL *ssl = rd_tls_ssl(s);
-
-    if (SSL_read_ex(ssl, buf, n, &got) == 1) {
-        return (ssize_t)got;
-    }
-    switch (SSL_get_error(ssl, 0)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        return RD_AGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    default:
-        ERR_clear_error();
-        return RD_ERROR;
-    }
+    return rd_ssl_read(rd_tls_ssl(s), buf, n, NULL, 0);
 }
 
 static ssize_t
 rd_tls_send(rd_session_t *s, const char *buf, size_t n)
 {
-    size_t put = 0;
-    SSL *ssl = rd_tls_ssl(s);
-
-    if (SSL_write_ex(ssl, buf, n, &put) == 1) {
-        return (ssize_t)put;
-    }
-    switch (SSL_get_error(ssl, 0)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        return RD_AGAIN;
-    default:
-        ERR_clear_error();
-        return RD_ERROR;
-    }
+    return rd_ssl_write(rd_tls_ssl(s), buf, n, NULL, 0);
 }
 
 static size_t
@@ -392,7 +353,7 @@ rd_tls_handshake_handler(rd_conn_t *c)
         snprintf(why, sizeof(why), "client certificate refused: %s",
                  X509_verify_cert_error_string(vr));
     } else if (ERR_peek_error() != 0) {
-        rd_tls_ssl_error(why, sizeof(why), "TLS handshake failed");
+        rd_ssl_error(why, sizeof(why), "TLS handshake failed");
     } else {
         snprintf(why, sizeof(why), "TLS handshake failed: %s",
                  e == SSL_ERROR_SYSCALL ? "connection closed by client"
@@ -417,7 +378,7 @@ rd_tls_handshake(rd_session_t *s, rd_request_t *r)
     ts->ssl = SSL_new(c->ctx);
     if (ts->ssl == NULL || SSL_set_fd(ts->ssl, s->conn->fd) != 1) {
         char why[300];
-        rd_tls_ssl_error(why, sizeof(why), "SSL_new");
+        rd_ssl_error(why, sizeof(why), "SSL_new");
         rd_log_error("session %llu: %s", (unsigned long long)s->id, why);
         SSL_free(ts->ssl);
         free(ts);

@@ -41,6 +41,7 @@
 #include "rd_cycle.h"
 #include "rd_log.h"
 #include "rd_stats.h"
+#include "rd_ssl.h"
 #include "rd_upstream_tls.h"
 #include "rd_worker.h"
 
@@ -169,18 +170,6 @@ rd_utls_db_conf(rd_database_t *db)
 
 /* --- master: load the CA and build each database's SSL_CTX ------------- */
 
-static void
-rd_utls_error(char *buf, size_t n, const char *what)
-{
-    unsigned long e = ERR_get_error();
-    char reason[256] = "unknown error";
-    if (e != 0) {
-        ERR_error_string_n(e, reason, sizeof(reason));
-    }
-    ERR_clear_error();
-    snprintf(buf, n, "%s: %s", what, reason);
-}
-
 static void rd_utls_ctx_free(void *p) { SSL_CTX_free(p); }
 static void rd_utls_x509_free(void *p) { X509_free(p); }
 static void rd_utls_pkey_free(void *p) { EVP_PKEY_free(p); }
@@ -197,7 +186,7 @@ rd_utls_load_ca(rd_cycle_t *cycle, rd_utls_conf_t *c, char *err, size_t n)
     c->ca_x509 = PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
     if (c->ca_x509 == NULL) {
-        rd_utls_error(err, n, c->ca_cert);
+        rd_ssl_error(err, n, c->ca_cert);
         return -1;
     }
     rd_pool_cleanup_add(cycle->pool, rd_utls_x509_free, c->ca_x509);
@@ -211,7 +200,7 @@ rd_utls_load_ca(rd_cycle_t *cycle, rd_utls_conf_t *c, char *err, size_t n)
     c->ca_pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
     if (c->ca_pkey == NULL) {
-        rd_utls_error(err, n, c->ca_key);
+        rd_ssl_error(err, n, c->ca_key);
         return -1;
     }
     rd_pool_cleanup_add(cycle->pool, rd_utls_pkey_free, c->ca_pkey);
@@ -232,7 +221,7 @@ rd_utls_db_ctx(rd_cycle_t *cycle, rd_utls_conf_t *c, rd_database_t *db,
 
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL) {
-        rd_utls_error(err, n, "SSL_CTX_new");
+        rd_ssl_error(err, n, "SSL_CTX_new");
         return -1;
     }
     rd_pool_cleanup_add(cycle->pool, rd_utls_ctx_free, ctx);
@@ -249,7 +238,7 @@ rd_utls_db_ctx(rd_cycle_t *cycle, rd_utls_conf_t *c, rd_database_t *db,
             return -1;
         }
         if (SSL_CTX_load_verify_locations(ctx, trust, NULL) != 1) {
-            rd_utls_error(err, n, trust);
+            rd_ssl_error(err, n, trust);
             return -1;
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -262,14 +251,14 @@ rd_utls_db_ctx(rd_cycle_t *cycle, rd_utls_conf_t *c, rd_database_t *db,
 
     if (dc->certificate) {
         if (SSL_CTX_use_certificate_chain_file(ctx, dc->certificate) != 1) {
-            rd_utls_error(err, n, dc->certificate);
+            rd_ssl_error(err, n, dc->certificate);
             return -1;
         }
         if (SSL_CTX_use_PrivateKey_file(ctx, dc->certificate_key,
                                         SSL_FILETYPE_PEM) != 1
             || SSL_CTX_check_private_key(ctx) != 1)
         {
-            rd_utls_error(err, n, dc->certificate_key);
+            rd_ssl_error(err, n, dc->certificate_key);
             return -1;
         }
     } else if (c->ca_x509 == NULL) {
@@ -457,7 +446,7 @@ rd_upstream_tls_open(rd_worker_t *w, rd_database_t *db, const char *db_user,
     SSL *ssl = SSL_new(dc->ctx);
 
     if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
-        rd_utls_error(err, errlen, "SSL_new");
+        rd_ssl_error(err, errlen, "SSL_new");
         SSL_free(ssl);
         return NULL;
     }
@@ -479,7 +468,7 @@ rd_upstream_tls_open(rd_worker_t *w, rd_database_t *db, const char *db_user,
                                             dc->server_name)
             : SSL_set1_host(ssl, dc->server_name);
         if (ok != 1) {
-            rd_utls_error(err, errlen, "cannot set the host name to check");
+            rd_ssl_error(err, errlen, "cannot set the host name to check");
             SSL_free(ssl);
             return NULL;
         }
@@ -518,28 +507,10 @@ rd_upstream_tls_handshake(rd_upstream_tls_t *t, uint32_t *events, char *err,
                  X509_verify_cert_error_string(vr));
         ERR_clear_error();
     } else if (ERR_peek_error() != 0) {
-        rd_utls_error(err, errlen, "TLS handshake failed");
+        rd_ssl_error(err, errlen, "TLS handshake failed");
     } else {
         snprintf(err, errlen, "TLS handshake failed: connection closed");
     }
-    return RD_ERROR;
-}
-
-/* Keep OpenSSL's reason for a failed read or write (a TLS 1.3 server
- * refuses a client certificate after the handshake, in an alert). */
-static ssize_t
-rd_upstream_tls_failed(rd_upstream_tls_t *t, int e)
-{
-    unsigned long code = ERR_get_error();
-    if (code != 0) {
-        ERR_error_string_n(code, t->error, sizeof(t->error));
-    } else if (e == SSL_ERROR_SYSCALL) {
-        snprintf(t->error, sizeof(t->error), "%s",
-                 errno ? strerror(errno) : "connection closed");
-    } else {
-        snprintf(t->error, sizeof(t->error), "TLS error %d", e);
-    }
-    ERR_clear_error();
     return RD_ERROR;
 }
 
@@ -552,37 +523,13 @@ rd_upstream_tls_error(rd_upstream_tls_t *t)
 ssize_t
 rd_upstream_tls_read(rd_upstream_tls_t *t, char *buf, size_t n)
 {
-    size_t got = 0;
-    if (SSL_read_ex(t->ssl, buf, n, &got) == 1) {
-        return (ssize_t)got;
-    }
-    int e = SSL_get_error(t->ssl, 0);
-    switch (e) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        return RD_AGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    default:
-        return rd_upstream_tls_failed(t, e);
-    }
+    return rd_ssl_read(t->ssl, buf, n, t->error, sizeof(t->error));
 }
 
 ssize_t
 rd_upstream_tls_write(rd_upstream_tls_t *t, const char *buf, size_t n)
 {
-    size_t put = 0;
-    if (SSL_write_ex(t->ssl, buf, n, &put) == 1) {
-        return (ssize_t)put;
-    }
-    int e = SSL_get_error(t->ssl, 0);
-    switch (e) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        return RD_AGAIN;
-    default:
-        return rd_upstream_tls_failed(t, e);
-    }
+    return rd_ssl_write(t->ssl, buf, n, t->error, sizeof(t->error));
 }
 
 size_t
