@@ -41,28 +41,14 @@
 #include "rd_resp_module.h"
 #include "rd_session.h"
 #include "rd_stats.h"
-#include "rd_upstream_tls.h"
+#include "rd_upconn.h"
 #include "rd_worker.h"
 
 rd_module_t rd_standalone_module;
 
-#define RD_UPSTREAM_READ_CHUNK (16 * 1024)
-
 typedef struct {
+    rd_upconn_t               uc;
     rd_session_t             *session;
-    rd_database_t            *db;
-    rd_conn_t                *conn;           /* NULL: not connected */
-    rd_upstream_tls_t        *tls;            /* rediss:// */
-    unsigned                  tcp_up:1;       /* TCP connect finished */
-    unsigned                  connected:1;    /* and TLS, if any: ready */
-    rd_buf_t                  out;
-    rd_buf_t                  in;
-    rd_request_t            **pending;        /* ring, oldest at head */
-    size_t                    head;
-    size_t                    count;
-    size_t                    cap;
-    rd_resp_reply_scanner_t   scan;
-    rd_timer_t                connect_timer;
 
     /* Connection state to replay on a new connection. */
     rd_buf_t                  auth;           /* "AUTH ..." as RESP */
@@ -74,84 +60,35 @@ typedef struct {
     char                      internal_type;  /* reply to a replayed cmd */
 } rd_upstream_t;
 
-static void rd_upstream_read_handler(rd_conn_t *c);
-static void rd_upstream_write_handler(rd_conn_t *c);
-
-static void
-rd_upstream_push(rd_upstream_t *up, rd_request_t *r)
-{
-    if (up->count == up->cap) {
-        size_t cap = up->cap ? up->cap * 2 : 16;
-        rd_request_t **a = rd_alloc(cap * sizeof(*a));
-        for (size_t i = 0; i < up->count; i++) {
-            a[i] = up->pending[(up->head + i) % up->cap];
-        }
-        free(up->pending);
-        up->pending = a;
-        up->head = 0;
-        up->cap = cap;
-    }
-    up->pending[(up->head + up->count) % up->cap] = r;
-    up->count++;
-}
-
-static rd_request_t *
-rd_upstream_pop(rd_upstream_t *up)
-{
-    rd_request_t *r = up->pending[up->head];
-    up->head = (up->head + 1) % up->cap;
-    up->count--;
-    return r;
-}
-
-static void
-rd_upstream_disconnect(rd_upstream_t *up)
-{
-    rd_upstream_tls_close(up->tls);
-    up->tls = NULL;
-    if (up->conn) {
-        rd_conn_close(up->conn);
-        up->conn = NULL;
-    }
-    up->tcp_up = 0;
-    up->connected = 0;
-    rd_timer_del(&up->session->worker->loop.timers, &up->connect_timer);
-    rd_buf_free(&up->in);
-    rd_buf_free(&up->out);
-    rd_resp_reply_init(&up->scan);
-}
-
 /*
  * The connection failed: answer every pending request with an error, in
  * order. The session stays usable; its next command reconnects.
  */
 static void
-rd_upstream_fail(rd_upstream_t *up, const char *why)
+rd_upstream_fail(rd_upconn_t *uc, const char *why)
 {
+    rd_upstream_t *up = uc->owner;
     rd_session_t *s = up->session;
 
     rd_log_warn("session %llu: database \"%s\" (%s): %s",
-                (unsigned long long)s->id, up->db->name, up->db->addr.text,
-                why);
-    rd_stats_upstream_failed(up->db, up->connected);
-    rd_upstream_disconnect(up);
+                (unsigned long long)s->id, uc->db->name, uc->addr->text, why);
 
     if (up->in_multi || up->watching || up->unsure) {
         /* A new connection would silently drop the transaction. */
         rd_session_close(s, "upstream connection lost during a transaction");
-        up->count = 0;
+        uc->count = 0;
         return;
     }
 
-    while (up->count > 0) {
-        rd_request_t *r = rd_upstream_pop(up);
+    while (uc->count > 0) {
+        rd_request_t *r = rd_upconn_pop(uc);
         if (r == NULL) {
             continue;               /* a replayed command */
         }
         if (r->streaming) {
             /* Part of this reply is already with the client. */
             rd_session_close(s, "upstream connection lost mid-reply");
-            up->count = 0;
+            uc->count = 0;
             return;
         }
         if (rd_buf_used(&r->reply) > 0) {
@@ -162,24 +99,16 @@ rd_upstream_fail(rd_upstream_t *up, const char *why)
         }
         rd_request_error(r, "ERR redoubt: %s", why);
         if (s->conn->closed) {
-            up->count = 0;
+            uc->count = 0;
             return;
         }
     }
 }
 
 static void
-rd_upstream_connect_timeout(rd_timer_t *t)
-{
-    rd_upstream_t *up = t->data;
-    rd_upstream_fail(up, "upstream unavailable: connection timed out");
-}
-
-static void
 rd_upstream_replay_one(rd_upstream_t *up, const char *p, size_t n)
 {
-    rd_buf_append(&up->out, p, n);
-    rd_upstream_push(up, NULL);
+    rd_upconn_send(&up->uc, p, n, NULL);
 }
 
 /* Queue the connection state the client had set up, before anything
@@ -291,161 +220,24 @@ rd_upstream_track(rd_upstream_t *up, rd_request_t *r)
     }
 }
 
+/* The reply to a replayed command is checked, not forwarded. A replay
+ * Redis refuses (the password was changed, the database index no longer
+ * exists) means this session cannot go on as the client believes it
+ * does. */
 static int
-rd_upstream_connect(rd_upstream_t *up)
+rd_upstream_replayed_reply(rd_upstream_t *up, const char *p, size_t n,
+                           int last)
 {
-    rd_session_t *s = up->session;
-    rd_worker_t *w = s->worker;
-
-    int fd = rd_net_connect((struct sockaddr *)&up->db->addr.addr,
-                            up->db->addr.len);
-    if (fd < 0) {
-        return -1;
+    if (up->internal_type == 0 && n > 0) {
+        up->internal_type = p[0];
     }
-    up->conn = rd_conn_new(&w->loop, fd, up);
-    if (up->conn == NULL) {
-        int err = errno;
-        close(fd);
-        errno = err;
-        return -1;
-    }
-    up->conn->read = rd_upstream_read_handler;
-    up->conn->write = rd_upstream_write_handler;
-    up->connected = 0;
-    rd_upstream_replay(up);
-    rd_conn_watch(up->conn, EPOLLOUT);
-    rd_timer_add(&w->loop.timers, &up->connect_timer, w->loop.now,
-                 up->db->connect_timeout);
-    rd_log_debug("session %llu: connecting to %s", (unsigned long long)s->id,
-                 up->db->addr.text);
-    return 0;
-}
-
-/* Plain or TLS I/O on the upstream connection: > 0 bytes, 0 closed (read
- * only), RD_AGAIN, RD_ERROR (errno or a TLS error). */
-static ssize_t
-rd_upstream_io(rd_upstream_t *up, char *rbuf, const char *wbuf, size_t n)
-{
-    if (up->tls) {
-        return rbuf ? rd_upstream_tls_read(up->tls, rbuf, n)
-                    : rd_upstream_tls_write(up->tls, wbuf, n);
-    }
-    ssize_t r = rbuf ? read(up->conn->fd, rbuf, n)
-                     : write(up->conn->fd, wbuf, n);
-    if (r < 0) {
-        return (errno == EAGAIN || errno == EINTR) ? RD_AGAIN : RD_ERROR;
-    }
-    return r;
-}
-
-/* Finish connecting: TCP, then TLS for rediss://. Returns 1 when ready,
- * 0 while waiting, -1 when it failed (pending requests were answered). */
-static int
-rd_upstream_establish(rd_upstream_t *up)
-{
-    rd_conn_t *c = up->conn;
-    char why[400], err[300];
-
-    if (!up->tcp_up) {
-        int e = rd_net_socket_error(c->fd);
-        if (e != 0) {
-            snprintf(why, sizeof(why), "upstream unavailable: %s",
-                     strerror(e));
-            rd_upstream_fail(up, why);
-            return -1;
-        }
-        up->tcp_up = 1;
-        if (up->db->tls) {
-            up->tls = rd_upstream_tls_open(up->session->worker, up->db,
-                                           up->session->db_user, c->fd,
-                                           err, sizeof(err));
-            if (up->tls == NULL) {
-                snprintf(why, sizeof(why), "upstream unavailable: %s", err);
-                rd_upstream_fail(up, why);
-                return -1;
-            }
-        }
-    }
-    if (up->tls) {
-        uint32_t events = 0;
-        int rc = rd_upstream_tls_handshake(up->tls, &events, err,
-                                           sizeof(err));
-        if (rc == RD_AGAIN) {
-            rd_conn_watch(c, events);
-            return 0;
-        }
-        if (rc != RD_OK) {
-            snprintf(why, sizeof(why), "upstream unavailable: %s", err);
-            rd_upstream_fail(up, why);
-            return -1;
-        }
-    }
-    up->connected = 1;
-    rd_stats_upstream_up(up->db);
-    rd_timer_del(&up->session->worker->loop.timers, &up->connect_timer);
-    return 1;
-}
-
-static void
-rd_upstream_write_handler(rd_conn_t *c)
-{
-    rd_upstream_t *up = c->data;
-    char why[160];
-
-    if (!up->connected && rd_upstream_establish(up) <= 0) {
-        return;
-    }
-
-    while (rd_buf_used(&up->out) > 0) {
-        ssize_t n = rd_upstream_io(up, NULL, rd_buf_rpos(&up->out),
-                                   rd_buf_used(&up->out));
-        if (n == RD_AGAIN) {
-            rd_conn_watch(c, EPOLLIN | EPOLLOUT);
-            return;
-        }
-        if (n <= 0) {
-            snprintf(why, sizeof(why), "upstream connection lost: %s",
-                     up->tls ? rd_upstream_tls_error(up->tls) : strerror(errno));
-            rd_upstream_fail(up, why);
-            return;
-        }
-        rd_buf_consume(&up->out, (size_t)n);
-    }
-    if (up->out.cap > 64 * 1024) {
-        rd_buf_free(&up->out);
-    }
-    rd_conn_watch(c, EPOLLIN);
-}
-
-/* Consume the reply to a replayed command. A replay Redis refuses (the
- * password was changed, the database index no longer exists) means this
- * session cannot go on as the client believes it does. */
-static int
-rd_upstream_replayed_reply(rd_upstream_t *up, const rd_resp_limits_t *lim)
-{
-    size_t used = 0;
-    const char *err = NULL;
-    char why[160];
-    rd_resp_status_t st = rd_resp_scan_reply(&up->scan, rd_buf_rpos(&up->in),
-        rd_buf_used(&up->in), lim, &used, &err);
-
-    if (st == RD_RESP_ERROR) {
-        snprintf(why, sizeof(why), "upstream protocol error: %s", err);
-        rd_upstream_fail(up, why);
-        return -1;
-    }
-    if (up->internal_type == 0 && used > 0) {
-        up->internal_type = rd_buf_rpos(&up->in)[0];
-    }
-    rd_buf_consume(&up->in, used);
-    if (st != RD_RESP_OK) {
+    if (!last) {
         return 0;
     }
-    rd_upstream_pop(up);
     char type = up->internal_type;
     up->internal_type = 0;
     if (type == '-') {
-        rd_upstream_disconnect(up);
+        rd_upconn_close(&up->uc);
         rd_session_close(up->session, "upstream refused the replayed "
                          "connection state (AUTH or SELECT)");
         return -1;
@@ -453,98 +245,43 @@ rd_upstream_replayed_reply(rd_upstream_t *up, const rd_resp_limits_t *lim)
     return 0;
 }
 
-static void
-rd_upstream_read_handler(rd_conn_t *c)
+static int
+rd_upstream_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
+                  int last)
 {
-    rd_upstream_t *up = c->data;
+    rd_upstream_t *up = uc->owner;
     rd_session_t *s = up->session;
-    char why[160];
+    rd_request_t *r = data;
 
-    if (!up->connected) {
-        /* A failed connect is reported as an error event before the
-         * socket is writable; a TLS handshake reads too. */
-        if (rd_upstream_establish(up) <= 0) {
-            return;
-        }
-        rd_upstream_write_handler(c);
-        if (c->closed) {
-            return;
-        }
+    if (r == NULL) {
+        return rd_upstream_replayed_reply(up, p, n, last);
     }
-
-    rd_buf_reserve(&up->in, RD_UPSTREAM_READ_CHUNK);
-    ssize_t n = rd_upstream_io(up, rd_buf_wpos(&up->in), NULL,
-                               rd_buf_room(&up->in));
-    if (n == RD_AGAIN) {
-        return;
+    rd_request_reply_append(r, p, n);
+    if (s->conn->closed) {
+        return -1;
     }
-    if (n < 0) {
-        snprintf(why, sizeof(why), "upstream connection lost: %s",
-                 up->tls ? rd_upstream_tls_error(up->tls) : strerror(errno));
-        rd_upstream_fail(up, why);
-        return;
-    }
-    if (n == 0) {
-        rd_upstream_fail(up, "upstream connection lost");
-        return;
-    }
-    rd_buf_produce(&up->in, (size_t)n);
-    if (up->tls && rd_upstream_tls_pending(up->tls) > 0) {
-        rd_conn_post(c);        /* decrypted bytes epoll will not report */
-    }
-
-    const rd_resp_limits_t *lim = rd_resp_reply_limits(s->cycle);
-
-    while (rd_buf_used(&up->in) > 0) {
-        if (up->count == 0) {
-            rd_upstream_fail(up, "upstream protocol error: unexpected data");
-            return;
-        }
-        rd_request_t *r = up->pending[up->head];
-        if (r == NULL) {
-            if (rd_upstream_replayed_reply(up, lim) != 0) {
-                return;
-            }
-            continue;
-        }
-        size_t used = 0;
-        const char *err = NULL;
-        rd_resp_status_t st = rd_resp_scan_reply(&up->scan,
-            rd_buf_rpos(&up->in), rd_buf_used(&up->in), lim, &used, &err);
-
-        if (st == RD_RESP_ERROR) {
-            snprintf(why, sizeof(why), "upstream protocol error: %s", err);
-            rd_upstream_fail(up, why);
-            return;
-        }
-        rd_request_reply_append(r, rd_buf_rpos(&up->in), used);
-        rd_buf_consume(&up->in, used);
+    if (last) {
+        rd_upstream_track(up, r);
+        rd_stats_latency(uc->db, s->worker->loop.now_usec - r->start_usec);
+        rd_request_done(r);
         if (s->conn->closed) {
-            return;
-        }
-        if (st == RD_RESP_OK) {
-            rd_upstream_pop(up);
-            rd_upstream_track(up, r);
-            rd_stats_latency(up->db, s->worker->loop.now_usec - r->start_usec);
-            rd_request_done(r);
-            if (s->conn->closed) {
-                return;
-            }
+            return -1;
         }
     }
-    if (up->in.cap > 64 * 1024) {
-        rd_buf_free(&up->in);
-    }
+    return 0;
 }
+
+static const rd_upconn_handler_t rd_upstream_handler = {
+    rd_upstream_reply, rd_upstream_fail
+};
 
 static void
 rd_upstream_cleanup(rd_session_t *s, void *data)
 {
     rd_upstream_t *up = data;
-    rd_upstream_disconnect(up);
+    rd_upconn_free(&up->uc);
     rd_upstream_wipe(&up->auth);
     rd_upstream_wipe(&up->setname);
-    free(up->pending);
     free(up);
 }
 
@@ -559,28 +296,26 @@ rd_standalone_route(rd_session_t *s, rd_request_t *r)
     if (up == NULL) {
         up = rd_calloc(1, sizeof(*up));
         up->session = s;
-        up->db = s->database;
-        up->connect_timer.handler = rd_upstream_connect_timeout;
-        up->connect_timer.data = up;
         up->select_db = -1;
-        rd_resp_reply_init(&up->scan);
+        /* s->db_user may change with AUTH; the certificate follows it. */
+        rd_upconn_init(&up->uc, s->worker, s->database, &s->database->addr,
+                       NULL, s->db_user, &rd_upstream_handler, up);
         rd_session_ctx(s, rd_standalone_module) = up;
         rd_session_cleanup_add(s, rd_upstream_cleanup, up);
     }
 
-    if (up->conn == NULL && rd_upstream_connect(up) != 0) {
-        rd_stats_upstream_failed(up->db, 0);
-        rd_request_error(r, "ERR redoubt: upstream unavailable: %s",
-                         strerror(errno));
-        return RD_DONE;
+    if (up->uc.conn == NULL) {
+        up->uc.user = s->db_user;
+        if (rd_upconn_connect(&up->uc) != 0) {
+            rd_stats_upstream_failed(up->uc.db, 0);
+            rd_request_error(r, "ERR redoubt: upstream unavailable: %s",
+                             strerror(errno));
+            return RD_DONE;
+        }
+        rd_upstream_replay(up);
     }
-
-    rd_buf_append(&up->out, rd_buf_rpos(&r->raw), rd_buf_used(&r->raw));
-    rd_upstream_push(up, r);
-    r->upstream = up->db->addr.text;
-    if (up->connected) {
-        rd_conn_want_flush(up->conn);
-    }
+    rd_upconn_send(&up->uc, rd_buf_rpos(&r->raw), rd_buf_used(&r->raw), r);
+    r->upstream = up->uc.addr->text;
     return RD_AGAIN;
 }
 

@@ -68,6 +68,7 @@ typedef struct {
     char      *certificate;
     char      *certificate_key;
     char      *server_name;
+    int        server_name_set;   /* configured, not the uri's host */
     SSL_CTX   *ctx;              /* per database, built in the master */
     int        is_ip;
 } rd_utls_db_conf_t;
@@ -269,6 +270,7 @@ rd_utls_db_ctx(rd_cycle_t *cycle, rd_utls_conf_t *c, rd_database_t *db,
         return -1;
     }
 
+    dc->server_name_set = dc->server_name != NULL;
     if (dc->server_name == NULL) {
         dc->server_name = db->host;
     }
@@ -439,7 +441,7 @@ rd_utls_exit_worker(rd_worker_t *w)
 
 rd_upstream_tls_t *
 rd_upstream_tls_open(rd_worker_t *w, rd_database_t *db, const char *db_user,
-                     int fd, char *err, size_t errlen)
+                     const char *host, int fd, char *err, size_t errlen)
 {
     rd_utls_conf_t *c = rd_main_conf(w->cycle, rd_upstream_tls_module);
     rd_utls_db_conf_t *dc = rd_utls_db_conf(db);
@@ -462,19 +464,28 @@ rd_upstream_tls_open(rd_worker_t *w, rd_database_t *db, const char *db_user,
             return NULL;
         }
     }
+    /* A configured server_name holds for every node; otherwise a cluster
+     * node is checked under the address the cluster gave for it. */
+    const char *name = dc->server_name;
+    int is_ip = dc->is_ip;
+    if (!dc->server_name_set && host != NULL) {
+        unsigned char ip[16];
+        name = host;
+        is_ip = inet_pton(AF_INET, host, ip) == 1
+                || inet_pton(AF_INET6, host, ip) == 1;
+    }
     if (dc->mode == RD_UTLS_VERIFY_FULL) {
-        int ok = dc->is_ip
-            ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
-                                            dc->server_name)
-            : SSL_set1_host(ssl, dc->server_name);
+        int ok = is_ip
+            ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name)
+            : SSL_set1_host(ssl, name);
         if (ok != 1) {
             rd_ssl_error(err, errlen, "cannot set the host name to check");
             SSL_free(ssl);
             return NULL;
         }
     }
-    if (!dc->is_ip) {
-        SSL_set_tlsext_host_name(ssl, dc->server_name);
+    if (!is_ip) {
+        SSL_set_tlsext_host_name(ssl, name);
     }
     SSL_set_connect_state(ssl);
 

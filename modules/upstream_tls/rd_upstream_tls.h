@@ -17,9 +17,12 @@
 typedef struct rd_upstream_tls_s rd_upstream_tls_t;
 
 /* Start a client-side TLS connection on fd to database db, presenting a
- * certificate for database user db_user. NULL and err on failure. */
+ * certificate for database user db_user. The server's certificate must
+ * name the database's tls.server_name when one is configured, else host
+ * (a cluster node's address), else the uri's host. NULL and err on
+ * failure. */
 rd_upstream_tls_t *rd_upstream_tls_open(rd_worker_t *w, rd_database_t *db,
-    const char *db_user, int fd, char *err, size_t errlen);
+    const char *db_user, const char *host, int fd, char *err, size_t errlen);
 /* RD_OK: done. RD_AGAIN: wait for *events (EPOLLIN or EPOLLOUT).
  * RD_ERROR: failed, err says why (certificate refused, ...). */
 int rd_upstream_tls_handshake(rd_upstream_tls_t *t, uint32_t *events,

@@ -1,0 +1,326 @@
+/*
+ * rd_upconn.c - one connection to a Redis server, for the routing modules
+ * (see rd_upconn.h for the contract).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rd_log.h"
+#include "rd_net.h"
+#include "rd_resp_module.h"
+#include "rd_stats.h"
+#include "rd_upconn.h"
+#include "rd_worker.h"
+
+#define RD_UPCONN_READ_CHUNK (16 * 1024)
+#define RD_UPCONN_SHRINK     (64 * 1024)
+
+static void rd_upconn_read_handler(rd_conn_t *c);
+static void rd_upconn_write_handler(rd_conn_t *c);
+
+static void
+rd_upconn_push(rd_upconn_t *uc, void *data)
+{
+    if (uc->count == uc->cap) {
+        size_t cap = uc->cap ? uc->cap * 2 : 16;
+        void **a = rd_alloc(cap * sizeof(*a));
+        for (size_t i = 0; i < uc->count; i++) {
+            a[i] = uc->pending[(uc->head + i) % uc->cap];
+        }
+        free(uc->pending);
+        uc->pending = a;
+        uc->head = 0;
+        uc->cap = cap;
+    }
+    uc->pending[(uc->head + uc->count) % uc->cap] = data;
+    uc->count++;
+}
+
+void *
+rd_upconn_pop(rd_upconn_t *uc)
+{
+    if (uc->count == 0) {
+        return NULL;
+    }
+    void *data = uc->pending[uc->head];
+    uc->head = (uc->head + 1) % uc->cap;
+    uc->count--;
+    return data;
+}
+
+static void
+rd_upconn_connect_timeout(rd_timer_t *t)
+{
+    rd_upconn_t *uc = t->data;
+    rd_stats_upstream_failed(uc->db, 0);
+    rd_upconn_close(uc);
+    uc->handler->fail(uc, "upstream unavailable: connection timed out");
+}
+
+void
+rd_upconn_init(rd_upconn_t *uc, rd_worker_t *w, rd_database_t *db,
+               const rd_sockaddr_t *addr, const char *host, const char *user,
+               const rd_upconn_handler_t *h, void *owner)
+{
+    memset(uc, 0, sizeof(*uc));
+    uc->worker = w;
+    uc->db = db;
+    uc->addr = addr;
+    uc->host = host;
+    uc->user = user;
+    uc->handler = h;
+    uc->owner = owner;
+    uc->connect_timer.handler = rd_upconn_connect_timeout;
+    uc->connect_timer.data = uc;
+    rd_resp_reply_init(&uc->scan);
+}
+
+void
+rd_upconn_close(rd_upconn_t *uc)
+{
+    rd_upstream_tls_close(uc->tls);
+    uc->tls = NULL;
+    if (uc->conn) {
+        rd_conn_close(uc->conn);
+        uc->conn = NULL;
+    }
+    uc->tcp_up = 0;
+    uc->connected = 0;
+    rd_timer_del(&uc->worker->loop.timers, &uc->connect_timer);
+    rd_buf_free(&uc->in);
+    rd_buf_free(&uc->out);
+    rd_resp_reply_init(&uc->scan);
+}
+
+void
+rd_upconn_free(rd_upconn_t *uc)
+{
+    rd_upconn_close(uc);
+    free(uc->pending);
+    uc->pending = NULL;
+    uc->count = uc->cap = uc->head = 0;
+}
+
+/* The connection failed: close it, then let the owner answer what was
+ * queued on it. */
+static void
+rd_upconn_fail(rd_upconn_t *uc, const char *why)
+{
+    rd_stats_upstream_failed(uc->db, uc->connected);
+    rd_upconn_close(uc);
+    uc->handler->fail(uc, why);
+}
+
+int
+rd_upconn_connect(rd_upconn_t *uc)
+{
+    rd_loop_t *loop = &uc->worker->loop;
+
+    int fd = rd_net_connect((const struct sockaddr *)&uc->addr->addr,
+                            uc->addr->len);
+    if (fd < 0) {
+        return -1;
+    }
+    uc->conn = rd_conn_new(loop, fd, uc);
+    if (uc->conn == NULL) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    uc->conn->read = rd_upconn_read_handler;
+    uc->conn->write = rd_upconn_write_handler;
+    uc->connected = 0;
+    uc->tcp_up = 0;
+    rd_conn_watch(uc->conn, EPOLLOUT);
+    rd_timer_add(&loop->timers, &uc->connect_timer, loop->now,
+                 uc->db->connect_timeout);
+    rd_log_debug("connecting to %s (database \"%s\")", uc->addr->text,
+                 uc->db->name);
+    return 0;
+}
+
+void
+rd_upconn_send(rd_upconn_t *uc, const char *cmd, size_t n, void *data)
+{
+    rd_buf_append(&uc->out, cmd, n);
+    rd_upconn_push(uc, data);
+    if (uc->connected) {
+        rd_conn_want_flush(uc->conn);
+    }
+}
+
+/* Plain or TLS I/O: > 0 bytes, 0 closed (read only), RD_AGAIN, RD_ERROR. */
+static ssize_t
+rd_upconn_io(rd_upconn_t *uc, char *rbuf, const char *wbuf, size_t n)
+{
+    if (uc->tls) {
+        return rbuf ? rd_upstream_tls_read(uc->tls, rbuf, n)
+                    : rd_upstream_tls_write(uc->tls, wbuf, n);
+    }
+    ssize_t r = rbuf ? read(uc->conn->fd, rbuf, n)
+                     : write(uc->conn->fd, wbuf, n);
+    if (r < 0) {
+        return (errno == EAGAIN || errno == EINTR) ? RD_AGAIN : RD_ERROR;
+    }
+    return r;
+}
+
+/* Finish connecting: TCP, then TLS for rediss://. 1 when ready, 0 while
+ * waiting, -1 when it failed (the owner was told). */
+static int
+rd_upconn_establish(rd_upconn_t *uc)
+{
+    rd_conn_t *c = uc->conn;
+    char why[400], err[300];
+
+    if (!uc->tcp_up) {
+        int e = rd_net_socket_error(c->fd);
+        if (e != 0) {
+            snprintf(why, sizeof(why), "upstream unavailable: %s",
+                     strerror(e));
+            rd_upconn_fail(uc, why);
+            return -1;
+        }
+        uc->tcp_up = 1;
+        if (uc->db->tls) {
+            uc->tls = rd_upstream_tls_open(uc->worker, uc->db, uc->user,
+                                           uc->host, c->fd, err, sizeof(err));
+            if (uc->tls == NULL) {
+                snprintf(why, sizeof(why), "upstream unavailable: %s", err);
+                rd_upconn_fail(uc, why);
+                return -1;
+            }
+        }
+    }
+    if (uc->tls) {
+        uint32_t events = 0;
+        int rc = rd_upstream_tls_handshake(uc->tls, &events, err,
+                                           sizeof(err));
+        if (rc == RD_AGAIN) {
+            rd_conn_watch(c, events);
+            return 0;
+        }
+        if (rc != RD_OK) {
+            snprintf(why, sizeof(why), "upstream unavailable: %s", err);
+            rd_upconn_fail(uc, why);
+            return -1;
+        }
+    }
+    uc->connected = 1;
+    rd_stats_upstream_up(uc->db);
+    rd_timer_del(&uc->worker->loop.timers, &uc->connect_timer);
+    return 1;
+}
+
+static const char *
+rd_upconn_io_error(rd_upconn_t *uc, char *buf, size_t n)
+{
+    snprintf(buf, n, "upstream connection lost: %s",
+             uc->tls ? rd_upstream_tls_error(uc->tls) : strerror(errno));
+    return buf;
+}
+
+static void
+rd_upconn_write_handler(rd_conn_t *c)
+{
+    rd_upconn_t *uc = c->data;
+    char why[160];
+
+    if (!uc->connected && rd_upconn_establish(uc) <= 0) {
+        return;
+    }
+    while (rd_buf_used(&uc->out) > 0) {
+        ssize_t n = rd_upconn_io(uc, NULL, rd_buf_rpos(&uc->out),
+                                 rd_buf_used(&uc->out));
+        if (n == RD_AGAIN) {
+            rd_conn_watch(c, EPOLLIN | EPOLLOUT);
+            return;
+        }
+        if (n <= 0) {
+            rd_upconn_fail(uc, rd_upconn_io_error(uc, why, sizeof(why)));
+            return;
+        }
+        rd_buf_consume(&uc->out, (size_t)n);
+    }
+    if (uc->out.cap > RD_UPCONN_SHRINK) {
+        rd_buf_free(&uc->out);
+    }
+    rd_conn_watch(c, EPOLLIN);
+}
+
+static void
+rd_upconn_read_handler(rd_conn_t *c)
+{
+    rd_upconn_t *uc = c->data;
+    char why[160];
+
+    if (!uc->connected) {
+        /* A failed connect is reported as an error event before the
+         * socket is writable; a TLS handshake reads too. */
+        if (rd_upconn_establish(uc) <= 0) {
+            return;
+        }
+        rd_upconn_write_handler(c);
+        if (c->closed) {
+            return;
+        }
+    }
+
+    rd_buf_reserve(&uc->in, RD_UPCONN_READ_CHUNK);
+    ssize_t n = rd_upconn_io(uc, rd_buf_wpos(&uc->in), NULL,
+                             rd_buf_room(&uc->in));
+    if (n == RD_AGAIN) {
+        return;
+    }
+    if (n < 0) {
+        rd_upconn_fail(uc, rd_upconn_io_error(uc, why, sizeof(why)));
+        return;
+    }
+    if (n == 0) {
+        rd_upconn_fail(uc, "upstream connection lost");
+        return;
+    }
+    rd_buf_produce(&uc->in, (size_t)n);
+    if (uc->tls && rd_upstream_tls_pending(uc->tls) > 0) {
+        rd_conn_post(c);        /* decrypted bytes epoll will not report */
+    }
+
+    const rd_resp_limits_t *lim = rd_resp_reply_limits(uc->worker->cycle);
+
+    while (rd_buf_used(&uc->in) > 0) {
+        if (uc->count == 0) {
+            rd_upconn_fail(uc, "upstream protocol error: unexpected data");
+            return;
+        }
+        void *data = uc->pending[uc->head];
+        size_t used = 0;
+        const char *err = NULL;
+        rd_resp_status_t st = rd_resp_scan_reply(&uc->scan,
+            rd_buf_rpos(&uc->in), rd_buf_used(&uc->in), lim, &used, &err);
+
+        if (st == RD_RESP_ERROR) {
+            snprintf(why, sizeof(why), "upstream protocol error: %s", err);
+            rd_upconn_fail(uc, why);
+            return;
+        }
+        int last = st == RD_RESP_OK;
+        if (last) {
+            rd_upconn_pop(uc);
+        }
+        if (uc->handler->reply(uc, data, rd_buf_rpos(&uc->in), used, last)
+            != 0)
+        {
+            return;
+        }
+        rd_buf_consume(&uc->in, used);
+    }
+    if (uc->in.cap > RD_UPCONN_SHRINK) {
+        rd_buf_free(&uc->in);
+    }
+}

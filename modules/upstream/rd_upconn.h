@@ -1,0 +1,81 @@
+/*
+ * rd_upconn.h - one connection to a Redis server (a standalone server or a
+ * cluster node), plain or TLS, shared by the routing modules.
+ *
+ * The owner queues commands with rd_upconn_send(uc, cmd, n, data): they are
+ * written in order as the socket allows, and Redis answers them in order,
+ * so the oldest queued entry owns the next reply. Reply bytes are handed to
+ * the owner's reply callback as the scanner finds them (a big reply streams
+ * through), with last = 1 on the reply's final chunk; the entry has been
+ * taken off the queue by then. When the connection fails, the socket is
+ * closed first and then the owner's fail callback runs: the entries still
+ * queued are the owner's to answer, oldest first, with rd_upconn_pop().
+ *
+ * Connecting: rd_upconn_connect() starts a non-blocking TCP connect (and
+ * the TLS handshake for rediss://, presenting a certificate for uc->user
+ * and checking the server's against uc->host); commands sent before it is
+ * up wait in the output buffer. The database's connect_timeout bounds the
+ * whole of it.
+ */
+#ifndef RD_UPCONN_H
+#define RD_UPCONN_H
+
+#include "rd_core.h"
+#include "rd_buf.h"
+#include "rd_cycle.h"
+#include "rd_event.h"
+#include "rd_resp.h"
+#include "rd_timer.h"
+#include "rd_upstream_tls.h"
+
+typedef struct rd_upconn_s rd_upconn_t;
+
+typedef struct {
+    /* Bytes of the reply owned by data. Return 0 to go on, -1 when the
+     * callback closed this connection or its session (stop reading). */
+    int  (*reply)(rd_upconn_t *uc, void *data, const char *p, size_t n,
+                  int last);
+    /* The connection failed and was closed; why is for the client. */
+    void (*fail)(rd_upconn_t *uc, const char *why);
+} rd_upconn_handler_t;
+
+struct rd_upconn_s {
+    rd_worker_t               *worker;
+    rd_database_t             *db;
+    const rd_sockaddr_t       *addr;
+    const char                *host;      /* checked in the certificate;
+                                             NULL: the database's host */
+    const char                *user;      /* the minted certificate's CN */
+    const rd_upconn_handler_t *handler;
+    void                      *owner;
+
+    rd_conn_t                 *conn;      /* NULL: not connected */
+    rd_upstream_tls_t         *tls;
+    unsigned                   tcp_up:1;
+    unsigned                   connected:1; /* TCP and TLS done: ready */
+    rd_buf_t                   out;
+    rd_buf_t                   in;
+    void                     **pending;   /* ring, oldest at head */
+    size_t                     head;
+    size_t                     count;
+    size_t                     cap;
+    rd_resp_reply_scanner_t    scan;
+    rd_timer_t                 connect_timer;
+};
+
+void  rd_upconn_init(rd_upconn_t *uc, rd_worker_t *w, rd_database_t *db,
+                     const rd_sockaddr_t *addr, const char *host,
+                     const char *user, const rd_upconn_handler_t *h,
+                     void *owner);
+/* Start connecting; 0, or -1 with errno (nothing was queued then). */
+int   rd_upconn_connect(rd_upconn_t *uc);
+/* Queue a command (RESP bytes) whose reply belongs to data. */
+void  rd_upconn_send(rd_upconn_t *uc, const char *cmd, size_t n, void *data);
+/* Take the oldest queued entry (after a failure). */
+void *rd_upconn_pop(rd_upconn_t *uc);
+/* Close the socket; queued entries stay for the owner to pop. */
+void  rd_upconn_close(rd_upconn_t *uc);
+/* Close and release everything (queued entries are dropped silently). */
+void  rd_upconn_free(rd_upconn_t *uc);
+
+#endif
