@@ -275,8 +275,8 @@ upstream_tls = { ca_cert = "$dir/ca/db-client-ca.crt"; ca_key = "$dir/ca/db-clie
                  server_ca = "$dir/ca/db-ca.crt"; cert_ttl = "1h"; };
 
 listen = ( { address = "127.0.0.1:$port"; database = "demo"; } );
-# Standalone mode on the first master until cluster routing lands.
-databases = ( { name = "demo"; uri = "rediss://${nodes[0]}";
+# The whole cluster, found through its first node.
+databases = ( { name = "demo"; uri = "rediss://${nodes[0]}?mode=cluster";
                 labels = { env = "demo"; }; } );
 
 # Certificates with the role "access" reach databases labelled env=demo as
@@ -287,7 +287,7 @@ roles = ( { name = "access";
 CONF
     "$bin/redoubt" -t -c "$dir/redoubt.conf" || die "the demo configuration does not pass redoubt -t"
 
-    say "redoubt on 127.0.0.1:$port in front of node ${nodes[0]} (config $dir/redoubt.conf)"
+    say "redoubt on 127.0.0.1:$port in front of the cluster (config $dir/redoubt.conf)"
     "$bin/redoubt" -g -c "$dir/redoubt.conf" &
     pid=$!
     DEMO_PIDS=("$pid" "${DEMO_PIDS[@]}")
@@ -321,13 +321,14 @@ CONF
       AUTH alice $pw
       SET hello world
       GET hello
+      DBSIZE
 
   alice's certificate ($dir/alice.crt) is valid for 8 hours:
       $ctl cert show $dir/alice.crt
 
-  Until cluster routing lands, redoubt talks to the first master only
-  (${nodes[0]}, slots 0-5460): keys in other slots answer MOVED
-  ("CLUSTER KEYSLOT key" tells you where a key lives).
+  redoubt routes each command to the master that owns its keys' hash
+  slot, follows MOVED and ASK, and sums DBSIZE and merges KEYS and MGET
+  over the three masters.
 
   Ctrl-C stops redoubt and the cluster, and removes $dir.
 

@@ -394,7 +394,7 @@ rd_core_set_uri(rd_conf_t *cf, const config_setting_t *s,
         if (strcmp(q, "?mode=standalone") == 0) {
             db->mode = RD_DB_STANDALONE;
         } else if (strcmp(q, "?mode=cluster") == 0) {
-            return "mode=cluster is not supported yet";
+            db->mode = RD_DB_CLUSTER;
         } else {
             return "the only query parameter is mode=standalone or "
                    "mode=cluster";

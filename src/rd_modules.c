@@ -15,6 +15,7 @@ extern rd_module_t rd_resp_module;
 extern rd_module_t rd_tls_module;
 extern rd_module_t rd_rbac_module;
 extern rd_module_t rd_standalone_module;
+extern rd_module_t rd_cluster_module;
 extern rd_module_t rd_upstream_tls_module;
 extern rd_module_t rd_status_module;
 extern rd_module_t rd_audit_module;
@@ -25,6 +26,7 @@ rd_module_t *rd_modules[] = {
     &rd_core_module,          /* authorize (default database), intercept QUIT */
     &rd_rbac_module,          /* authorize roles; filter AUTH, commands, keys */
     &rd_standalone_module,    /* route to a standalone Redis */
+    &rd_cluster_module,       /* route to a Redis Cluster: slots, fan-out */
     &rd_upstream_tls_module,  /* mutual TLS to Redis, minted certificates */
     &rd_status_module,        /* shared counters; /metrics, /healthz */
     /* Keep audit LAST: its authorize handler logs session.start "allowed"

@@ -143,6 +143,7 @@ rd_stats_worker_gone(pid_t pid)
         }
         for (size_t d = 0; d < RD_STATS_DB_SLOTS; d++) {
             rd_stats_set(sl->db[d].sessions_open, 0);
+            rd_stats_set(sl->db[d].cluster_map, 0);
         }
         rd_stats_set(sl->audit_failing, 0);
         rd_stats_set(sl->pid, 0);
@@ -319,6 +320,9 @@ rd_stats_request(const rd_session_t *s, const rd_request_t *r)
     int err = r->reply_type == '-';
 
     rd_stats_add(d->commands[c][err], 1);
+    if (s->database->mode == RD_DB_CLUSTER) {
+        return;     /* the cluster module counts the ones it receives */
+    }
     if (err && r->reply_head_len >= 7
         && memcmp(r->reply_head, "-MOVED ", 7) == 0)
     {
@@ -328,6 +332,23 @@ rd_stats_request(const rd_session_t *s, const rd_request_t *r)
     {
         rd_stats_add(d->ask, 1);
     }
+}
+
+void
+rd_stats_redirect(const rd_database_t *db, int ask)
+{
+    rd_stats_db_t *d = &rd_stats_me->db[rd_stats_db(db)];
+    if (ask) {
+        rd_stats_add(d->ask, 1);
+    } else {
+        rd_stats_add(d->moved, 1);
+    }
+}
+
+void
+rd_stats_cluster_map(const rd_database_t *db, int state)
+{
+    rd_stats_set(rd_stats_me->db[rd_stats_db(db)].cluster_map, state);
 }
 
 void

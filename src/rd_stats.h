@@ -77,6 +77,9 @@ typedef struct {
     rd_counter_t upstream_errors;    /* failures, losses, protocol errors */
     rd_counter_t moved;
     rd_counter_t ask;
+    rd_gauge_t   cluster_map;        /* 1: known; -1: the last attempt
+                                        failed and none is known; 0: not
+                                        tried (cluster databases) */
     rd_counter_t latency_usec;       /* histogram sum, microseconds */
     rd_counter_t latency[RD_STATS_BUCKETS + 1];   /* per bucket, not
                                                      cumulative */
@@ -144,8 +147,14 @@ void rd_stats_audit_set(uint64_t written, uint64_t dropped, int failing);
 void rd_stats_session_start(const rd_session_t *s);
 void rd_stats_session_end(const rd_session_t *s);
 /* A request's reply is complete (before it is freed): counts the command
- * by database, top-level command and result, and MOVED/ASK replies. */
+ * by database, top-level command and result, and MOVED/ASK replies
+ * (standalone databases; for clusters see rd_stats_redirect()). */
 void rd_stats_request(const rd_session_t *s, const rd_request_t *r);
+/* A MOVED (ask = 0) or ASK (ask = 1) reply from a cluster node, whether
+ * it was followed or went to the client. */
+void rd_stats_redirect(const rd_database_t *db, int ask);
+/* A cluster database's slot map: state as in rd_stats_db_t.cluster_map. */
+void rd_stats_cluster_map(const rd_database_t *db, int state);
 /* Upstream connections: established; failed (was_connected: it had been
  * established and was lost, else it never came up). */
 void rd_stats_upstream_up(const rd_database_t *db);

@@ -130,6 +130,44 @@ rd_resp_status_t rd_resp_scan_reply(rd_resp_reply_scanner_t *s,
     size_t *used, const char **err);
 
 /*
+ * Reader over a complete RESP2 reply held in memory (a fan-out part, a
+ * CLUSTER SLOTS answer). Bounds are checked: it never reads past end.
+ *
+ * Accepts what the reply scanner accepts: lines end at the first CRLF (a
+ * lone CR or LF is text), numbers follow string2ll() ("01", "-0", "+1"
+ * and overflow are refused), "$-1" and "*-1" are nulls and any other
+ * negative length is malformed, a bulk body must be followed by CRLF.
+ * An array count larger than the bytes left could hold (each element
+ * takes at least 3) is refused at once, so a caller may size an
+ * allocation by v->n.
+ *
+ * Usage: rd_resp_reader_init(&rd, buf, len); rd_resp_read(&rd, &v) reads
+ * one value's header and, for '+', '-', ':' and '$', the whole value; for
+ * an array, its v.n elements are the values read next. rd_resp_skip()
+ * passes over one whole value, nested arrays included, at most
+ * RD_RESP_MAX_DEPTH levels deep. Both return 0, or -1 when the bytes are
+ * malformed or end too early (rd->p is then unspecified). The reply was
+ * read whole when rd.p == rd.end.
+ */
+typedef struct {
+    const char *p;      /* next byte to read */
+    const char *end;    /* one past the last byte */
+} rd_resp_reader_t;
+
+typedef struct {
+    char        type;   /* '+', '-', ':', '$', '*' */
+    int64_t     n;      /* ':' the integer; '$' the length or -1 (null);
+                           '*' the count or -1 (null) */
+    const char *str;    /* '+', '-': the line without CRLF; '$': the
+                           bytes (NULL for the null bulk); else NULL */
+    size_t      len;    /* bytes at str */
+} rd_resp_value_t;
+
+void rd_resp_reader_init(rd_resp_reader_t *rd, const char *p, size_t n);
+int  rd_resp_read(rd_resp_reader_t *rd, rd_resp_value_t *v);
+int  rd_resp_skip(rd_resp_reader_t *rd);
+
+/*
  * Encoder for replies and commands the gateway makes itself.
  * Errors: rd_resp_encode_error(b, "ERR redoubt: ...") writes
  * "-ERR redoubt: ...\r\n"; CR and LF inside msg are replaced by spaces so

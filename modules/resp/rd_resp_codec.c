@@ -993,6 +993,125 @@ rd_resp_scan_reply(rd_resp_reply_scanner_t *s, const char *chunk, size_t n,
 }
 
 /* ------------------------------------------------------------------------
+ * Reader
+ * --------------------------------------------------------------------- */
+
+void
+rd_resp_reader_init(rd_resp_reader_t *rd, const char *p, size_t n)
+{
+    rd->p = p;
+    rd->end = p != NULL ? p + n : p;    /* no arithmetic on NULL */
+}
+
+/* The line at rd->p up to its first CRLF, which rd->p is moved past. */
+static bool
+rd_resp_read_line(rd_resp_reader_t *rd, const char **s, size_t *n)
+{
+    const char *q = rd->p;
+
+    while (q < rd->end) {
+        const char *cr = memchr(q, '\r', (size_t)(rd->end - q));
+
+        if (cr == NULL || rd->end - cr < 2) {
+            return false;
+        }
+        if (cr[1] == '\n') {
+            *s = rd->p;
+            *n = (size_t)(cr - rd->p);
+            rd->p = cr + 2;
+            return true;
+        }
+        q = cr + 1;
+    }
+    return false;
+}
+
+int
+rd_resp_read(rd_resp_reader_t *rd, rd_resp_value_t *v)
+{
+    const char *s;
+    size_t      n, left;
+    int64_t     num;
+
+    if (rd->p == NULL || rd->p >= rd->end) {
+        return -1;
+    }
+    char t = *rd->p++;
+    if (t != '+' && t != '-' && t != ':' && t != '$' && t != '*') {
+        return -1;
+    }
+    if (!rd_resp_read_line(rd, &s, &n)) {
+        return -1;
+    }
+
+    v->type = t;
+    v->n = 0;
+    v->str = NULL;
+    v->len = 0;
+
+    if (t == '+' || t == '-') {
+        v->str = s;
+        v->len = n;
+        return 0;
+    }
+    if (!rd_resp_string2ll(s, n, &num)) {
+        return -1;
+    }
+    v->n = num;
+    if (t == ':' || num == -1) {
+        return 0;
+    }
+    if (num < -1) {
+        return -1;
+    }
+
+    left = (size_t)(rd->end - rd->p);
+    if (t == '*') {
+        return (uint64_t)num <= left / 3 ? 0 : -1;
+    }
+
+    /* A bulk: its bytes, then CRLF. */
+    if ((uint64_t)num > left || left - (size_t)num < 2
+        || rd->p[num] != '\r' || rd->p[num + 1] != '\n')
+    {
+        return -1;
+    }
+    v->str = rd->p;
+    v->len = (size_t)num;
+    rd->p += num + 2;
+    return 0;
+}
+
+/* Iterative: one counter of elements still expected per open array,
+ * capped like the scanner's nesting. */
+int
+rd_resp_skip(rd_resp_reader_t *rd)
+{
+    int64_t         left[RD_RESP_MAX_DEPTH];
+    unsigned        depth = 0;
+    rd_resp_value_t v;
+
+    for (;;) {
+        if (rd_resp_read(rd, &v) != 0) {
+            return -1;
+        }
+        if (v.type == '*' && v.n > 0) {
+            if (depth == RD_RESP_MAX_DEPTH) {
+                return -1;
+            }
+            left[depth++] = v.n;
+            continue;
+        }
+        while (depth > 0 && --left[depth - 1] == 0) {
+            depth--;
+        }
+        if (depth == 0) {
+            return 0;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------
  * Encoder
  * --------------------------------------------------------------------- */
 

@@ -22,10 +22,9 @@
  *   GET /metrics  the counters of every worker slot, summed (rd_stats.h),
  *                 in the Prometheus text exposition format 0.0.4;
  *   GET /healthz  200 "ok" while the master has live workers of the
- *                 current configuration, else 503 and the reason. (It
- *                 will also require every cluster database's slot map to
- *                 be known; there is no cluster routing yet, so that part
- *                 of the condition holds trivially.)
+ *                 current configuration and no cluster database is
+ *                 without a slot map after trying to learn one (in every
+ *                 worker that tried), else 503 and the reason.
  *   anything else 404; a method other than GET 405.
  */
 #include "config.h"
@@ -595,8 +594,28 @@ rd_status_health(rd_cycle_t *cycle, rd_buf_t *b)
         rd_buf_append_str(b, "no live worker processes\n");
         return 503;
     }
-    /* Cluster databases will also need a known slot map here; there is
-     * no cluster routing yet. */
+    for (size_t i = 0; i < cycle->ndatabases; i++) {
+        rd_database_t *db = &cycle->databases[i];
+        if (db->mode != RD_DB_CLUSTER) {
+            continue;
+        }
+        unsigned d = rd_stats_db(db);
+        int known = 0, failed = 0;
+        for (size_t k = 0; k < RD_STATS_SLOTS; k++) {
+            rd_stats_slot_t *sl = &rg->slots[k];
+            if (RD_LOAD(sl->pid) == 0) {
+                continue;
+            }
+            int64_t st = RD_LOAD(sl->db[d].cluster_map);
+            known |= st > 0;
+            failed |= st < 0;
+        }
+        if (failed && !known) {
+            rd_buf_appendf(b, "database \"%s\": the cluster slot map is "
+                           "unavailable\n", db->name);
+            return 503;
+        }
+    }
     rd_buf_append_str(b, "ok\n");
     return 200;
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Builds the RESP fuzzers with clang and runs each for N seconds (default
-# 60) over its seed corpus. New corpus entries and crash reproducers go to
+# Builds the fuzzers with clang and runs each for N seconds (default 60)
+# over its seed corpus. New corpus entries and crash reproducers go to
 # $FUZZ_OUT (default /tmp/redoubt-fuzz), never into the seed directories.
+# $FUZZ_TARGETS picks some of: request reply cluster_slots (default all).
 set -eu
 
 secs=${1:-60}
@@ -9,22 +10,32 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=${FUZZ_OUT:-${TMPDIR:-/tmp}/redoubt-fuzz}
 cc=${CC:-clang}
+targets=${FUZZ_TARGETS:-request reply cluster_slots}
 
 mkdir -p "$out/include"
 : > "$out/include/config.h"
 
-for t in request reply; do
+# The target's source file for a corpus name.
+src() {
+    case $1 in
+    cluster_slots) echo fuzz_cluster_slots ;;
+    *) echo "fuzz_resp_$1" ;;
+    esac
+}
+
+for t in $targets; do
     $cc -std=gnu11 -g -O1 -fno-omit-frame-pointer \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -I"$out/include" -I"$top/src" -I"$top/modules/resp" \
-        -o "$out/fuzz_resp_$t" "$here/fuzz_resp_$t.c" \
+        -I"$top/modules/cluster" \
+        -o "$out/$(src "$t")" "$here/$(src "$t").c" \
         "$top/modules/resp/rd_resp_codec.c" "$top/src/rd_buf.c" \
-        "$top/src/rd_alloc.c"
+        "$top/src/rd_alloc.c" "$top/modules/cluster/rd_cluster_slots.c"
 done
 
-for t in request reply; do
+for t in $targets; do
     mkdir -p "$out/corpus-$t"
-    "$out/fuzz_resp_$t" -max_total_time="$secs" -max_len=4096 \
+    "$out/$(src "$t")" -max_total_time="$secs" -max_len=4096 \
         -artifact_prefix="$out/$t-" \
         "$out/corpus-$t" "$here/corpus/$t"
 done

@@ -1185,6 +1185,298 @@ START_TEST(test_encoder_output_scans_as_replies)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Reader
+ * --------------------------------------------------------------------- */
+
+/* Copies n bytes so that they end exactly where a PROT_NONE page starts:
+ * reading one byte past them crashes the (forked) test. */
+typedef struct {
+    char  *map;
+    size_t map_len;
+    char  *p;
+} edge_t;
+
+static void
+edge_make(edge_t *e, const char *s, size_t n)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    size_t pages = (n + ps - 1) / ps + 1;
+
+    e->map_len = pages * ps;
+    e->map = mmap(NULL, e->map_len, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(e->map, MAP_FAILED);
+    ck_assert_int_eq(mprotect(e->map + (pages - 1) * ps, ps, PROT_NONE), 0);
+    e->p = e->map + (pages - 1) * ps - n;
+    if (n > 0) {
+        memcpy(e->p, s, n);
+    }
+}
+
+static void
+edge_free(edge_t *e)
+{
+    munmap(e->map, e->map_len);
+}
+
+static void
+expect_value(rd_resp_reader_t *rd, char type, int64_t n, const char *str,
+    size_t len)
+{
+    rd_resp_value_t v;
+
+    ck_assert_int_eq(rd_resp_read(rd, &v), 0);
+    ck_assert_int_eq(v.type, type);
+    ck_assert_int_eq(v.n, n);
+    ck_assert_uint_eq(v.len, len);
+    if (str == NULL) {
+        ck_assert_ptr_null(v.str);
+    } else {
+        ck_assert_ptr_nonnull(v.str);
+        ck_assert_int_eq(memcmp(v.str, str, len), 0);
+    }
+}
+
+/* Reads one value of `in` (which must be all of it) and expects -1. */
+static void
+expect_read_fails(const char *in, size_t n)
+{
+    rd_resp_reader_t rd;
+    rd_resp_value_t  v;
+    edge_t           e;
+
+    edge_make(&e, in, n);
+    rd_resp_reader_init(&rd, e.p, n);
+    ck_assert_msg(rd_resp_read(&rd, &v) == -1, "read accepted \"%.*s\"",
+                  (int)n, in);
+    rd_resp_reader_init(&rd, e.p, n);
+    ck_assert_int_eq(rd_resp_skip(&rd), -1);
+    edge_free(&e);
+}
+
+#define READ_FAILS(lit) expect_read_fails(lit, sizeof(lit) - 1)
+
+START_TEST(test_reader_every_type)
+{
+    static const char in[] =
+        "+OK\r\n" "-ERR bad thing\r\n" "+\r\n" ":0\r\n" ":-42\r\n"
+        ":9223372036854775807\r\n" ":-9223372036854775808\r\n"
+        "$3\r\nfoo\r\n" "$0\r\n\r\n" "$4\r\n\r\n\r\n\r\n" "$-1\r\n"
+        "*-1\r\n" "*0\r\n" "*2\r\n:1\r\n$1\r\na\r\n" "+a\rb\nc\r\r\n";
+    rd_resp_reader_t rd;
+    rd_resp_value_t  v;
+    edge_t           e;
+
+    edge_make(&e, in, sizeof(in) - 1);
+    rd_resp_reader_init(&rd, e.p, sizeof(in) - 1);
+    expect_value(&rd, '+', 0, "OK", 2);
+    expect_value(&rd, '-', 0, "ERR bad thing", 13);
+    expect_value(&rd, '+', 0, "", 0);
+    expect_value(&rd, ':', 0, NULL, 0);
+    expect_value(&rd, ':', -42, NULL, 0);
+    expect_value(&rd, ':', INT64_MAX, NULL, 0);
+    expect_value(&rd, ':', INT64_MIN, NULL, 0);
+    expect_value(&rd, '$', 3, "foo", 3);
+    expect_value(&rd, '$', 0, "", 0);
+    expect_value(&rd, '$', 4, "\r\n\r\n", 4);
+    expect_value(&rd, '$', -1, NULL, 0);
+    expect_value(&rd, '*', -1, NULL, 0);
+    expect_value(&rd, '*', 0, NULL, 0);
+    expect_value(&rd, '*', 2, NULL, 0);
+    expect_value(&rd, ':', 1, NULL, 0);
+    expect_value(&rd, '$', 1, "a", 1);
+    /* A line ends at the first CRLF; a lone CR or LF is text. */
+    expect_value(&rd, '+', 0, "a\rb\nc\r", 6);
+    ck_assert_ptr_eq(rd.p, rd.end);
+    ck_assert_int_eq(rd_resp_read(&rd, &v), -1);
+    ck_assert_int_eq(rd_resp_skip(&rd), -1);
+    edge_free(&e);
+
+    /* Nothing at all. */
+    rd_resp_reader_init(&rd, NULL, 0);
+    ck_assert_int_eq(rd_resp_read(&rd, &v), -1);
+    ck_assert_int_eq(rd_resp_skip(&rd), -1);
+    READ_FAILS("");
+}
+END_TEST
+
+START_TEST(test_reader_skip_nested)
+{
+    static const char in[] =
+        "*4\r\n*2\r\n:1\r\n*0\r\n$-1\r\n*1\r\n*1\r\n+x\r\n*-1\r\n"
+        ":9\r\n" "$2\r\nab\r\n" "*0\r\n" "*3\r\n*1\r\n*1\r\n*1\r\n:1\r\n"
+        "+a\r\n-b\r\n" ":7\r\n";
+    rd_resp_reader_t rd;
+    edge_t           e;
+
+    edge_make(&e, in, sizeof(in) - 1);
+    rd_resp_reader_init(&rd, e.p, sizeof(in) - 1);
+    ck_assert_int_eq(rd_resp_skip(&rd), 0);
+    expect_value(&rd, ':', 9, NULL, 0);
+    ck_assert_int_eq(rd_resp_skip(&rd), 0);      /* a bulk */
+    ck_assert_int_eq(rd_resp_skip(&rd), 0);      /* an empty array */
+    ck_assert_int_eq(rd_resp_skip(&rd), 0);      /* ends three levels */
+    expect_value(&rd, ':', 7, NULL, 0);
+    ck_assert_ptr_eq(rd.p, rd.end);
+    edge_free(&e);
+}
+END_TEST
+
+/* RD_RESP_MAX_DEPTH open arrays are allowed, one more is not; empty
+ * arrays at the bottom do not count, as in the reply scanner. */
+START_TEST(test_reader_skip_depth_limit)
+{
+    rd_buf_t         in = {0};
+    rd_resp_reader_t rd;
+
+    for (int i = 0; i < RD_RESP_MAX_DEPTH; i++) {
+        rd_buf_append_str(&in, "*1\r\n");
+    }
+    rd_buf_append_str(&in, "*0\r\n");
+    rd_resp_reader_init(&rd, in.data, in.len);
+    ck_assert_int_eq(rd_resp_skip(&rd), 0);
+    ck_assert_ptr_eq(rd.p, rd.end);
+
+    in.len -= 4;
+    rd_buf_append_str(&in, "*1\r\n:1\r\n");
+    rd_resp_reader_init(&rd, in.data, in.len);
+    ck_assert_int_eq(rd_resp_skip(&rd), -1);
+
+    /* Deep but read value by value, without skip, is fine. */
+    rd_resp_value_t v;
+    rd_resp_reader_init(&rd, in.data, in.len);
+    for (int i = 0; i <= RD_RESP_MAX_DEPTH; i++) {
+        ck_assert_int_eq(rd_resp_read(&rd, &v), 0);
+    }
+    expect_value(&rd, ':', 1, NULL, 0);
+    rd_buf_free(&in);
+}
+END_TEST
+
+START_TEST(test_reader_integers)
+{
+    READ_FAILS(":9223372036854775808\r\n");
+    READ_FAILS(":-9223372036854775809\r\n");
+    READ_FAILS(":99999999999999999999\r\n");
+    READ_FAILS(":18446744073709551616\r\n");
+    READ_FAILS(":\r\n");
+    READ_FAILS(":-\r\n");
+    READ_FAILS(":01\r\n");
+    READ_FAILS(":-0\r\n");
+    READ_FAILS(":+1\r\n");
+    READ_FAILS(": 1\r\n");
+    READ_FAILS(":1 \r\n");
+    READ_FAILS(":1a\r\n");
+    READ_FAILS(":--1\r\n");
+    READ_FAILS(":1\r2\r\n");
+}
+END_TEST
+
+START_TEST(test_reader_bulk_and_array_lengths)
+{
+    READ_FAILS("$-2\r\n");
+    READ_FAILS("$-9223372036854775808\r\n");
+    READ_FAILS("$9223372036854775807\r\nab\r\n");
+    READ_FAILS("$9223372036854775806\r\nab\r\n");
+    READ_FAILS("$18446744073709551615\r\n\r\n");
+    READ_FAILS("$x\r\nab\r\n");
+    READ_FAILS("$\r\n\r\n");
+    READ_FAILS("$3\r\nfo");
+    READ_FAILS("$3\r\nfoo");
+    READ_FAILS("$3\r\nfoo\r");
+    READ_FAILS("$3\r\nfooXY");
+    READ_FAILS("$3\r\nfoo\n\r");
+    READ_FAILS("$3\r\nfoox\r\n");
+    READ_FAILS("$4\r\nfoo\r\n");
+    READ_FAILS("*-2\r\n");
+    READ_FAILS("*x\r\n");
+    READ_FAILS("*9223372036854775807\r\n:1\r\n");
+    /* A count the remaining bytes cannot hold fails at the header. */
+    READ_FAILS("*1\r\n");
+    READ_FAILS("*2\r\n:1\r\n");
+    READ_FAILS("*1000000\r\n+\r\n");
+    READ_FAILS("!1\r\n");
+    READ_FAILS("1\r\n");
+}
+END_TEST
+
+START_TEST(test_reader_bad_crlf)
+{
+    READ_FAILS("+OK");
+    READ_FAILS("+OK\r");
+    READ_FAILS("+OK\n");
+    READ_FAILS("+OK\n\r");
+    READ_FAILS("-ERR\r");
+    READ_FAILS(":1");
+    READ_FAILS(":1\r");
+    READ_FAILS(":1\n");
+    READ_FAILS(":1\rX");
+    READ_FAILS("$1\r\na\n\n");
+    READ_FAILS("$1\na\r\n");
+    READ_FAILS("*1\n:1\r\n");
+    READ_FAILS("*1\r:1\r\n");
+}
+END_TEST
+
+/* Every proper prefix of a reply is refused without reading past it. */
+START_TEST(test_reader_truncated_at_every_byte)
+{
+    static const char in[] =
+        "*5\r\n*3\r\n:0\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n:30001\r\n"
+        "$40\r\n09dbe9720cda62f7865eabc5fd8857c5d2678366\r\n*0\r\n"
+        "+OK\r\n-ERR x\r\n$-1\r\n*2\r\n*-1\r\n$3\r\na\r\n\r\n";
+    size_t n = sizeof(in) - 1;
+
+    for (size_t k = 0; k <= n; k++) {
+        rd_resp_reader_t rd;
+        rd_resp_value_t  v;
+        edge_t           e;
+
+        edge_make(&e, in, k);
+        rd_resp_reader_init(&rd, e.p, k);
+        if (k < n) {
+            ck_assert_msg(rd_resp_skip(&rd) == -1, "prefix %zu skipped", k);
+        } else {
+            ck_assert_int_eq(rd_resp_skip(&rd), 0);
+            ck_assert_ptr_eq(rd.p, rd.end);
+        }
+
+        /* Value by value: whatever is read lies inside the prefix. */
+        rd_resp_reader_init(&rd, e.p, k);
+        while (rd_resp_read(&rd, &v) == 0) {
+            ck_assert(rd.p <= rd.end);
+            if (v.str != NULL) {
+                ck_assert(v.str >= e.p && v.str + v.len <= e.p + k);
+            }
+        }
+        edge_free(&e);
+    }
+}
+END_TEST
+
+/* Only the two bytes after a bulk's body are looked at. */
+START_TEST(test_reader_bulk_body_is_never_read)
+{
+    rd_resp_reader_t rd;
+    rd_resp_value_t  v;
+    guarded_t        g;
+
+    guarded_make(&g, "*2\r\n$%zu\r\n", 4, "\r\n:1\r\n");
+    rd_resp_reader_init(&rd, g.start, g.total);
+    expect_value(&rd, '*', 2, NULL, 0);
+    ck_assert_int_eq(rd_resp_read(&rd, &v), 0);
+    ck_assert_ptr_eq(v.str, g.body);
+    ck_assert_uint_eq(v.len, g.body_len);
+    expect_value(&rd, ':', 1, NULL, 0);
+
+    rd_resp_reader_init(&rd, g.start, g.total);
+    ck_assert_int_eq(rd_resp_skip(&rd), 0);
+    ck_assert_ptr_eq(rd.p, rd.end);
+    munmap(g.map, g.map_len);
+}
+END_TEST
+
 static Suite *
 resp_suite(void)
 {
@@ -1251,6 +1543,18 @@ resp_suite(void)
     tcase_add_test(tc, test_encoder_error_strips_newlines);
     tcase_add_test(tc, test_encoder_command_parses_back);
     tcase_add_test(tc, test_encoder_output_scans_as_replies);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reader");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_reader_every_type);
+    tcase_add_test(tc, test_reader_skip_nested);
+    tcase_add_test(tc, test_reader_skip_depth_limit);
+    tcase_add_test(tc, test_reader_integers);
+    tcase_add_test(tc, test_reader_bulk_and_array_lengths);
+    tcase_add_test(tc, test_reader_bad_crlf);
+    tcase_add_test(tc, test_reader_truncated_at_every_byte);
+    tcase_add_test(tc, test_reader_bulk_body_is_never_read);
     suite_add_tcase(s, tc);
 
     return s;

@@ -1,0 +1,1669 @@
+/*
+ * rd_cluster.c - the cluster module: a whole Redis Cluster behind one
+ * address ("rediss://host:port?mode=cluster").
+ *
+ * Topology. Each worker keeps, per cluster database, a map from the 16384
+ * hash slots to the master serving each (rd_ctopo_t), learned with
+ * CLUSTER SLOTS from any reachable node: the known masters first, then the
+ * seeds (the uri's address and cluster.seeds). The query authenticates as
+ * cluster.discovery_user when one is configured, otherwise with the
+ * credentials of the session that needed the map (its AUTH, replayed on a
+ * short-lived connection of the worker's own; the copy is wiped when the
+ * refresh ends). A refresh runs when a session first needs the map, after
+ * a MOVED, after a node connection failed, and at the first command once
+ * cluster.refresh_interval has passed; never more than one at a time per
+ * database in a worker. Requests that need a map before the first one is
+ * known wait for it; the others are routed with the map at hand while a
+ * refresh runs.
+ *
+ * Routing. The keys of a request come from the command table (key specs,
+ * numkeys commands, keyless commands); their CRC16 slot, {hash tags}
+ * included, picks the master. Keys in different slots get Redis's own
+ * -CROSSSLOT error. Keyless commands go to the node the session used last,
+ * or one it has a connection to, or a master. Each session opens its own
+ * connections to the nodes it needs, lazily, and replays its AUTH on each
+ * (the session's database user also names the minted client certificate).
+ *
+ * Pipelines. A request is written to its node as soon as it is decoded;
+ * later requests do not wait for earlier ones on other nodes. The core
+ * returns replies in request order and bounds the requests in flight per
+ * session (limits.max_pipeline): past it, the client is not read.
+ *
+ * Redirections. An error reply is held back until it is whole: MOVED
+ * updates the slot's entry, starts a refresh and resends the command to
+ * the named node; ASK sends ASKING and the command to the named node and
+ * leaves the map alone; TRYAGAIN resends after cluster.tryagain_delay.
+ * After cluster.max_redirects of them the last error goes to the client.
+ *
+ * Node failure. When a node connection fails, each command pending on it
+ * gets "-ERR redoubt: upstream ..." (a reply already partly sent to the
+ * client cannot be repaired: the session is closed then), a refresh
+ * starts, and the next command for that node connects again, possibly to
+ * the replica promoted in its place.
+ *
+ * Special commands (as in Teleport's Redis Cluster support): DBSIZE sums,
+ * KEYS merges, FLUSHDB/FLUSHALL/SCRIPT FLUSH/SCRIPT LOAD run on every
+ * master, SCRIPT EXISTS answers 1 only where every master has the script,
+ * MGET is split by slot and merged back in order. Fan-out requests go to
+ * all nodes at once; one failed part fails the whole command. AUTH is sent
+ * to every node the session is connected to. Commands that cannot be done
+ * correctly through a gateway to a cluster are refused (one table,
+ * rd_cluster_unsupported).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rd_cluster_slots.h"
+#include "rd_command.h"
+#include "rd_cycle.h"
+#include "rd_log.h"
+#include "rd_resp.h"
+#include "rd_session.h"
+#include "rd_stats.h"
+#include "rd_upconn.h"
+#include "rd_worker.h"
+
+rd_module_t rd_cluster_module;
+
+/* --- configuration -------------------------------------------------------- */
+
+typedef struct {
+    char    **seeds;                /* "host:port", extra seeds */
+    size_t    nseeds;
+    char     *discovery_user;
+    char     *discovery_password;
+    int64_t   refresh_interval;     /* ms */
+    int64_t   max_redirects;
+    int64_t   tryagain_delay;       /* ms */
+} rd_cluster_db_conf_t;
+
+#define D(field) offsetof(rd_cluster_db_conf_t, field)
+
+static const rd_conf_range_t rd_cluster_redirects_range = { 0, 100 };
+
+static const char *
+rd_cluster_set_seeds(rd_conf_t *cf, const config_setting_t *s,
+                     const rd_directive_t *d, void *conf)
+{
+    rd_cluster_db_conf_t *c = conf;
+
+    if (config_setting_type(s) != CONFIG_TYPE_ARRAY
+        && config_setting_type(s) != CONFIG_TYPE_LIST)
+    {
+        return "must be a list of \"host:port\" strings";
+    }
+    int n = config_setting_length(s);
+    c->seeds = rd_palloc(cf->pool, (size_t)(n + 1) * sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *err;
+        rd_sockaddr_t sa;
+
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            return "must be a list of \"host:port\" strings";
+        }
+        const char *v = config_setting_get_string(e);
+        if (rd_sockaddr_parse(cf->pool, v, &sa, &err) != 0) {
+            return err;
+        }
+        c->seeds[i] = sa.text;
+    }
+    c->nseeds = (size_t)n;
+    return NULL;
+}
+
+static const rd_directive_t rd_cluster_directives[] = {
+    { "cluster.seeds", RD_CONF_DB, rd_cluster_set_seeds, 0, NULL },
+    { "cluster.discovery_user", RD_CONF_DB, rd_conf_set_str,
+      D(discovery_user), NULL },
+    { "cluster.discovery_password", RD_CONF_DB, rd_conf_set_str,
+      D(discovery_password), NULL },
+    { "cluster.refresh_interval", RD_CONF_DB, rd_conf_set_msec,
+      D(refresh_interval), NULL },
+    { "cluster.max_redirects", RD_CONF_DB, rd_conf_set_num,
+      D(max_redirects), &rd_cluster_redirects_range },
+    { "cluster.tryagain_delay", RD_CONF_DB, rd_conf_set_msec,
+      D(tryagain_delay), NULL },
+    rd_null_directive
+};
+
+static void *
+rd_cluster_create_db(rd_conf_t *cf)
+{
+    rd_cluster_db_conf_t *c = rd_palloc(cf->pool, sizeof(*c));
+    c->refresh_interval = RD_CONF_UNSET;
+    c->max_redirects = RD_CONF_UNSET;
+    c->tryagain_delay = RD_CONF_UNSET;
+    return c;
+}
+
+static const char *
+rd_cluster_init_db(rd_conf_t *cf, void *conf)
+{
+    rd_cluster_db_conf_t *c = conf;
+    rd_database_t *db = cf->database;
+
+    if (c->refresh_interval == RD_CONF_UNSET) {
+        c->refresh_interval = 60 * 1000;
+    }
+    if (c->max_redirects == RD_CONF_UNSET) {
+        c->max_redirects = 5;
+    }
+    if (c->tryagain_delay == RD_CONF_UNSET) {
+        c->tryagain_delay = 100;
+    }
+    if (db->mode != RD_DB_CLUSTER
+        && (c->nseeds || c->discovery_user || c->discovery_password))
+    {
+        return "cluster settings need \"?mode=cluster\" in the uri";
+    }
+    if ((c->discovery_user == NULL) != (c->discovery_password == NULL)) {
+        return "cluster.discovery_user and cluster.discovery_password go "
+               "together";
+    }
+    return NULL;
+}
+
+#define rd_cluster_db_conf(db) \
+    ((rd_cluster_db_conf_t *)(db)->ctx[rd_cluster_module.index])
+
+/* --- commands that cannot be routed to a cluster correctly ---------------- */
+
+/* The reference's list ("Cluster mode commands" in DESIGN.md), plus the
+ * Pub/Sub commands and RESET: after them Redis does not answer once per
+ * request (or resets one node's connection only). Shorten it as features
+ * land. */
+static const char *const rd_cluster_unsupported[] = {
+    "acl", "asking", "client", "cluster", "config", "debug", "exec",
+    "hello", "info", "latency", "memory", "migrate", "module", "monitor",
+    "multi", "pfdebug", "pfselftest", "psubscribe", "psync", "punsubscribe",
+    "readonly", "readwrite", "replconf", "replicaof", "role", "scan",
+    "script|debug", "script|kill", "shutdown", "slaveof", "slowlog",
+    "ssubscribe", "sunsubscribe", "sync", "time", "wait", "watch",
+    "subscribe", "unsubscribe", "reset",
+};
+
+static int
+rd_cluster_is_unsupported(const rd_request_t *r)
+{
+    for (size_t i = 0; i < rd_countof(rd_cluster_unsupported); i++) {
+        const char *u = rd_cluster_unsupported[i];
+        const char *bar = strchr(u, '|');
+        if (bar == NULL) {
+            if (rd_str_eq_ci(r->argv[0], u)) {
+                return 1;
+            }
+            continue;
+        }
+        size_t n = (size_t)(bar - u);
+        if (r->argc >= 2 && r->argv[0].len == n
+            && strncasecmp(r->argv[0].data, u, n) == 0
+            && rd_str_eq_ci(r->argv[1], bar + 1))
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* --- per-worker topology ------------------------------------------------- */
+
+typedef struct {
+    char           host[RD_CLUSTER_HOST_MAX];
+    uint16_t       port;
+    rd_sockaddr_t  addr;            /* addr.text points to text */
+    char           text[RD_CLUSTER_HOST_MAX + 8];
+    unsigned       master:1;        /* serves slots in the current map */
+    unsigned       seed:1;
+} rd_cnode_t;
+
+typedef struct rd_csess_s rd_csess_t;
+
+typedef struct {
+    rd_worker_t          *worker;
+    rd_database_t        *db;
+    rd_cluster_db_conf_t *conf;
+    rd_cnode_t          **nodes;          /* stable: never removed */
+    size_t                nnodes;
+    int32_t               slot[RD_CLUSTER_SLOTS];  /* node index or -1 */
+    unsigned              ready:1;        /* a map has been learned */
+    rd_msec_t             refreshed_at;
+    unsigned              next_master;    /* round robin for keyless */
+
+    /* The refresh in flight. */
+    unsigned              refreshing:1;
+    rd_upconn_t           rc;
+    size_t               *cand;           /* node indexes to try */
+    size_t                ncand;
+    size_t                tried;
+    rd_buf_t              rauth;          /* AUTH to send first (wiped) */
+    char                  ruser[128];
+    rd_buf_t              reply;
+    char                  why[600];
+    rd_csess_t           *waiters;        /* sessions waiting for a map */
+} rd_ctopo_t;
+
+/* Markers for replies nobody reads (a replayed AUTH, ASKING). */
+static char rd_cluster_discard;
+static char rd_cluster_auth_marker;
+static char rd_cluster_slots_marker;
+
+static rd_ctopo_t *
+rd_ctopo_find(rd_worker_t *w, rd_database_t *db)
+{
+    rd_ctopo_t **t = w->ctx[rd_cluster_module.index];
+    for (size_t i = 0; i < w->cycle->ndatabases; i++) {
+        if (t[i] && t[i]->db == db) {
+            return t[i];
+        }
+    }
+    return NULL;
+}
+
+/* The index of node host:port, added when new. -1 for a host that is not
+ * a numeric address (workers never wait for DNS). */
+static int
+rd_ctopo_node(rd_ctopo_t *t, const char *host, size_t hlen, unsigned port)
+{
+    for (size_t i = 0; i < t->nnodes; i++) {
+        rd_cnode_t *n = t->nodes[i];
+        if (n->port == port && strlen(n->host) == hlen
+            && memcmp(n->host, host, hlen) == 0)
+        {
+            return (int)i;
+        }
+    }
+    if (hlen == 0 || hlen >= RD_CLUSTER_HOST_MAX || port == 0
+        || port > 65535)
+    {
+        return -1;
+    }
+    rd_cnode_t *n = rd_calloc(1, sizeof(*n));
+    memcpy(n->host, host, hlen);
+    n->host[hlen] = '\0';
+    n->port = (uint16_t)port;
+
+    struct sockaddr_in *sin = (struct sockaddr_in *)&n->addr.addr;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&n->addr.addr;
+    if (inet_pton(AF_INET, n->host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(n->port);
+        n->addr.len = sizeof(*sin);
+        snprintf(n->text, sizeof(n->text), "%s:%u", n->host, port);
+    } else if (inet_pton(AF_INET6, n->host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(n->port);
+        n->addr.len = sizeof(*sin6);
+        snprintf(n->text, sizeof(n->text), "[%s]:%u", n->host, port);
+    } else {
+        rd_log_warn("database \"%s\": cluster node \"%s\" is not a numeric "
+                    "address; set cluster-preferred-endpoint-type ip",
+                    t->db->name, n->host);
+        free(n);
+        return -1;
+    }
+    n->addr.text = n->text;
+    t->nodes = rd_realloc(t->nodes, (t->nnodes + 1) * sizeof(*t->nodes));
+    t->nodes[t->nnodes] = n;
+    return (int)t->nnodes++;
+}
+
+/* Split "host:port" (the host may be empty or an IPv6 address) and find
+ * or add the node. */
+static int
+rd_ctopo_node_text(rd_ctopo_t *t, const char *p, size_t n,
+                   const rd_cnode_t *asked)
+{
+    const char *colon = NULL;
+    for (size_t i = n; i > 0; i--) {
+        if (p[i - 1] == ':') {
+            colon = p + i - 1;
+            break;
+        }
+    }
+    if (colon == NULL) {
+        return -1;
+    }
+    unsigned port = 0;
+    const char *q = colon + 1;
+    if (q == p + n) {
+        return -1;
+    }
+    for (; q < p + n; q++) {
+        if (*q < '0' || *q > '9' || port > 65535) {
+            return -1;
+        }
+        port = port * 10 + (unsigned)(*q - '0');
+    }
+    const char *host = p;
+    size_t hlen = (size_t)(colon - p);
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        host++;
+        hlen -= 2;
+    }
+    if (hlen == 0 && asked) {
+        host = asked->host;
+        hlen = strlen(asked->host);
+    }
+    return rd_ctopo_node(t, host, hlen, port);
+}
+
+static void rd_ctopo_refresh(rd_ctopo_t *t, rd_csess_t *cs);
+static void rd_ctopo_refresh_done(rd_ctopo_t *t, int ok);
+
+/* --- sessions, requests ---------------------------------------------------- */
+
+typedef struct {
+    rd_upconn_t     uc;
+    rd_csess_t     *cs;
+    size_t          node;
+} rd_cconn_t;
+
+typedef enum {
+    RD_CK_DIRECT = 0,      /* one node; the reply streams to the client */
+    RD_CK_MGET,            /* split by slot, merged in order */
+    RD_CK_SUM,             /* DBSIZE */
+    RD_CK_KEYS,            /* KEYS */
+    RD_CK_ALLOK,           /* FLUSHDB, FLUSHALL, SCRIPT FLUSH */
+    RD_CK_SAME,            /* SCRIPT LOAD */
+    RD_CK_AND,             /* SCRIPT EXISTS */
+    RD_CK_AUTH             /* AUTH on every connection of the session */
+} rd_ckind_t;
+
+typedef struct rd_creq_s rd_creq_t;
+
+typedef struct {
+    rd_creq_t      *cr;
+    rd_buf_t        cmd;            /* own command; empty: the request's */
+    int             slot;           /* -1: sent to node */
+    int             node;           /* target when slot < 0; last sent to */
+    int             ask_node;       /* ASK target for the next send, or -1 */
+    unsigned        redirects;
+    char            type;           /* first byte of the reply */
+    unsigned        done:1;
+    rd_buf_t        reply;          /* held reply (fan-out, errors) */
+    size_t         *pos;            /* MGET: argv positions of the keys */
+    size_t          npos;
+    rd_timer_t      retry;
+} rd_cpart_t;
+
+struct rd_creq_s {
+    rd_request_t   *r;
+    rd_worker_t    *worker;
+    rd_csess_t     *cs;
+    rd_ckind_t      kind;
+    rd_cpart_t     *parts;
+    size_t          nparts;
+    size_t          left;           /* parts without a final reply */
+    rd_creq_t      *next_wait;
+};
+
+struct rd_csess_s {
+    rd_session_t   *session;
+    rd_ctopo_t     *topo;
+    rd_cconn_t    **conns;          /* by node index; NULL: never used */
+    size_t          nconns;
+    int             last_node;
+    rd_buf_t        auth;           /* the session's AUTH, as RESP */
+    rd_buf_t        prev_auth;      /* before an AUTH in flight */
+    rd_creq_t      *wait_head;      /* requests waiting for a map */
+    rd_creq_t      *wait_tail;
+    rd_csess_t     *next_waiter;
+    rd_csess_t     *prev_waiter;
+    unsigned        waiting:1;
+};
+
+static void rd_cpart_send(rd_cpart_t *p);
+static void rd_cpart_final(rd_cpart_t *p);
+
+static void
+rd_cluster_wipe(rd_buf_t *b)
+{
+    if (b->data) {
+        explicit_bzero(b->data, b->cap);
+    }
+    rd_buf_free(b);
+}
+
+static void
+rd_cpart_set_error(rd_cpart_t *p, const char *msg)
+{
+    rd_buf_reset(&p->reply);
+    rd_resp_encode_error(&p->reply, msg);
+    p->type = '-';
+}
+
+/* --- node connections ---------------------------------------------------- */
+
+static int
+rd_cconn_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
+               int last)
+{
+    rd_cconn_t *cc = uc->owner;
+    rd_session_t *s = cc->cs->session;
+
+    if (data == &rd_cluster_discard) {
+        return 0;
+    }
+    rd_cpart_t *part = data;
+    rd_creq_t *cr = part->cr;
+    rd_request_t *r = cr->r;
+
+    if (part->type == 0 && n > 0) {
+        part->type = p[0];
+    }
+    if (cr->kind == RD_CK_DIRECT && part->type != '-') {
+        rd_request_reply_append(r, p, n);
+        if (s->conn->closed) {
+            return -1;
+        }
+        if (last) {
+            part->done = 1;
+            cr->left--;
+            rd_stats_latency(uc->db, s->worker->loop.now_usec
+                                     - r->start_usec);
+            rd_request_done(r);
+        }
+        return s->conn->closed ? -1 : 0;
+    }
+    rd_buf_append(&part->reply, p, n);
+    if (last) {
+        rd_cpart_final(part);
+    }
+    return s->conn->closed ? -1 : 0;
+}
+
+/* A node connection failed: every command pending on it gets an error. */
+static void
+rd_cconn_fail(rd_upconn_t *uc, const char *why)
+{
+    rd_cconn_t *cc = uc->owner;
+    rd_csess_t *cs = cc->cs;
+    rd_session_t *s = cs->session;
+    char msg[512];
+
+    rd_log_warn("session %llu: database \"%s\", node %s: %s",
+                (unsigned long long)s->id, uc->db->name, uc->addr->text, why);
+    snprintf(msg, sizeof(msg), "ERR redoubt: %s (node %s)", why,
+             uc->addr->text);
+
+    while (uc->count > 0 && !s->conn->closed) {
+        void *data = rd_upconn_pop(uc);
+        if (data == &rd_cluster_discard) {
+            continue;
+        }
+        rd_cpart_t *part = data;
+        rd_request_t *r = part->cr->r;
+        if (part->cr->kind == RD_CK_DIRECT && r->streaming) {
+            rd_session_close(s, "upstream connection lost mid-reply");
+            break;
+        }
+        if (part->cr->kind == RD_CK_DIRECT && rd_buf_used(&r->reply) > 0) {
+            s->buffered -= rd_buf_used(&r->reply);
+            rd_buf_reset(&r->reply);
+            r->reply_type = 0;
+            r->reply_head_len = 0;
+        }
+        rd_cpart_set_error(part, msg);
+        rd_cpart_final(part);
+    }
+    uc->count = 0;
+    if (!s->conn->closed) {
+        rd_ctopo_refresh(cs->topo, cs);
+    }
+}
+
+static const rd_upconn_handler_t rd_cconn_handler = {
+    rd_cconn_reply, rd_cconn_fail
+};
+
+/* The session's connection to node i, connected (or connecting) with the
+ * session's AUTH queued first. NULL with errno when it cannot connect. */
+static rd_cconn_t *
+rd_csess_conn(rd_csess_t *cs, size_t i)
+{
+    rd_session_t *s = cs->session;
+    rd_ctopo_t *t = cs->topo;
+
+    if (i >= cs->nconns) {
+        size_t n = t->nnodes > i + 1 ? t->nnodes : i + 1;
+        cs->conns = rd_realloc(cs->conns, n * sizeof(*cs->conns));
+        memset(cs->conns + cs->nconns, 0,
+               (n - cs->nconns) * sizeof(*cs->conns));
+        cs->nconns = n;
+    }
+    rd_cconn_t *cc = cs->conns[i];
+    if (cc == NULL) {
+        cc = rd_calloc(1, sizeof(*cc));
+        cc->cs = cs;
+        cc->node = i;
+        rd_upconn_init(&cc->uc, s->worker, t->db, &t->nodes[i]->addr,
+                       t->nodes[i]->host, s->db_user, &rd_cconn_handler, cc);
+        cs->conns[i] = cc;
+    }
+    if (cc->uc.conn == NULL) {
+        cc->uc.user = s->db_user;
+        if (rd_upconn_connect(&cc->uc) != 0) {
+            return NULL;
+        }
+        if (rd_buf_used(&cs->auth) > 0) {
+            rd_upconn_send(&cc->uc, rd_buf_rpos(&cs->auth),
+                           rd_buf_used(&cs->auth), &rd_cluster_discard);
+        }
+    }
+    return cc;
+}
+
+/* A node for a keyless command: the one used last, one the session is
+ * connected to, a master, the first seed. */
+static int
+rd_csess_any_node(rd_csess_t *cs)
+{
+    rd_ctopo_t *t = cs->topo;
+
+    if (cs->last_node >= 0 && (size_t)cs->last_node < cs->nconns
+        && cs->conns[cs->last_node] && cs->conns[cs->last_node]->uc.conn)
+    {
+        return cs->last_node;
+    }
+    for (size_t i = 0; i < cs->nconns; i++) {
+        if (cs->conns[i] && cs->conns[i]->uc.conn) {
+            return (int)i;
+        }
+    }
+    for (size_t k = 0; k < t->nnodes; k++) {
+        size_t i = (t->next_master + k) % t->nnodes;
+        if (t->nodes[i]->master) {
+            t->next_master = (unsigned)(i + 1);
+            return (int)i;
+        }
+    }
+    return t->nnodes > 0 ? 0 : -1;
+}
+
+/* --- sending and redirections -------------------------------------------- */
+
+static void
+rd_cpart_retry_handler(rd_timer_t *tm)
+{
+    rd_cpart_t *p = tm->data;
+    rd_cpart_send(p);
+}
+
+static void
+rd_cpart_send(rd_cpart_t *p)
+{
+    rd_creq_t *cr = p->cr;
+    rd_csess_t *cs = cr->cs;
+    rd_ctopo_t *t = cs->topo;
+    char msg[512];
+    int node;
+
+    if (cs->session->conn->closed) {
+        return;
+    }
+    if (p->ask_node >= 0) {
+        node = p->ask_node;
+    } else if (p->slot >= 0) {
+        node = t->slot[p->slot];
+        if (node < 0) {
+            rd_cpart_set_error(p, "CLUSTERDOWN Hash slot not served");
+            rd_cpart_final(p);
+            return;
+        }
+    } else {
+        node = p->node >= 0 ? p->node : rd_csess_any_node(cs);
+        if (node < 0) {
+            rd_cpart_set_error(p, "ERR redoubt: no cluster node known");
+            rd_cpart_final(p);
+            return;
+        }
+    }
+
+    rd_cconn_t *cc = rd_csess_conn(cs, (size_t)node);
+    if (cc == NULL) {
+        snprintf(msg, sizeof(msg), "ERR redoubt: upstream unavailable: %s "
+                 "(node %s)", strerror(errno), t->nodes[node]->text);
+        rd_stats_upstream_failed(t->db, 0);
+        rd_cpart_set_error(p, msg);
+        rd_ctopo_refresh(t, cs);
+        rd_cpart_final(p);
+        return;
+    }
+    if (p->ask_node >= 0) {
+        static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+        rd_upconn_send(&cc->uc, asking, sizeof(asking) - 1,
+                       &rd_cluster_discard);
+        p->ask_node = -1;
+    }
+    p->node = node;
+    cs->last_node = node;
+    if (cr->kind == RD_CK_DIRECT) {
+        cr->r->upstream = t->nodes[node]->text;
+    }
+    rd_buf_t *cmd = rd_buf_used(&p->cmd) > 0 ? &p->cmd : &cr->r->raw;
+    rd_upconn_send(&cc->uc, rd_buf_rpos(cmd), rd_buf_used(cmd), p);
+}
+
+/* "MOVED 3999 127.0.0.1:6381", "ASK ...", "TRYAGAIN ...": 1 when the part
+ * was sent again (or will be), 0 when the error is for the client. */
+static int
+rd_cpart_redirect(rd_cpart_t *p)
+{
+    rd_creq_t *cr = p->cr;
+    rd_ctopo_t *t = cr->cs->topo;
+    const char *e = rd_buf_rpos(&p->reply) + 1;
+    size_t n = rd_buf_used(&p->reply) - 1;
+    int moved = 0, ask = 0;
+
+    while (n > 0 && (e[n - 1] == '\r' || e[n - 1] == '\n')) {
+        n--;
+    }
+    if (n > 6 && memcmp(e, "MOVED ", 6) == 0) {
+        moved = 1;
+    } else if (n > 4 && memcmp(e, "ASK ", 4) == 0) {
+        ask = 1;
+    } else if (!(n >= 8 && memcmp(e, "TRYAGAIN", 8) == 0)) {
+        return 0;
+    }
+    if (moved || ask) {
+        rd_stats_redirect(t->db, ask);
+    }
+    if (p->redirects >= (unsigned)t->conf->max_redirects) {
+        return 0;
+    }
+
+    int node = -1;
+    unsigned slot = 0;
+    if (moved || ask) {
+        const char *q = (const char *)memchr(e, ' ', n) + 1;
+        const char *end = e + n;
+        while (q < end && *q >= '0' && *q <= '9' && slot < RD_CLUSTER_SLOTS) {
+            slot = slot * 10 + (unsigned)(*q++ - '0');
+        }
+        if (q >= end || *q != ' ' || slot >= RD_CLUSTER_SLOTS) {
+            return 0;
+        }
+        q++;
+        node = rd_ctopo_node_text(t, q, (size_t)(end - q),
+                                  p->node >= 0 ? t->nodes[p->node] : NULL);
+        if (node < 0) {
+            return 0;
+        }
+    }
+
+    p->redirects++;
+    rd_buf_reset(&p->reply);
+    p->type = 0;
+    if (moved) {
+        rd_log_debug("database \"%s\": slot %u moved to %s", t->db->name,
+                     slot, t->nodes[node]->text);
+        t->slot[slot] = node;
+        t->nodes[node]->master = 1;
+        if (p->slot < 0) {
+            p->node = node;
+        }
+        rd_ctopo_refresh(t, cr->cs);
+        rd_cpart_send(p);
+    } else if (ask) {
+        p->ask_node = node;
+        rd_cpart_send(p);
+    } else {
+        rd_timer_add(&cr->worker->loop.timers, &p->retry,
+                     cr->worker->loop.now, t->conf->tryagain_delay);
+    }
+    return 1;
+}
+
+/* --- merging fan-out replies ----------------------------------------------- */
+
+static rd_cpart_t *
+rd_creq_first_error(rd_creq_t *cr)
+{
+    for (size_t i = 0; i < cr->nparts; i++) {
+        if (cr->parts[i].type == '-') {
+            return &cr->parts[i];
+        }
+    }
+    return NULL;
+}
+
+/* The elements of an array reply, as byte spans. -1 if it is not one. */
+static int
+rd_cluster_elements(const rd_cpart_t *p, const char ***start, size_t **len,
+                    int64_t *count)
+{
+    rd_resp_reader_t rd;
+    rd_resp_value_t v;
+
+    rd_resp_reader_init(&rd, rd_buf_rpos(&p->reply), rd_buf_used(&p->reply));
+    if (rd_resp_read(&rd, &v) != 0 || v.type != '*' || v.n < 0) {
+        return -1;
+    }
+    *count = v.n;
+    *start = rd_alloc(((size_t)v.n + 1) * sizeof(char *));
+    *len = rd_alloc(((size_t)v.n + 1) * sizeof(size_t));
+    for (int64_t i = 0; i < v.n; i++) {
+        (*start)[i] = rd.p;
+        if (rd_resp_skip(&rd) != 0) {
+            free(*start);
+            free(*len);
+            return -1;
+        }
+        (*len)[i] = (size_t)(rd.p - (*start)[i]);
+    }
+    return 0;
+}
+
+static int
+rd_creq_merge_integers(rd_creq_t *cr, rd_buf_t *out)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < cr->nparts; i++) {
+        rd_resp_reader_t rd;
+        rd_resp_value_t v;
+        rd_cpart_t *p = &cr->parts[i];
+        rd_resp_reader_init(&rd, rd_buf_rpos(&p->reply),
+                            rd_buf_used(&p->reply));
+        if (rd_resp_read(&rd, &v) != 0 || v.type != ':') {
+            return -1;
+        }
+        sum += v.n;
+    }
+    rd_resp_encode_integer(out, sum);
+    return 0;
+}
+
+static int
+rd_creq_merge_arrays(rd_creq_t *cr, rd_buf_t *out)
+{
+    int64_t total = 0;
+    rd_buf_t body = { 0 };
+
+    for (size_t i = 0; i < cr->nparts; i++) {
+        const char **st;
+        size_t *ln;
+        int64_t n;
+        if (rd_cluster_elements(&cr->parts[i], &st, &ln, &n) != 0) {
+            rd_buf_free(&body);
+            return -1;
+        }
+        if (n > 0) {
+            rd_buf_append(&body, st[0], (size_t)(st[n - 1] + ln[n - 1]
+                                                 - st[0]));
+        }
+        total += n;
+        free(st);
+        free(ln);
+    }
+    rd_resp_encode_array(out, total);
+    rd_buf_append(out, rd_buf_rpos(&body), rd_buf_used(&body));
+    rd_buf_free(&body);
+    return 0;
+}
+
+static int
+rd_creq_merge_and(rd_creq_t *cr, rd_buf_t *out)
+{
+    int64_t n = -1;
+    unsigned char *all = NULL;
+    int rc = -1;
+
+    for (size_t i = 0; i < cr->nparts; i++) {
+        rd_resp_reader_t rd;
+        rd_resp_value_t v;
+        rd_cpart_t *p = &cr->parts[i];
+        rd_resp_reader_init(&rd, rd_buf_rpos(&p->reply),
+                            rd_buf_used(&p->reply));
+        if (rd_resp_read(&rd, &v) != 0 || v.type != '*' || v.n < 0
+            || (n >= 0 && v.n != n))
+        {
+            goto done;
+        }
+        if (all == NULL) {
+            n = v.n;
+            all = rd_alloc((size_t)n + 1);
+            memset(all, 1, (size_t)n + 1);
+        }
+        for (int64_t k = 0; k < n; k++) {
+            if (rd_resp_read(&rd, &v) != 0 || v.type != ':') {
+                goto done;
+            }
+            all[k] &= v.n == 1;
+        }
+    }
+    rd_resp_encode_array(out, n < 0 ? 0 : n);
+    for (int64_t k = 0; k < n; k++) {
+        rd_resp_encode_integer(out, all[k]);
+    }
+    rc = 0;
+done:
+    free(all);
+    return rc;
+}
+
+static int
+rd_creq_merge_mget(rd_creq_t *cr, rd_buf_t *out)
+{
+    rd_request_t *r = cr->r;
+    size_t nkeys = r->argc - 1;
+    const char **st = rd_calloc(nkeys, sizeof(char *));
+    size_t *ln = rd_calloc(nkeys, sizeof(size_t));
+    int rc = -1;
+
+    for (size_t i = 0; i < cr->nparts; i++) {
+        rd_cpart_t *p = &cr->parts[i];
+        const char **ps;
+        size_t *pl;
+        int64_t n;
+        if (rd_cluster_elements(p, &ps, &pl, &n) != 0) {
+            goto done;
+        }
+        if ((size_t)n != p->npos) {
+            free(ps);
+            free(pl);
+            goto done;
+        }
+        for (size_t k = 0; k < p->npos; k++) {
+            st[p->pos[k] - 1] = ps[k];
+            ln[p->pos[k] - 1] = pl[k];
+        }
+        free(ps);
+        free(pl);
+    }
+    rd_resp_encode_array(out, (int64_t)nkeys);
+    for (size_t j = 0; j < nkeys; j++) {
+        rd_buf_append(out, st[j], ln[j]);
+    }
+    rc = 0;
+done:
+    free(st);
+    free(ln);
+    return rc;
+}
+
+/* AUTH went to every connection: remember it if all accepted it, forget
+ * it if all refused it (each connection keeps its former user then). */
+static void
+rd_creq_auth_result(rd_creq_t *cr, int ok)
+{
+    rd_csess_t *cs = cr->cs;
+    size_t nok = 0;
+    for (size_t i = 0; i < cr->nparts; i++) {
+        nok += cr->parts[i].type == '+';
+    }
+    if (ok) {
+        rd_cluster_wipe(&cs->prev_auth);
+        return;
+    }
+    rd_cluster_wipe(&cs->auth);
+    rd_buf_swap(&cs->auth, &cs->prev_auth);
+    if (nok > 0) {
+        rd_session_close(cs->session, "AUTH was accepted by some cluster "
+                         "nodes only");
+    }
+}
+
+static void
+rd_creq_finish(rd_creq_t *cr)
+{
+    rd_request_t *r = cr->r;
+    rd_session_t *s = r->session;
+    rd_cpart_t *err = rd_creq_first_error(cr);
+    rd_buf_t out = { 0 };
+    int rc = 0;
+
+    if (cr->kind == RD_CK_DIRECT) {
+        rd_cpart_t *p = &cr->parts[0];
+        rd_request_reply_append(r, rd_buf_rpos(&p->reply),
+                                rd_buf_used(&p->reply));
+        rd_request_done(r);
+        return;
+    }
+    if (cr->kind == RD_CK_AUTH) {
+        rd_creq_auth_result(cr, err == NULL);
+        if (s->conn->closed) {
+            return;
+        }
+    }
+    if (err) {
+        rd_request_reply_append(r, rd_buf_rpos(&err->reply),
+                                rd_buf_used(&err->reply));
+        rd_request_done(r);
+        return;
+    }
+    switch (cr->kind) {
+    case RD_CK_SUM:
+        rc = rd_creq_merge_integers(cr, &out);
+        break;
+    case RD_CK_KEYS:
+        rc = rd_creq_merge_arrays(cr, &out);
+        break;
+    case RD_CK_AND:
+        rc = rd_creq_merge_and(cr, &out);
+        break;
+    case RD_CK_MGET:
+        rc = rd_creq_merge_mget(cr, &out);
+        break;
+    case RD_CK_ALLOK:
+    case RD_CK_AUTH:
+        for (size_t i = 0; i < cr->nparts; i++) {
+            if (cr->parts[i].type != '+') {
+                rc = -1;
+            }
+        }
+        if (rc == 0) {
+            rd_buf_append(&out, rd_buf_rpos(&cr->parts[0].reply),
+                          rd_buf_used(&cr->parts[0].reply));
+        }
+        break;
+    case RD_CK_SAME:
+        for (size_t i = 1; i < cr->nparts; i++) {
+            if (rd_buf_used(&cr->parts[i].reply)
+                    != rd_buf_used(&cr->parts[0].reply)
+                || memcmp(rd_buf_rpos(&cr->parts[i].reply),
+                          rd_buf_rpos(&cr->parts[0].reply),
+                          rd_buf_used(&cr->parts[0].reply)) != 0)
+            {
+                rc = -1;
+            }
+        }
+        if (rc == 0) {
+            rd_buf_append(&out, rd_buf_rpos(&cr->parts[0].reply),
+                          rd_buf_used(&cr->parts[0].reply));
+        }
+        break;
+    case RD_CK_DIRECT:
+        break;
+    }
+    if (rc != 0) {
+        rd_buf_reset(&out);
+        rd_resp_encode_error(&out, "ERR redoubt: the cluster nodes answered "
+                             "differently");
+    }
+    rd_stats_latency(cr->cs->topo->db, s->worker->loop.now_usec
+                                       - r->start_usec);
+    rd_request_reply_append(r, rd_buf_rpos(&out), rd_buf_used(&out));
+    rd_buf_free(&out);
+    rd_request_done(r);
+}
+
+/* A part has its final reply (possibly after redirections). */
+static void
+rd_cpart_final(rd_cpart_t *p)
+{
+    rd_creq_t *cr = p->cr;
+
+    if (p->type == '-' && rd_cpart_redirect(p)) {
+        return;
+    }
+    p->done = 1;
+    if (--cr->left == 0) {
+        rd_creq_finish(cr);
+    }
+}
+
+/* --- routing --------------------------------------------------------------- */
+
+static void
+rd_creq_free(void *ctx)
+{
+    rd_creq_t *cr = ctx;
+    for (size_t i = 0; i < cr->nparts; i++) {
+        rd_cpart_t *p = &cr->parts[i];
+        rd_timer_del(&cr->worker->loop.timers, &p->retry);
+        rd_buf_free(&p->cmd);
+        rd_buf_free(&p->reply);
+        free(p->pos);
+    }
+    free(cr->parts);
+    free(cr);
+}
+
+static rd_creq_t *
+rd_creq_new(rd_csess_t *cs, rd_request_t *r, rd_ckind_t kind, size_t nparts)
+{
+    rd_creq_t *cr = rd_calloc(1, sizeof(*cr));
+    cr->r = r;
+    cr->worker = cs->session->worker;
+    cr->cs = cs;
+    cr->kind = kind;
+    cr->nparts = nparts;
+    cr->left = nparts;
+    cr->parts = rd_calloc(nparts ? nparts : 1, sizeof(rd_cpart_t));
+    for (size_t i = 0; i < nparts; i++) {
+        rd_cpart_t *p = &cr->parts[i];
+        p->cr = cr;
+        p->slot = -1;
+        p->node = -1;
+        p->ask_node = -1;
+        p->retry.handler = rd_cpart_retry_handler;
+        p->retry.data = p;
+    }
+    rd_request_ctx(r, rd_cluster_module) = cr;
+    return cr;
+}
+
+static void
+rd_creq_dispatch(rd_creq_t *cr)
+{
+    for (size_t i = 0; i < cr->nparts; i++) {
+        if (cr->cs->session->conn->closed) {
+            return;
+        }
+        rd_cpart_send(&cr->parts[i]);
+    }
+}
+
+/* Fan-out kinds need the masters; set one part per master. */
+static void
+rd_creq_all_masters(rd_creq_t *cr)
+{
+    rd_ctopo_t *t = cr->cs->topo;
+    size_t n = 0;
+
+    for (size_t i = 0; i < t->nnodes; i++) {
+        n += t->nodes[i]->master;
+    }
+    cr->parts = rd_realloc(cr->parts, (n ? n : 1) * sizeof(rd_cpart_t));
+    memset(cr->parts, 0, (n ? n : 1) * sizeof(rd_cpart_t));
+    cr->nparts = cr->left = n;
+    size_t k = 0;
+    for (size_t i = 0; i < t->nnodes; i++) {
+        if (!t->nodes[i]->master) {
+            continue;
+        }
+        rd_cpart_t *p = &cr->parts[k++];
+        p->cr = cr;
+        p->slot = -1;
+        p->node = (int)i;
+        p->ask_node = -1;
+        p->retry.handler = rd_cpart_retry_handler;
+        p->retry.data = p;
+    }
+}
+
+/* MGET: one part per slot, each with the argv positions of its keys. */
+static void
+rd_creq_split_mget(rd_creq_t *cr)
+{
+    rd_request_t *r = cr->r;
+    size_t nkeys = r->argc - 1;
+    int *slot = rd_alloc(nkeys * sizeof(int));
+    size_t nparts = 0;
+
+    for (size_t j = 0; j < nkeys; j++) {
+        slot[j] = (int)rd_cluster_key_slot(r->argv[j + 1].data,
+                                           r->argv[j + 1].len);
+    }
+    cr->parts = rd_realloc(cr->parts, nkeys * sizeof(rd_cpart_t));
+    memset(cr->parts, 0, nkeys * sizeof(rd_cpart_t));
+    for (size_t j = 0; j < nkeys; j++) {
+        rd_cpart_t *p = NULL;
+        for (size_t k = 0; k < nparts; k++) {
+            if (cr->parts[k].slot == slot[j]) {
+                p = &cr->parts[k];
+                break;
+            }
+        }
+        if (p == NULL) {
+            p = &cr->parts[nparts++];
+            p->cr = cr;
+            p->slot = slot[j];
+            p->node = -1;
+            p->ask_node = -1;
+            p->retry.handler = rd_cpart_retry_handler;
+            p->retry.data = p;
+            p->pos = rd_alloc(nkeys * sizeof(size_t));
+        }
+        p->pos[p->npos++] = j + 1;
+    }
+    for (size_t k = 0; k < nparts; k++) {
+        rd_cpart_t *p = &cr->parts[k];
+        rd_str_t *argv = rd_alloc((p->npos + 1) * sizeof(rd_str_t));
+        argv[0] = r->argv[0];
+        for (size_t i = 0; i < p->npos; i++) {
+            argv[i + 1] = r->argv[p->pos[i]];
+        }
+        rd_resp_encode_command(&p->cmd, p->npos + 1, argv);
+        free(argv);
+    }
+    cr->nparts = cr->left = nparts;
+    free(slot);
+}
+
+/* Requests that waited for a map go on now that one is known (or fail). */
+static void
+rd_csess_resume(rd_csess_t *cs, int ok, const char *why)
+{
+    rd_session_t *s = cs->session;
+
+    while (cs->wait_head && !s->conn->closed) {
+        rd_creq_t *cr = cs->wait_head;
+        cs->wait_head = cr->next_wait;
+        if (cs->wait_head == NULL) {
+            cs->wait_tail = NULL;
+        }
+        if (!ok) {
+            rd_request_error(cr->r, "ERR redoubt: cluster topology "
+                             "unavailable: %s", why);
+            continue;
+        }
+        if (cr->kind == RD_CK_MGET) {
+            rd_creq_split_mget(cr);
+        } else if (cr->kind != RD_CK_DIRECT) {
+            rd_creq_all_masters(cr);
+        }
+        if (cr->nparts == 0) {
+            rd_request_error(cr->r, "CLUSTERDOWN Hash slot not served");
+            continue;
+        }
+        rd_creq_dispatch(cr);
+    }
+}
+
+static void
+rd_csess_wait(rd_csess_t *cs, rd_creq_t *cr)
+{
+    rd_ctopo_t *t = cs->topo;
+
+    if (cs->wait_tail) {
+        cs->wait_tail->next_wait = cr;
+    } else {
+        cs->wait_head = cr;
+    }
+    cs->wait_tail = cr;
+    if (!cs->waiting) {
+        cs->waiting = 1;
+        cs->prev_waiter = NULL;
+        cs->next_waiter = t->waiters;
+        if (t->waiters) {
+            t->waiters->prev_waiter = cs;
+        }
+        t->waiters = cs;
+    }
+    rd_ctopo_refresh(t, cs);
+}
+
+static void
+rd_csess_unwait(rd_csess_t *cs)
+{
+    rd_ctopo_t *t = cs->topo;
+    if (!cs->waiting) {
+        return;
+    }
+    if (cs->prev_waiter) {
+        cs->prev_waiter->next_waiter = cs->next_waiter;
+    } else {
+        t->waiters = cs->next_waiter;
+    }
+    if (cs->next_waiter) {
+        cs->next_waiter->prev_waiter = cs->prev_waiter;
+    }
+    cs->waiting = 0;
+    cs->next_waiter = cs->prev_waiter = NULL;
+}
+
+static void
+rd_csess_cleanup(rd_session_t *s, void *data)
+{
+    rd_csess_t *cs = data;
+
+    rd_csess_unwait(cs);
+    for (size_t i = 0; i < cs->nconns; i++) {
+        if (cs->conns[i]) {
+            rd_upconn_free(&cs->conns[i]->uc);
+            free(cs->conns[i]);
+        }
+    }
+    free(cs->conns);
+    rd_cluster_wipe(&cs->auth);
+    rd_cluster_wipe(&cs->prev_auth);
+    free(cs);
+}
+
+static rd_csess_t *
+rd_csess_get(rd_session_t *s)
+{
+    rd_csess_t *cs = rd_session_ctx(s, rd_cluster_module);
+    if (cs == NULL) {
+        cs = rd_calloc(1, sizeof(*cs));
+        cs->session = s;
+        cs->topo = rd_ctopo_find(s->worker, s->database);
+        cs->last_node = -1;
+        rd_session_ctx(s, rd_cluster_module) = cs;
+        rd_session_cleanup_add(s, rd_csess_cleanup, cs);
+    }
+    return cs;
+}
+
+#define RD_CLUSTER_KEYS_SMALL 16
+
+/* The slot all keys of r hash to: >= 0, -1 keyless (or keys Redis will
+ * refuse anyway), -2 keys in different slots. */
+static int
+rd_cluster_request_slot(const rd_command_t *cmd, rd_request_t *r)
+{
+    size_t small[RD_CLUSTER_KEYS_SMALL];
+    size_t *idx = small;
+    int n = rd_command_keys(cmd, r->argc, r->argv, idx, rd_countof(small));
+    int slot = -1;
+
+    if (n > (int)rd_countof(small)) {
+        idx = rd_alloc((size_t)n * sizeof(size_t));
+        n = rd_command_keys(cmd, r->argc, r->argv, idx, (size_t)n);
+    }
+    for (int i = 0; i < n; i++) {
+        int s = (int)rd_cluster_key_slot(r->argv[idx[i]].data,
+                                         r->argv[idx[i]].len);
+        if (slot >= 0 && s != slot) {
+            slot = -2;
+            break;
+        }
+        slot = s;
+    }
+    if (idx != small) {
+        free(idx);
+    }
+    return slot;
+}
+
+static int
+rd_cluster_filter(rd_session_t *s, rd_request_t *r)
+{
+    if (s->database->mode != RD_DB_CLUSTER) {
+        return RD_DECLINED;
+    }
+    if (rd_cluster_is_unsupported(r)) {
+        rd_request_error(r, "ERR redoubt: command not supported");
+        return RD_DONE;
+    }
+    return RD_DECLINED;
+}
+
+static int
+rd_cluster_route(rd_session_t *s, rd_request_t *r)
+{
+    if (s->database->mode != RD_DB_CLUSTER) {
+        return RD_DECLINED;
+    }
+    rd_csess_t *cs = rd_csess_get(s);
+    rd_ctopo_t *t = cs->topo;
+    const rd_command_t *cmd = rd_command_lookup(r->argc, r->argv);
+    const char *name = cmd ? cmd->name : "";
+    rd_ckind_t kind = RD_CK_DIRECT;
+    int slot = -1;
+
+    if (strcmp(name, "dbsize") == 0) {
+        kind = RD_CK_SUM;
+    } else if (strcmp(name, "keys") == 0) {
+        kind = RD_CK_KEYS;
+    } else if (strcmp(name, "flushdb") == 0 || strcmp(name, "flushall") == 0
+               || strcmp(name, "script|flush") == 0)
+    {
+        kind = RD_CK_ALLOK;
+    } else if (strcmp(name, "script|load") == 0) {
+        kind = RD_CK_SAME;
+    } else if (strcmp(name, "script|exists") == 0) {
+        kind = RD_CK_AND;
+    } else if (strcmp(name, "auth") == 0) {
+        kind = RD_CK_AUTH;
+    } else if (strcmp(name, "mget") == 0
+               && rd_command_arity_ok(cmd, r->argc))
+    {
+        kind = RD_CK_MGET;
+    } else if (cmd) {
+        slot = rd_cluster_request_slot(cmd, r);
+        if (slot == -2) {
+            rd_request_error(r, "CROSSSLOT Keys in request don't hash to "
+                             "the same slot");
+            return RD_DONE;
+        }
+    }
+
+    if (t->ready && t->conf->refresh_interval > 0
+        && s->worker->loop.now - t->refreshed_at
+           >= (rd_msec_t)t->conf->refresh_interval)
+    {
+        rd_ctopo_refresh(t, cs);
+    }
+
+    if (kind == RD_CK_AUTH) {
+        /* To every node the session is connected to (or one node), so
+         * that every connection runs as the same user. */
+        size_t n = 0;
+        for (size_t i = 0; i < cs->nconns; i++) {
+            n += cs->conns[i] && cs->conns[i]->uc.conn;
+        }
+        rd_creq_t *cr = rd_creq_new(cs, r, kind, n ? n : 1);
+        size_t k = 0;
+        for (size_t i = 0; i < cs->nconns && n; i++) {
+            if (cs->conns[i] && cs->conns[i]->uc.conn) {
+                cr->parts[k++].node = (int)i;
+            }
+        }
+        if (n == 0) {
+            cr->parts[0].node = rd_csess_any_node(cs);
+        }
+        if (n == 0 && cr->parts[0].node >= 0) {
+            /* Connect before the new AUTH is remembered: a new connection
+             * replays the one before, and this one is sent once, as the
+             * request itself. */
+            rd_csess_conn(cs, (size_t)cr->parts[0].node);
+        }
+        rd_cluster_wipe(&cs->prev_auth);
+        rd_buf_swap(&cs->prev_auth, &cs->auth);
+        rd_buf_append(&cs->auth, rd_buf_rpos(&r->raw), rd_buf_used(&r->raw));
+        rd_creq_dispatch(cr);
+        return RD_AGAIN;
+    }
+
+    if (kind == RD_CK_DIRECT) {
+        rd_creq_t *cr = rd_creq_new(cs, r, kind, 1);
+        cr->parts[0].slot = slot;
+        if (slot >= 0 && !t->ready) {
+            rd_csess_wait(cs, cr);
+            return RD_AGAIN;
+        }
+        rd_creq_dispatch(cr);
+        return RD_AGAIN;
+    }
+
+    rd_creq_t *cr = rd_creq_new(cs, r, kind, 0);
+    r->upstream = "(all masters)";
+    if (!t->ready) {
+        rd_csess_wait(cs, cr);
+        return RD_AGAIN;
+    }
+    if (kind == RD_CK_MGET) {
+        r->upstream = NULL;
+        rd_creq_split_mget(cr);
+    } else {
+        rd_creq_all_masters(cr);
+    }
+    if (cr->nparts == 0) {
+        rd_request_error(r, "CLUSTERDOWN Hash slot not served");
+        return RD_DONE;
+    }
+    rd_creq_dispatch(cr);
+    return RD_AGAIN;
+}
+
+/* --- topology refresh ------------------------------------------------------ */
+
+static void rd_ctopo_try_next(rd_ctopo_t *t);
+
+static int
+rd_ctopo_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
+               int last)
+{
+    rd_ctopo_t *t = uc->owner;
+
+    if (data != &rd_cluster_slots_marker) {
+        return 0;                       /* the AUTH's reply */
+    }
+    rd_buf_append(&t->reply, p, n);
+    if (!last) {
+        return 0;
+    }
+
+    rd_cluster_range_t *ranges = NULL;
+    const char *err = NULL;
+    const rd_cnode_t *asked = t->nodes[t->cand[t->tried]];
+    int nr = rd_cluster_parse_slots(rd_buf_rpos(&t->reply),
+                                    rd_buf_used(&t->reply), asked->host,
+                                    &ranges, &err);
+    if (nr < 0) {
+        if (rd_buf_used(&t->reply) > 1 && rd_buf_rpos(&t->reply)[0] == '-') {
+            size_t k = rd_buf_used(&t->reply) - 3;
+            snprintf(t->why, sizeof(t->why), "%s: %.*s", asked->text,
+                     (int)(k < 200 ? k : 200), rd_buf_rpos(&t->reply) + 1);
+        } else {
+            snprintf(t->why, sizeof(t->why), "%s: CLUSTER SLOTS: %s",
+                     asked->text, err);
+        }
+        rd_upconn_close(uc);
+        rd_ctopo_try_next(t);
+        return -1;
+    }
+
+    for (size_t i = 0; i < RD_CLUSTER_SLOTS; i++) {
+        t->slot[i] = -1;
+    }
+    for (size_t i = 0; i < t->nnodes; i++) {
+        t->nodes[i]->master = 0;
+    }
+    for (int i = 0; i < nr; i++) {
+        int node = rd_ctopo_node(t, ranges[i].host, strlen(ranges[i].host),
+                                 ranges[i].port);
+        if (node < 0) {
+            continue;
+        }
+        t->nodes[node]->master = 1;
+        for (unsigned s = ranges[i].start; s <= ranges[i].end; s++) {
+            t->slot[s] = node;
+        }
+    }
+    free(ranges);
+    rd_log_debug("database \"%s\": cluster map from %s: %d slot ranges",
+                 t->db->name, asked->text, nr);
+    rd_upconn_close(uc);
+    rd_ctopo_refresh_done(t, 1);
+    return -1;
+}
+
+static void
+rd_ctopo_fail(rd_upconn_t *uc, const char *why)
+{
+    rd_ctopo_t *t = uc->owner;
+    snprintf(t->why, sizeof(t->why), "%s: %s",
+             t->nodes[t->cand[t->tried]]->text, why);
+    uc->count = 0;
+    rd_ctopo_try_next(t);
+}
+
+static const rd_upconn_handler_t rd_ctopo_handler = {
+    rd_ctopo_reply, rd_ctopo_fail
+};
+
+static void
+rd_ctopo_try_next(rd_ctopo_t *t)
+{
+    static const char slots[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
+
+    t->rc.count = 0;
+    for (t->tried++; t->tried < t->ncand; t->tried++) {
+        rd_cnode_t *n = t->nodes[t->cand[t->tried]];
+        rd_buf_reset(&t->reply);
+        t->rc.addr = &n->addr;
+        t->rc.host = n->host;
+        t->rc.user = t->ruser;
+        if (rd_upconn_connect(&t->rc) != 0) {
+            snprintf(t->why, sizeof(t->why), "%s: %s", n->text,
+                     strerror(errno));
+            continue;
+        }
+        if (rd_buf_used(&t->rauth) > 0) {
+            rd_upconn_send(&t->rc, rd_buf_rpos(&t->rauth),
+                           rd_buf_used(&t->rauth), &rd_cluster_auth_marker);
+        }
+        rd_upconn_send(&t->rc, slots, sizeof(slots) - 1,
+                       &rd_cluster_slots_marker);
+        return;
+    }
+    rd_log_warn("database \"%s\": cannot learn the cluster map: %s",
+                t->db->name, t->why);
+    rd_ctopo_refresh_done(t, 0);
+}
+
+static void
+rd_ctopo_refresh_done(rd_ctopo_t *t, int ok)
+{
+    t->refreshing = 0;
+    rd_cluster_wipe(&t->rauth);
+    rd_buf_free(&t->reply);
+    if (ok) {
+        t->ready = 1;
+    }
+    rd_stats_cluster_map(t->db, t->ready ? 1 : -1);
+    t->refreshed_at = t->worker->loop.now;
+
+    /* Wake the waiting sessions. A session may close while its requests
+     * are answered, and unlinks itself then: take each off first. */
+    while (t->waiters) {
+        rd_csess_t *cs = t->waiters;
+        rd_csess_unwait(cs);
+        rd_csess_resume(cs, ok, t->why);
+    }
+}
+
+/*
+ * Start a refresh unless one is running. The query authenticates as the
+ * discovery user, or with the credentials of session cs.
+ */
+#define RD_CLUSTER_REFRESH_GAP 100    /* ms between refreshes nobody waits
+                                          for (node failures, MOVED) */
+
+static void
+rd_ctopo_refresh(rd_ctopo_t *t, rd_csess_t *cs)
+{
+    if (t->refreshing) {
+        return;
+    }
+    if (t->ready && t->waiters == NULL
+        && t->worker->loop.now - t->refreshed_at < RD_CLUSTER_REFRESH_GAP)
+    {
+        return;
+    }
+    t->refreshing = 1;
+    t->why[0] = '\0';
+
+    rd_cluster_wipe(&t->rauth);
+    if (t->conf->discovery_user) {
+        rd_str_t argv[3] = {
+            RD_STR("AUTH"),
+            { t->conf->discovery_user, strlen(t->conf->discovery_user) },
+            { t->conf->discovery_password,
+              strlen(t->conf->discovery_password) }
+        };
+        rd_resp_encode_command(&t->rauth, 3, argv);
+        snprintf(t->ruser, sizeof(t->ruser), "%s", t->conf->discovery_user);
+    } else {
+        if (cs && rd_buf_used(&cs->auth) > 0) {
+            rd_buf_append(&t->rauth, rd_buf_rpos(&cs->auth),
+                          rd_buf_used(&cs->auth));
+        }
+        snprintf(t->ruser, sizeof(t->ruser), "%s",
+                 cs ? cs->session->db_user : "default");
+    }
+
+    /* Candidates: the masters of the current map, then every other node
+     * (seeds included). */
+    t->cand = rd_realloc(t->cand, (t->nnodes + 1) * sizeof(size_t));
+    t->ncand = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < t->nnodes; i++) {
+            if ((pass == 0) == (t->nodes[i]->master != 0)) {
+                t->cand[t->ncand++] = i;
+            }
+        }
+    }
+    t->tried = (size_t)-1;
+    rd_ctopo_try_next(t);
+}
+
+/* --- worker ------------------------------------------------------------------ */
+
+static int
+rd_cluster_init_worker(rd_worker_t *w)
+{
+    rd_cycle_t *cycle = w->cycle;
+    rd_ctopo_t **topos = rd_calloc(cycle->ndatabases + 1, sizeof(*topos));
+
+    for (size_t i = 0; i < cycle->ndatabases; i++) {
+        rd_database_t *db = &cycle->databases[i];
+        if (db->mode != RD_DB_CLUSTER) {
+            continue;
+        }
+        rd_ctopo_t *t = rd_calloc(1, sizeof(*t));
+        t->worker = w;
+        t->db = db;
+        t->conf = rd_cluster_db_conf(db);
+        for (size_t s = 0; s < RD_CLUSTER_SLOTS; s++) {
+            t->slot[s] = -1;
+        }
+        rd_upconn_init(&t->rc, w, db, NULL, NULL, t->ruser,
+                       &rd_ctopo_handler, t);
+        const char *seed = db->addr.text;
+        for (size_t k = 0; seed; k++) {
+            int node = rd_ctopo_node_text(t, seed, strlen(seed), NULL);
+            if (node >= 0) {
+                t->nodes[node]->seed = 1;
+            } else {
+                rd_log_warn("database \"%s\": seed %s is not a numeric "
+                            "address, skipped", db->name, seed);
+            }
+            seed = k < t->conf->nseeds ? t->conf->seeds[k] : NULL;
+        }
+        topos[i] = t;
+    }
+    w->ctx[rd_cluster_module.index] = topos;
+
+    /* With a discovery user the map can be learned before any session
+     * needs it. */
+    for (size_t i = 0; i < cycle->ndatabases; i++) {
+        if (topos[i] && topos[i]->conf->discovery_user) {
+            rd_ctopo_refresh(topos[i], NULL);
+        }
+    }
+    return RD_OK;
+}
+
+static void
+rd_cluster_exit_worker(rd_worker_t *w)
+{
+    rd_ctopo_t **topos = w->ctx[rd_cluster_module.index];
+    if (topos == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < w->cycle->ndatabases; i++) {
+        rd_ctopo_t *t = topos[i];
+        if (t == NULL) {
+            continue;
+        }
+        rd_upconn_free(&t->rc);
+        rd_cluster_wipe(&t->rauth);
+        rd_buf_free(&t->reply);
+        for (size_t k = 0; k < t->nnodes; k++) {
+            free(t->nodes[k]);
+        }
+        free(t->nodes);
+        free(t->cand);
+        free(t);
+    }
+    free(topos);
+    w->ctx[rd_cluster_module.index] = NULL;
+}
+
+static int
+rd_cluster_postconfiguration(rd_cycle_t *cycle)
+{
+    rd_phase_add(cycle, RD_PHASE_FILTER, rd_cluster_filter);
+    return rd_phase_add(cycle, RD_PHASE_ROUTE, rd_cluster_route);
+}
+
+rd_module_t rd_cluster_module = {
+    .name = "cluster",
+    .directives = rd_cluster_directives,
+    .create_conf = { NULL, NULL, rd_cluster_create_db },
+    .init_conf = { NULL, NULL, rd_cluster_init_db },
+    .postconfiguration = rd_cluster_postconfiguration,
+    .init_worker = rd_cluster_init_worker,
+    .exit_worker = rd_cluster_exit_worker,
+    .free_request_ctx = rd_creq_free,
+};
