@@ -387,6 +387,7 @@ typedef struct {
     char            type;           /* first byte of the reply */
     unsigned        done:1;
     rd_buf_t        reply;          /* held reply (fan-out, errors) */
+    void           *next_wait;      /* waiting for a new map */
     size_t         *pos;            /* MGET: argv positions of the keys */
     size_t          npos;
     rd_timer_t      retry;
@@ -413,6 +414,8 @@ struct rd_csess_s {
     rd_buf_t        prev_auth;      /* before an AUTH in flight */
     rd_creq_t      *wait_head;      /* requests waiting for a map */
     rd_creq_t      *wait_tail;
+    void           *wait_parts;     /* parts that never reached their node,
+                                       waiting for a new map */
     rd_csess_t     *next_waiter;
     rd_csess_t     *prev_waiter;
     unsigned        waiting:1;
@@ -420,6 +423,7 @@ struct rd_csess_s {
 
 static void rd_cpart_send(rd_cpart_t *p);
 static void rd_cpart_final(rd_cpart_t *p);
+static void rd_csess_wait(rd_csess_t *cs, rd_creq_t *cr);
 
 static void
 rd_cluster_wipe(rd_buf_t *b)
@@ -439,6 +443,30 @@ rd_cpart_set_error(rd_cpart_t *p, const char *msg)
 }
 
 /* --- node connections ---------------------------------------------------- */
+
+/*
+ * A part that never reached its node (the connection could not be made)
+ * waits for a new map: after a failover it names the promoted replica.
+ * Its error reply is set already and stands if the map still names the
+ * same node. 1 when it waits, 0 when it cannot (no slot, an ASK, too many
+ * tries).
+ */
+static int
+rd_cpart_wait_map(rd_cpart_t *p)
+{
+    rd_csess_t *cs = p->cr->cs;
+
+    if (p->slot < 0 || p->ask_node >= 0
+        || p->redirects >= (unsigned)cs->topo->conf->max_redirects)
+    {
+        return 0;
+    }
+    p->redirects++;
+    p->next_wait = cs->wait_parts;
+    cs->wait_parts = p;
+    rd_csess_wait(cs, NULL);
+    return 1;
+}
 
 static int
 rd_cconn_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
@@ -510,6 +538,9 @@ rd_cconn_fail(rd_upconn_t *uc, const char *why)
             r->reply_head_len = 0;
         }
         rd_cpart_set_error(part, msg);
+        if (uc->never_up && rd_cpart_wait_map(part)) {
+            continue;
+        }
         rd_cpart_final(part);
     }
     uc->count = 0;
@@ -631,6 +662,10 @@ rd_cpart_send(rd_cpart_t *p)
                  "(node %s)", strerror(errno), t->nodes[node]->text);
         rd_stats_upstream_failed(t->db, 0);
         rd_cpart_set_error(p, msg);
+        p->node = node;
+        if (rd_cpart_wait_map(p)) {
+            return;
+        }
         rd_ctopo_refresh(t, cs);
         rd_cpart_final(p);
         return;
@@ -1142,6 +1177,24 @@ static void
 rd_csess_resume(rd_csess_t *cs, int ok, const char *why)
 {
     rd_session_t *s = cs->session;
+    rd_ctopo_t *t = cs->topo;
+
+    /* Parts whose node could not be reached: resent if the map now names
+     * another node for their slot, else their error stands. */
+    void *parts = cs->wait_parts;
+    cs->wait_parts = NULL;
+    while (parts && !s->conn->closed) {
+        rd_cpart_t *p = parts;
+        parts = p->next_wait;
+        p->next_wait = NULL;
+        if (ok && t->slot[p->slot] >= 0 && t->slot[p->slot] != p->node) {
+            rd_buf_reset(&p->reply);
+            p->type = 0;
+            rd_cpart_send(p);
+        } else {
+            rd_cpart_final(p);
+        }
+    }
 
     while (cs->wait_head && !s->conn->closed) {
         rd_creq_t *cr = cs->wait_head;
@@ -1167,17 +1220,22 @@ rd_csess_resume(rd_csess_t *cs, int ok, const char *why)
     }
 }
 
+/* Wait for the next map: request cr (if not NULL), and the parts in
+ * cs->wait_parts. */
 static void
 rd_csess_wait(rd_csess_t *cs, rd_creq_t *cr)
 {
     rd_ctopo_t *t = cs->topo;
 
-    if (cs->wait_tail) {
+    if (cr == NULL) {
+        /* only parts */
+    } else if (cs->wait_tail) {
         cs->wait_tail->next_wait = cr;
+        cs->wait_tail = cr;
     } else {
         cs->wait_head = cr;
+        cs->wait_tail = cr;
     }
-    cs->wait_tail = cr;
     if (!cs->waiting) {
         cs->waiting = 1;
         cs->prev_waiter = NULL;

@@ -58,6 +58,7 @@ rd_upconn_connect_timeout(rd_timer_t *t)
 {
     rd_upconn_t *uc = t->data;
     rd_stats_upstream_failed(uc->db, 0);
+    uc->never_up = 1;
     rd_upconn_close(uc);
     uc->handler->fail(uc, "upstream unavailable: connection timed out");
 }
@@ -112,6 +113,7 @@ static void
 rd_upconn_fail(rd_upconn_t *uc, const char *why)
 {
     rd_stats_upstream_failed(uc->db, uc->connected);
+    uc->never_up = !uc->connected;
     rd_upconn_close(uc);
     uc->handler->fail(uc, why);
 }

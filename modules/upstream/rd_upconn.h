@@ -53,6 +53,9 @@ struct rd_upconn_s {
     rd_upstream_tls_t         *tls;
     unsigned                   tcp_up:1;
     unsigned                   connected:1; /* TCP and TLS done: ready */
+    unsigned                   never_up:1;  /* the last failure came before
+                                               the connection was ready:
+                                               nothing queued was sent */
     rd_buf_t                   out;
     rd_buf_t                   in;
     void                     **pending;   /* ring, oldest at head */
