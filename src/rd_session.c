@@ -719,6 +719,23 @@ rd_request_run(rd_request_t *r)
     rd_request_error(r, "ERR redoubt: no route for this command");
 }
 
+void
+rd_request_continue(rd_request_t *r)
+{
+    rd_session_t *s = r->session;
+    unsigned nested = s->in_handler;
+
+    if (s->conn->closed || r->done) {
+        return;
+    }
+    s->in_handler = 1;
+    rd_request_run(r);
+    s->in_handler = nested;
+    if (!nested) {
+        rd_session_flush_replies(s);
+    }
+}
+
 static void
 rd_session_run_tail_phases(rd_session_t *s, rd_request_t *r)
 {

@@ -146,6 +146,9 @@ void rd_session_cleanup_add(rd_session_t *s, rd_session_cleanup_pt fn,
  * r->raw, which holds the RESP encoding sent upstream). */
 void rd_request_set_command(rd_request_t *r, size_t argc,
                             const rd_str_t *argv);
+/* Go on with r's command phases after the handler that returned RD_AGAIN
+ * for it (a module that held r back, not one that answers it). */
+void rd_request_continue(rd_request_t *r);
 /* Append bytes of r's reply (streamed if r is at the head). */
 void rd_request_reply_append(rd_request_t *r, const char *p, size_t n);
 /* The reply of r is complete: run the phases that follow. */

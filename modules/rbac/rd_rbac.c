@@ -97,15 +97,28 @@ typedef struct {
     char    *description;
 } rd_rbac_db_conf_t;
 
-/* Per session: the database user the session authenticated as. */
-typedef struct {
-    char *db_user;
-} rd_rbac_session_t;
-
-/* Per request: the user an AUTH in flight would select. */
-typedef struct {
-    char *auth_user;
+/* Per request: the user an AUTH in flight would select; the next
+ * request parked behind an AUTH. */
+typedef struct rd_rbac_request_s {
+    char                      *auth_user;
+    rd_request_t              *next_parked;
 } rd_rbac_request_t;
+
+/*
+ * Per session: the database user the session authenticated as, and the
+ * requests that arrived while an AUTH was in flight. Those are checked
+ * only once the AUTH's reply says which user they run as (Redis applies
+ * them in order, so a pipelined "AUTH alice pw; SET k v" runs SET as
+ * alice if the AUTH succeeded, as before if it failed).
+ */
+typedef struct {
+    char          *db_user;
+    unsigned       auths_inflight;
+    rd_request_t  *parked_head;
+    rd_request_t  *parked_tail;
+    rd_timer_t     resume;
+    rd_session_t  *session;
+} rd_rbac_session_t;
 
 static const char *rd_rbac_set_roles(rd_conf_t *cf,
     const config_setting_t *s, const rd_directive_t *d, void *conf);
@@ -995,8 +1008,34 @@ static void
 rd_rbac_session_cleanup(rd_session_t *s, void *data)
 {
     rd_rbac_session_t *rs = data;
+    rd_timer_del(&s->worker->loop.timers, &rs->resume);
     free(rs->db_user);
     free(rs);
+}
+
+static int rd_rbac_check(rd_session_t *s, rd_request_t *r);
+
+/* The AUTH ahead of them was answered: check the parked requests in
+ * order, until one is another AUTH that must be answered first. */
+static void
+rd_rbac_resume(rd_timer_t *t)
+{
+    rd_rbac_session_t *rs = t->data;
+    rd_session_t *s = rs->session;
+
+    while (rs->parked_head && rs->auths_inflight == 0 && !s->conn->closed) {
+        rd_request_t *r = rs->parked_head;
+        rd_rbac_request_t *rr = rd_request_ctx(r, rd_rbac_module);
+        rs->parked_head = rr->next_parked;
+        if (rs->parked_head == NULL) {
+            rs->parked_tail = NULL;
+        }
+        rr->next_parked = NULL;
+        if (rd_rbac_check(s, r) == RD_DONE) {
+            continue;           /* answered (refused) here */
+        }
+        rd_request_continue(r);
+    }
 }
 
 static rd_rbac_session_t *
@@ -1005,6 +1044,9 @@ rd_rbac_session(rd_session_t *s)
     rd_rbac_session_t *rs = rd_session_ctx(s, rd_rbac_module);
     if (rs == NULL) {
         rs = rd_calloc(1, sizeof(*rs));
+        rs->session = s;
+        rs->resume.handler = rd_rbac_resume;
+        rs->resume.data = rs;
         rd_session_ctx(s, rd_rbac_module) = rs;
         rd_session_cleanup_add(s, rd_rbac_session_cleanup, rs);
     }
@@ -1070,13 +1112,26 @@ rd_rbac_free_request_ctx(void *ctx)
     free(rr);
 }
 
-/* Remember the user an AUTH would select, to adopt it on +OK. */
+static rd_rbac_request_t *
+rd_rbac_request(rd_request_t *r)
+{
+    rd_rbac_request_t *rr = rd_request_ctx(r, rd_rbac_module);
+    if (rr == NULL) {
+        rr = rd_calloc(1, sizeof(*rr));
+        rd_request_ctx(r, rd_rbac_module) = rr;
+    }
+    return rr;
+}
+
+/* Remember the user an AUTH would select, to adopt it on +OK; requests
+ * after it wait for its reply. */
 static void
 rd_rbac_pending_auth(rd_request_t *r, const char *user, size_t len)
 {
-    rd_rbac_request_t *rr = rd_calloc(1, sizeof(*rr));
+    rd_rbac_request_t *rr = rd_rbac_request(r);
+    free(rr->auth_user);
     rr->auth_user = rd_strndup(user, len);
-    rd_request_ctx(r, rd_rbac_module) = rr;
+    rd_rbac_session(r->session)->auths_inflight++;
 }
 
 /*
@@ -1159,12 +1214,11 @@ rd_rbac_auth(rd_session_t *s, rd_request_t *r)
     return RD_DECLINED;
 }
 
+/* The checks of the filter phase: RD_DONE (refused, answered) or
+ * RD_DECLINED (go on). */
 static int
-rd_rbac_filter(rd_session_t *s, rd_request_t *r)
+rd_rbac_check(rd_session_t *s, rd_request_t *r)
 {
-    if (s->identity == NULL) {
-        return RD_DECLINED;
-    }
     if (rd_str_eq_ci(r->argv[0], "auth") || rd_str_eq_ci(r->argv[0], "hello")) {
         return rd_rbac_auth(s, r);
     }
@@ -1185,12 +1239,37 @@ rd_rbac_filter(rd_session_t *s, rd_request_t *r)
     return RD_DECLINED;
 }
 
+static int
+rd_rbac_filter(rd_session_t *s, rd_request_t *r)
+{
+    if (s->identity == NULL) {
+        return RD_DECLINED;
+    }
+    rd_rbac_session_t *rs = rd_rbac_session(s);
+    if ((rs->auths_inflight > 0 || rs->parked_head)
+        && !rd_str_eq_ci(r->argv[0], "quit"))
+    {
+        /* Which user this runs as depends on the AUTH ahead of it. */
+        rd_rbac_request_t *rr = rd_rbac_request(r);
+        if (rs->parked_tail) {
+            ((rd_rbac_request_t *)rd_request_ctx(rs->parked_tail,
+                rd_rbac_module))->next_parked = r;
+        } else {
+            rs->parked_head = r;
+        }
+        rs->parked_tail = r;
+        rr->next_parked = NULL;
+        return RD_AGAIN;
+    }
+    return rd_rbac_check(s, r);
+}
+
 /* A successful AUTH makes its user the session's database user. */
 static int
 rd_rbac_reply(rd_session_t *s, rd_request_t *r)
 {
     rd_rbac_request_t *rr = rd_request_ctx(r, rd_rbac_module);
-    if (rr == NULL) {
+    if (rr == NULL || rr->auth_user == NULL) {
         return RD_DECLINED;
     }
     if (r->reply_type == '+' || r->reply_type == '*'
@@ -1198,6 +1277,14 @@ rd_rbac_reply(rd_session_t *s, rd_request_t *r)
         rd_rbac_set_user(s, rr->auth_user);
         rd_log_info("session %llu: database user is now \"%s\"",
                     (unsigned long long)s->id, rr->auth_user);
+    }
+    rd_rbac_session_t *rs = rd_rbac_session(s);
+    if (rs->auths_inflight > 0 && --rs->auths_inflight == 0
+        && rs->parked_head)
+    {
+        /* Not from inside the reply loop: from the timers, next. */
+        rd_timer_add(&s->worker->loop.timers, &rs->resume, s->worker->loop.now,
+                     0);
     }
     return RD_DECLINED;
 }

@@ -184,6 +184,21 @@ assert_eq alice "$(tail -n 1 <<<"$out")" "carol: HELLO 2 AUTH alice selects alic
 assert_eq "$arity" "$(printf 'AUTH\nAUTH bob bobpw x\n' | rs "$T/carol")" \
     "carol (no route): AUTH with 0 and 3 arguments"
 
+# Commands pipelined right behind an AUTH (in the same write, as
+# redis-benchmark sends them) are checked as the user the AUTH selects
+# once its reply is known: as bob after a good AUTH, as default after a
+# bad one.
+tls_sess_open pipe "$RD_PORT" "$T/carol" "$CACERT" -noservername
+printf '*3\r\n$4\r\nAUTH\r\n$3\r\nbob\r\n$7\r\nwrongpw\r\n*2\r\n$3\r\nGET\r\n$5\r\napp:1\r\n*3\r\n$4\r\nAUTH\r\n$3\r\nbob\r\n$5\r\nbobpw\r\n*2\r\n$3\r\nGET\r\n$5\r\napp:1\r\n*2\r\n$3\r\nACL\r\n$6\r\nWHOAMI\r\n' \
+    >&"${RD_TLS_SESS_FD[pipe]}"
+pipe_done() { [ "$(tls_sess_output pipe | tr -d '\r' | grep -c .)" -ge 7 ]; }
+wait_for 10 pipe_done || fail "pipelined AUTH: replies missing: $(tls_sess_output pipe)"
+want=$'-WRONGPASS invalid username-password pair or user is disabled.'
+want+=$'\n-NOPERM redoubt: command \'get\' is not allowed on database "cache" as user "default"'
+want+=$'\n+OK\n$3\none\n$3\nbob'
+assert_eq "$want" "$(tls_sess_output pipe | tr -d '\r')" "carol: commands pipelined behind AUTH run as the user it selects"
+tls_sess_close pipe
+
 # --- labels: env=dev only, and a deny beating an allow ----------------------
 user "$T/dev" --user dave --roles dev-only
 refused_start dev-on-prod "$T/dev" '-ERR redoubt: access to database "cache" denied' -noservername
