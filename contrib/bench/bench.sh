@@ -12,8 +12,21 @@
 # temp dir, emptied after each run): audit.args = "full" and "none"; their
 # ratios are against redoubt without audit (the cost of auditing).
 #
+# With -C, the same table for a Redis Cluster instead: a 6-node TLS-only
+# cluster (3 masters, 3 replicas; tls-cluster, tls-replication,
+# tls-auth-clients; certificates from redoubtctl and a users.acl with alice,
+# "user default off" and a replicator user, as in quickstart.sh's demo) and
+# redoubt in front of it with mutual TLS (alice's user certificate) and
+# uri = "rediss://NODE-1?mode=cluster". "direct" is
+#   redis-benchmark --cluster --tls (node 1's certificate) -p NODE-1
+# and "redoubt" is redis-benchmark --tls (alice's certificate) --sni demo
+# -p REDOUBT, both as --user alice and with random keys (-r KEYSPACE), so
+# the keys spread over all slots. Every command must answer without error:
+# a row whose run printed errors is marked "ERR" and the errors are shown.
+#
 # Usage: contrib/bench/bench.sh [-n REQUESTS] [-w WORKERS] [-c CLIENTS]
 #                               [-r REPEATS] [-b PATH/TO/redoubt] [-a]
+#                               [-C [-k KEYSPACE]]
 #   -n  requests per test (default 200000)
 #   -w  redoubt worker_processes: a number or "auto" (default auto)
 #   -c  parallel clients (default 50)
@@ -21,6 +34,9 @@
 #   -b  the redoubt binary (default: $REDOUBT, else ./redoubt, else
 #       build/check/redoubt or build/demo/redoubt under the source tree)
 #   -a  also measure redoubt with auditing (args = full and none)
+#   -C  Redis Cluster (needs redoubtctl next to the redoubt binary, or
+#       $REDOUBTCTL, and openssl); not with -a
+#   -k  with -C: random keys from a keyspace of K (default 100000)
 set -u
 set -o pipefail
 
@@ -30,11 +46,13 @@ CLIENTS=50
 REPEATS=1
 BIN=${REDOUBT:-}
 AUDIT=0
+CLUSTER=0
+KEYSPACE=100000
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
-while getopts "n:w:c:r:b:ah" opt; do
+while getopts "n:w:c:r:b:aCk:h" opt; do
     case $opt in
         n) REQUESTS=$OPTARG ;;
         w) WORKERS=$OPTARG ;;
@@ -42,6 +60,8 @@ while getopts "n:w:c:r:b:ah" opt; do
         r) REPEATS=$OPTARG ;;
         b) BIN=$OPTARG ;;
         a) AUDIT=1 ;;
+        C) CLUSTER=1 ;;
+        k) KEYSPACE=$OPTARG ;;
         *) usage ;;
     esac
 done
@@ -49,6 +69,8 @@ done
 [[ $WORKERS =~ ^([0-9]+|auto)$ ]] || { echo "bench.sh: -w needs a number or auto" >&2; exit 2; }
 [[ $CLIENTS =~ ^[0-9]+$ ]] || { echo "bench.sh: -c needs a number" >&2; exit 2; }
 [[ $REPEATS =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: -r needs a number" >&2; exit 2; }
+[[ $KEYSPACE =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: -k needs a number" >&2; exit 2; }
+[ "$CLUSTER" = 1 ] && [ "$AUDIT" = 1 ] && { echo "bench.sh: -a does not go with -C" >&2; exit 2; }
 
 if [ -z "$BIN" ]; then
     for b in ./redoubt "$ROOT/build/check/redoubt" "$ROOT/build/demo/redoubt" "$ROOT/redoubt"; do
@@ -91,7 +113,7 @@ free_port() {
     local p i
     for ((i = 0; i < 200; i++)); do
         p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
-        [ "$p" = "${1:-}" ] && continue
+        [[ " $* " == *" $p "* ]] && continue
         port_free "$p" && { echo "$p"; return 0; }
     done
     echo "bench.sh: no free port" >&2
@@ -106,6 +128,233 @@ wait_port() {
     return 1
 }
 
+ratio() { awk -v d="$1" -v g="$2" 'BEGIN { printf "%.2f", (d > 0) ? g / d : 0 }'; }
+if [ "$WORKERS" = auto ]; then wp='"auto"'; else wp=$WORKERS; fi
+
+# --- Redis Cluster (-C) ----------------------------------------------------
+if [ "$CLUSTER" = 1 ]; then
+    CTL=${REDOUBTCTL:-$(dirname "$BIN")/redoubtctl}
+    [ -x "$CTL" ] || { echo "bench.sh: no redoubtctl at $CTL; set REDOUBTCTL" >&2; exit 1; }
+    command -v openssl >/dev/null || { echo "bench.sh: openssl is not installed" >&2; exit 1; }
+
+    # cluster_ports: the first of six consecutive free ports whose cluster
+    # bus ports (+10000) are free too.
+    cluster_ports() {
+        local base i ok try
+        for ((try = 0; try < 100; try++)); do
+            base=$(( 20000 + (RANDOM * 32768 + RANDOM) % 10000 ))
+            ok=1
+            for ((i = 0; i < 6; i++)); do
+                if ! port_free $((base + i)) || ! port_free $((base + i + 10000)); then
+                    ok=0
+                    break
+                fi
+            done
+            [ "$ok" -eq 1 ] && { echo "$base"; return 0; }
+        done
+        echo "bench.sh: no six free ports (with their cluster bus ports)" >&2
+        exit 1
+    }
+    wait_log() {
+        local i
+        for ((i = 0; i < 200; i++)); do
+            grep -q "$2" "$1" 2>/dev/null && return 0
+            kill -0 "$3" 2>/dev/null || return 1
+            sleep 0.05
+        done
+        return 1
+    }
+
+    base=$(cluster_ports)
+    ports=() nodes=() busports=()
+    for ((i = 0; i < 6; i++)); do
+        ports+=($((base + i)))
+        busports+=($((base + i + 10000)))
+        nodes+=("127.0.0.1:$((base + i))")
+    done
+    PORT=$(free_port "${ports[@]}" "${busports[@]}")
+
+    # Certificates, as quickstart.sh's demo makes them.
+    "$CTL" ca init "$DIR/ca" >/dev/null || { echo "bench.sh: redoubtctl ca init failed" >&2; exit 1; }
+    mkdir -p "$DIR/certs"
+    for ((i = 1; i <= 6; i++)); do
+        "$CTL" cert server --ca-dir "$DIR/ca" --host localhost,127.0.0.1 \
+            --out "$DIR/certs/node-$i" >/dev/null || { echo "bench.sh: redoubtctl cert server failed" >&2; exit 1; }
+    done
+    { "$CTL" ca export --type db --dir "$DIR/ca" &&
+      "$CTL" ca export --type db-client --dir "$DIR/ca"; } > "$DIR/certs/pem-bundle.cas" ||
+        { echo "bench.sh: redoubtctl ca export failed" >&2; exit 1; }
+    "$CTL" cert server --ca-dir "$DIR/ca" --host localhost,127.0.0.1 \
+        --out "$DIR/certs/redoubt" >/dev/null || { echo "bench.sh: redoubtctl cert server failed" >&2; exit 1; }
+    "$CTL" cert user --ca-dir "$DIR/ca" --user alice --roles access \
+        --db-users alice --ttl 8h --out "$DIR/alice" >/dev/null ||
+        { echo "bench.sh: redoubtctl cert user failed" >&2; exit 1; }
+
+    pw=$(openssl rand -hex 16) || { echo "bench.sh: openssl rand failed" >&2; exit 1; }
+    replpw=$(openssl rand -hex 16) || { echo "bench.sh: openssl rand failed" >&2; exit 1; }
+    cat > "$DIR/users.acl" <<ACL
+user alice on #$(printf '%s' "$pw" | sha256sum | cut -d' ' -f1) allcommands allkeys
+user replicator on #$(printf '%s' "$replpw" | sha256sum | cut -d' ' -f1) +psync +replconf +ping
+user default off
+ACL
+
+    for ((i = 1; i <= 6; i++)); do
+        p=${ports[$((i - 1))]}
+        mkdir -p "$DIR/node-$i"
+        cat > "$DIR/node-$i/redis.conf" <<CONF
+port 0
+tls-port $p
+bind 127.0.0.1
+dir $DIR/node-$i
+logfile $DIR/node-$i/redis.log
+daemonize no
+save ""
+appendonly no
+cluster-enabled yes
+cluster-config-file nodes.conf
+cluster-node-timeout 5000
+tls-cluster yes
+tls-replication yes
+tls-auth-clients yes
+tls-protocols "TLSv1.2 TLSv1.3"
+tls-cert-file $DIR/certs/node-$i.crt
+tls-key-file $DIR/certs/node-$i.key
+tls-ca-cert-file $DIR/certs/pem-bundle.cas
+aclfile $DIR/users.acl
+masteruser replicator
+masterauth $replpw
+CONF
+        redis-server "$DIR/node-$i/redis.conf" &
+        pid=$!
+        PIDS+=("$pid")
+        wait_log "$DIR/node-$i/redis.log" 'Ready to accept connections' "$pid" ||
+            { tail -n 20 "$DIR/node-$i/redis.log" >&2; echo "bench.sh: Redis node $i did not start" >&2; exit 1; }
+    done
+
+    # Straight to the nodes: node 1's certificate (signed by the db CA,
+    # which the nodes trust), as alice.
+    ntls=(--tls --cert "$DIR/certs/node-1.crt" --key "$DIR/certs/node-1.key" --cacert "$DIR/ca/db-ca.crt")
+    ncli() { REDISCLI_AUTH=$pw redis-cli "${ntls[@]}" --user alice --no-auth-warning "$@"; }
+    ncli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes > "$DIR/cluster-create.log" 2>&1 ||
+        { cat "$DIR/cluster-create.log" >&2; echo "bench.sh: redis-cli --cluster create failed" >&2; exit 1; }
+    ok=
+    for ((i = 0; i < 300; i++)); do
+        if [ "$(for p in "${ports[@]}"; do ncli -p "$p" CLUSTER INFO; done 2>/dev/null |
+                grep -c '^cluster_state:ok')" -eq 6 ] &&
+           [ "$(for p in "${ports[@]}"; do ncli -p "$p" INFO replication; done 2>/dev/null |
+                grep -c '^master_link_status:up')" -eq 3 ]; then
+            ok=1
+            break
+        fi
+        sleep 0.1
+    done
+    [ -n "$ok" ] || { echo "bench.sh: the cluster did not reach cluster_state:ok with 3 replicas in sync in 30 s" >&2; exit 1; }
+    masters=()
+    for p in "${ports[@]}"; do
+        ncli -p "$p" ROLE 2>/dev/null | head -n 1 | grep -qx master && masters+=("$p")
+    done
+    [ "${#masters[@]}" -eq 3 ] || { echo "bench.sh: expected 3 masters, found ${#masters[@]}" >&2; exit 1; }
+
+    cat > "$DIR/redoubt.conf" <<CONF
+worker_processes = $wp;
+pid_file = "$DIR/redoubt.pid";
+worker_shutdown_timeout = "5s";
+error_log = { path = "$DIR/redoubt.error.log"; level = "warn"; };
+tls = { certificate = "$DIR/certs/redoubt.crt"; certificate_key = "$DIR/certs/redoubt.key";
+        client_ca = "$DIR/ca/user-ca.crt"; };
+upstream_tls = { ca_cert = "$DIR/ca/db-client-ca.crt"; ca_key = "$DIR/ca/db-client-ca.key";
+                 server_ca = "$DIR/ca/db-ca.crt"; cert_ttl = "1h"; };
+listen = ( { address = "127.0.0.1:$PORT"; database = "demo"; } );
+databases = ( { name = "demo"; uri = "rediss://${nodes[0]}?mode=cluster"; labels = { env = "demo"; }; } );
+roles = ( { name = "access";
+            allow = { db_labels = { env = "demo"; };
+                      db_users = [ "{{internal.db_users}}" ]; }; } );
+CONF
+    "$BIN" -t -c "$DIR/redoubt.conf" > "$DIR/redoubt-t.log" 2>&1 ||
+        { cat "$DIR/redoubt-t.log" >&2; echo "bench.sh: the configuration does not pass redoubt -t" >&2; exit 1; }
+    "$BIN" -g -c "$DIR/redoubt.conf" 2> "$DIR/redoubt.stderr" &
+    pid=$!
+    PIDS=("$pid" "${PIDS[@]}")
+    rtls=(--tls --cert "$DIR/alice.crt" --key "$DIR/alice.key" --cacert "$DIR/ca/db-ca.crt" --sni demo)
+    # Wait for redoubt with a first round trip as alice (a bare TCP probe
+    # would only make it log a failed TLS handshake).
+    out=
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        out=$(REDISCLI_AUTH=$pw redis-cli "${rtls[@]}" -p "$PORT" --user alice --no-auth-warning SET bench:hello world 2>&1)
+        [ "$out" = OK ] && break
+        sleep 0.1
+    done
+    if [ "$out" != OK ]; then
+        echo "bench.sh: SET through redoubt as alice failed: $out" >&2
+        cat "$DIR/redoubt.stderr" "$DIR/redoubt.error.log" >&2 2>/dev/null
+        exit 1
+    fi
+
+    flush() { local p; for p in "${masters[@]}"; do ncli -p "$p" FLUSHALL >/dev/null 2>&1; done; }
+    # crps NAME TEST PIPELINE REDIS-BENCHMARK-ARGS...: best requests/s over
+    # REPEATS runs; lines other than the CSV (errors) go to $DIR/NAME.errors.
+    crps() {
+        local name=$1 t=$2 pl=$3 best=0 r i out
+        shift 3
+        for ((i = 0; i < REPEATS; i++)); do
+            flush
+            out=$DIR/run.out
+            redis-benchmark "$@" -t "$t" -c "$CLIENTS" -n "$REQUESTS" -P "$pl" -r "$KEYSPACE" --csv > "$out" 2>&1
+            # Not errors: the cluster's node list (--cluster) and the CONFIG
+            # GET that redis-benchmark tries first (redoubt may refuse it).
+            grep -v -e '^"' -e '^Cluster has [0-9]* master nodes' -e '^Master [0-9]*: ' \
+                -e '^WARNING: Could not fetch server CONFIG' -e '^$' "$out" |
+                sed "s/^/${t^^} -P $pl: /" >> "$DIR/$name.errors"
+            r=$(awk -F, -v t="\"${t^^}\"" '$1 == t { gsub(/"/, "", $2); print $2 }' "$out")
+            [ -n "$r" ] || { echo "bench.sh: redis-benchmark $t -P $pl ($name) failed (its output is below)" >&2; return 1; }
+            best=$(awk -v a="$best" -v b="$r" 'BEGIN { print (b > a) ? b : a }')
+        done
+        echo "$best"
+    }
+    : > "$DIR/direct.errors"
+    : > "$DIR/redoubt.errors"
+
+    ncpu=$(nproc 2>/dev/null || echo '?')
+    echo "redoubt bench, Redis Cluster: $REQUESTS requests, $CLIENTS clients, keyspace $KEYSPACE, worker_processes = $WORKERS, $ncpu CPUs, best of $REPEATS"
+    echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'): 6 nodes (TLS) on 127.0.0.1:${ports[0]}-${ports[5]}, masters ${masters[*]}; $("$BIN" -v 2>&1 | head -n 1) (TLS) on 127.0.0.1:$PORT"
+    echo
+    printf '%-6s %8s %16s %16s %8s\n' test pipeline "direct req/s" "redoubt req/s" ratio
+    num() { if [ -n "$1" ]; then printf '%.0f' "$1"; else printf failed; fi; }
+    status=0
+    for p in 1 16; do
+        for t in set get; do
+            de=$(wc -l < "$DIR/direct.errors") ge=$(wc -l < "$DIR/redoubt.errors")
+            d=$(crps direct "$t" "$p" --cluster "${ntls[@]}" -h 127.0.0.1 -p "${ports[0]}" --user alice -a "$pw") || d=
+            g=$(crps redoubt "$t" "$p" "${rtls[@]}" -h 127.0.0.1 -p "$PORT" --user alice -a "$pw") || g=
+            mark=
+            [ "$(wc -l < "$DIR/direct.errors")" -gt "$de" ] && mark="$mark direct:ERR"
+            [ "$(wc -l < "$DIR/redoubt.errors")" -gt "$ge" ] && mark="$mark redoubt:ERR"
+            [ -n "$mark" ] && status=1
+            if [ -n "$d" ] && [ -n "$g" ]; then
+                printf '%-6s %8s %16.0f %16.0f %8s%s\n' "${t^^}" "$p" "$d" "$g" "$(ratio "$d" "$g")" "$mark"
+            else
+                status=1
+                printf '%-6s %8s %16s %16s %8s%s\n' "${t^^}" "$p" "$(num "$d")" "$(num "$g")" - "$mark"
+            fi
+        done
+    done
+    for n in direct redoubt; do
+        if [ -s "$DIR/$n.errors" ]; then
+            echo
+            echo "errors from redis-benchmark ($n; first 20 of $(wc -l < "$DIR/$n.errors") lines):"
+            head -n 20 "$DIR/$n.errors"
+        fi
+    done
+    if grep -qiE 'error|crit|alert|emerg' "$DIR/redoubt.error.log" 2>/dev/null || [ "$status" != 0 ]; then
+        echo
+        echo "redoubt's error log (tail):"
+        tail -n 20 "$DIR/redoubt.error.log" 2>/dev/null
+        tail -n 5 "$DIR/redoubt.stderr" 2>/dev/null
+    fi
+    exit "$status"
+fi
+
 RPORT=$(free_port)
 PORT=$(free_port "$RPORT")
 
@@ -114,7 +363,6 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
 PIDS+=("$!")
 wait_port "$RPORT" || { echo "bench.sh: redis-server did not start" >&2; cat "$DIR/redis.log" >&2; exit 1; }
 
-if [ "$WORKERS" = auto ]; then wp='"auto"'; else wp=$WORKERS; fi
 # start_redoubt NAME PORT [EXTRA-CONF]: one redoubt in front of the redis.
 start_redoubt() {
     cat > "$DIR/$1.conf" <<EOF
@@ -160,7 +408,6 @@ ncpu=$(nproc 2>/dev/null || echo '?')
 echo "redoubt bench: $REQUESTS requests, $CLIENTS clients, worker_processes = $WORKERS, $ncpu CPUs, best of $REPEATS"
 echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$RPORT, $("$BIN" -v 2>&1 | head -n 1) on 127.0.0.1:$PORT"
 echo
-ratio() { awk -v d="$1" -v g="$2" 'BEGIN { printf "%.2f", (d > 0) ? g / d : 0 }'; }
 if [ "$AUDIT" = 1 ]; then
     printf '%-6s %8s %14s %14s %6s %14s %6s %14s %6s\n' test pipeline "direct req/s" \
         "redoubt req/s" ratio "audit=full" /rd "audit=none" /rd

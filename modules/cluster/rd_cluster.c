@@ -191,6 +191,11 @@ static const char *const rd_cluster_unsupported[] = {
 static int
 rd_cluster_is_unsupported(const rd_request_t *r)
 {
+    if (rd_str_eq_ci(r->argv[0], "hello") && r->argc >= 2
+        && rd_str_eq_ci(r->argv[1], "3"))
+    {
+        return 0;               /* -NOPROTO from the resp module */
+    }
     for (size_t i = 0; i < rd_countof(rd_cluster_unsupported); i++) {
         const char *u = rd_cluster_unsupported[i];
         const char *bar = strchr(u, '|');
@@ -220,6 +225,7 @@ typedef struct {
     char           text[RD_CLUSTER_HOST_MAX + 8];
     unsigned       master:1;        /* serves slots in the current map */
     unsigned       seed:1;
+    rd_msec_t      down_until;      /* a connection to it just failed */
 } rd_cnode_t;
 
 typedef struct rd_csess_s rd_csess_t;
@@ -244,6 +250,7 @@ typedef struct {
     rd_buf_t              rauth;          /* AUTH to send first (wiped) */
     char                  ruser[128];
     rd_buf_t              reply;
+    char                  auth_error[200]; /* the AUTH's error reply */
     char                  why[600];
     rd_csess_t           *waiters;        /* sessions waiting for a map */
 } rd_ctopo_t;
@@ -386,6 +393,7 @@ typedef struct {
     unsigned        redirects;
     char            type;           /* first byte of the reply */
     unsigned        done:1;
+    unsigned        any:1;          /* keyless: any node will do */
     rd_buf_t        reply;          /* held reply (fan-out, errors) */
     void           *next_wait;      /* waiting for a new map */
     size_t         *pos;            /* MGET: argv positions of the keys */
@@ -448,14 +456,27 @@ rd_cpart_set_error(rd_cpart_t *p, const char *msg)
  * A part that never reached its node (the connection could not be made)
  * waits for a new map: after a failover it names the promoted replica.
  * Its error reply is set already and stands if the map still names the
- * same node. 1 when it waits, 0 when it cannot (no slot, an ASK, too many
- * tries).
+ * same node. A keyless one goes to another node at once. 1 when it waits
+ * or was sent again, 0 when it cannot (an ASK, too many tries).
  */
 static int
 rd_cpart_wait_map(rd_cpart_t *p)
 {
     rd_csess_t *cs = p->cr->cs;
+    rd_ctopo_t *t = cs->topo;
 
+    if (p->node >= 0) {
+        t->nodes[p->node]->down_until = t->worker->loop.now + 1000;
+    }
+    if (p->any && p->redirects < (unsigned)t->conf->max_redirects) {
+        /* A keyless command: another node will do. */
+        p->redirects++;
+        p->node = -1;
+        rd_buf_reset(&p->reply);
+        p->type = 0;
+        rd_cpart_send(p);
+        return 1;
+    }
     if (p->slot < 0 || p->ask_node >= 0
         || p->redirects >= (unsigned)cs->topo->conf->max_redirects)
     {
@@ -591,30 +612,41 @@ rd_csess_conn(rd_csess_t *cs, size_t i)
 }
 
 /* A node for a keyless command: the one used last, one the session is
- * connected to, a master, the first seed. */
+ * connected to, a master, any other known node (seeds); nodes whose
+ * connection just failed only when nothing else is left. */
 static int
 rd_csess_any_node(rd_csess_t *cs)
 {
     rd_ctopo_t *t = cs->topo;
+    rd_msec_t now = t->worker->loop.now;
 
     if (cs->last_node >= 0 && (size_t)cs->last_node < cs->nconns
-        && cs->conns[cs->last_node] && cs->conns[cs->last_node]->uc.conn)
+        && cs->conns[cs->last_node] && cs->conns[cs->last_node]->uc.conn
+        && t->nodes[cs->last_node]->down_until <= now)
     {
         return cs->last_node;
     }
     for (size_t i = 0; i < cs->nconns; i++) {
-        if (cs->conns[i] && cs->conns[i]->uc.conn) {
+        if (cs->conns[i] && cs->conns[i]->uc.conn
+            && t->nodes[i]->down_until <= now)
+        {
             return (int)i;
         }
     }
-    for (size_t k = 0; k < t->nnodes; k++) {
-        size_t i = (t->next_master + k) % t->nnodes;
-        if (t->nodes[i]->master) {
+    for (int pass = 0; pass < 3; pass++) {
+        for (size_t k = 0; k < t->nnodes; k++) {
+            size_t i = (t->next_master + k) % t->nnodes;
+            rd_cnode_t *n = t->nodes[i];
+            if ((pass == 0 && (!n->master || n->down_until > now))
+                || (pass == 1 && n->down_until > now))
+            {
+                continue;
+            }
             t->next_master = (unsigned)(i + 1);
             return (int)i;
         }
     }
-    return t->nnodes > 0 ? 0 : -1;
+    return -1;
 }
 
 /* --- sending and redirections -------------------------------------------- */
@@ -648,7 +680,10 @@ rd_cpart_send(rd_cpart_t *p)
             return;
         }
     } else {
-        node = p->node >= 0 ? p->node : rd_csess_any_node(cs);
+        if (p->node < 0) {
+            p->any = 1;
+        }
+        node = p->any ? rd_csess_any_node(cs) : p->node;
         if (node < 0) {
             rd_cpart_set_error(p, "ERR redoubt: no cluster node known");
             rd_cpart_final(p);
@@ -1407,6 +1442,7 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
         }
         if (n == 0) {
             cr->parts[0].node = rd_csess_any_node(cs);
+            cr->parts[0].any = 1;
         }
         if (n == 0 && cr->parts[0].node >= 0) {
             /* Connect before the new AUTH is remembered: a new connection
@@ -1462,8 +1498,16 @@ rd_ctopo_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
 {
     rd_ctopo_t *t = uc->owner;
 
-    if (data != &rd_cluster_slots_marker) {
-        return 0;                       /* the AUTH's reply */
+    if (data == &rd_cluster_auth_marker) {
+        /* Kept when it is an error: it explains a NOAUTH that follows. */
+        size_t k = strlen(t->auth_error);
+        if ((k > 0 || (n > 0 && p[0] == '-'))
+            && k + n < sizeof(t->auth_error))
+        {
+            memcpy(t->auth_error + k, p, n);
+            t->auth_error[k + n] = '\0';
+        }
+        return 0;
     }
     rd_buf_append(&t->reply, p, n);
     if (!last) {
@@ -1477,7 +1521,13 @@ rd_ctopo_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
                                     rd_buf_used(&t->reply), asked->host,
                                     &ranges, &err);
     if (nr < 0) {
-        if (rd_buf_used(&t->reply) > 1 && rd_buf_rpos(&t->reply)[0] == '-') {
+        if (t->auth_error[0] == '-') {
+            size_t k = strcspn(t->auth_error, "\r\n");
+            snprintf(t->why, sizeof(t->why), "%s: AUTH as \"%s\": %.*s",
+                     asked->text, t->ruser, (int)k - 1, t->auth_error + 1);
+        } else if (rd_buf_used(&t->reply) > 1
+                   && rd_buf_rpos(&t->reply)[0] == '-')
+        {
             size_t k = rd_buf_used(&t->reply) - 3;
             snprintf(t->why, sizeof(t->why), "%s: %.*s", asked->text,
                      (int)(k < 200 ? k : 200), rd_buf_rpos(&t->reply) + 1);
@@ -1538,6 +1588,7 @@ rd_ctopo_try_next(rd_ctopo_t *t)
     for (t->tried++; t->tried < t->ncand; t->tried++) {
         rd_cnode_t *n = t->nodes[t->cand[t->tried]];
         rd_buf_reset(&t->reply);
+        t->auth_error[0] = '\0';
         t->rc.addr = &n->addr;
         t->rc.host = n->host;
         t->rc.user = t->ruser;

@@ -709,3 +709,263 @@ st_get() {
     ST_BODY=${out#*$'\r\n\r\n'}
     ST_BODY=${ST_BODY%$'\n'}
 }
+
+# --- Redis Cluster (t_cluster.sh) ----------------------------------------
+#
+# A real 6-node Redis Cluster on loopback, TLS only, as in Teleport's
+# "Database Access with Redis Cluster" guide and contrib/quickstart.sh:
+# port 0 and a tls-port, tls-cluster and tls-replication, client
+# certificates required (db-client CA) and node certificates from the db
+# CA, all made with redoubtctl; users.acl with a SHA-256 password for
+# alice, "user default off", a replicator user, and a "discovery" user
+# that may only run CLUSTER SLOTS, CLUSTER SHARDS and PING. Three masters
+# with a replica each; cluster-node-timeout 2 s so that a replica takes
+# over within a few seconds of its master's death, and
+# cluster-require-full-coverage no so that the other masters keep serving
+# meanwhile.
+#
+#   cluster_start [ACL-LINE...]
+#                          make the certificates, start the nodes, create
+#                          the cluster, wait until it is ok with the
+#                          replicas in sync; extra users.acl lines may be
+#                          given (e.g. "user bob on >pw ~* +@all -cluster")
+#   cluster_node_start I   (re)start node I (1..6) with its configuration;
+#                          after redis_stop nodeI KILL it rejoins the
+#                          cluster as a replica
+#   ccli PORT ARGS...      redis-cli over TLS straight to the node on PORT,
+#                          as alice (add -c to follow redirections; with no
+#                          ARGS it runs the commands on stdin, one a line)
+#   cluster_live_port      the port of a live node (queries go there)
+#   cluster_nodes          CLUSTER NODES as a live node sees it
+#   cluster_masters        the ports of the masters serving slots and not
+#                          flagged failing, sorted
+#   cluster_node_id PORT   the node's id
+#   cluster_slot_owner SLOT  the port of the master of SLOT
+#   cluster_wait_ok [SECS] [REPLICAS]
+#                          until every live node says cluster_state:ok with
+#                          all 16384 slots ok, and REPLICAS (default 3) live
+#                          replicas have their master link up; 1 on timeout
+#   cluster_flushall       FLUSHALL and SCRIPT FLUSH on every live master,
+#                          directly
+#   key_slot KEY [VAR]     the hash slot of KEY (CRC16 and hash tags, as
+#                          Redis computes it), in bash; printed, or put in
+#                          VAR
+#
+# After cluster_start:
+#   CLUSTER_PORTS CLUSTER_BUS_PORTS  arrays, node I at index I-1; node I is
+#                          also redis "nodeI" (RD_REDIS_PORT, RD_REDIS_PID,
+#                          redis_stop)
+#   CLUSTER_PIDS           array of the nodes' pids as started (current:
+#                          RD_REDIS_PID[nodeI])
+#   CLUSTER_CA             the CA directory (redoubtctl ca init): upstream_tls
+#                          for redoubt is CLUSTER_CA/db-client-ca.{crt,key}
+#                          and server_ca CLUSTER_CA/db-ca.crt
+#   CLUSTER_CLIENT         a client certificate prefix (.crt/.key) Redis
+#                          accepts, from the db-client CA
+#   CLUSTER_ALICE_PW CLUSTER_DISCOVERY_PW CLUSTER_REPL_PW  the passwords
+
+CLUSTER_PORTS=()
+CLUSTER_BUS_PORTS=()
+CLUSTER_PIDS=()
+CLUSTER_CA=
+CLUSTER_CLIENT=
+CLUSTER_ALICE_PW=
+CLUSTER_DISCOVERY_PW=
+CLUSTER_REPL_PW=
+
+ccli() {
+    local port=$1
+    shift
+    REDISCLI_AUTH=$CLUSTER_ALICE_PW timeout 20 redis-cli --tls \
+        --cert "$CLUSTER_CLIENT.crt" --key "$CLUSTER_CLIENT.key" \
+        --cacert "$CLUSTER_CA/db-ca.crt" --user alice --no-auth-warning \
+        -h 127.0.0.1 -p "$port" "$@"
+}
+
+cluster_node_start() {
+    local i=$1 dir=$T/cluster/node-$1 pid logsize=0
+    [ -f "$dir/redis.log" ] && logsize=$(wc -c < "$dir/redis.log")
+    redis-server "$dir/redis.conf" &
+    pid=$!
+    RD_PIDS+=("$pid")
+    RD_REDIS_PID[node$i]=$pid
+    local deadline=$(( $(now_ms) + 10000 ))
+    until tail -c +$((logsize + 1)) "$dir/redis.log" 2>/dev/null | grep -q 'Ready to accept connections'; do
+        alive "$pid" || { tail -n 20 "$dir/redis.log" >&2; fail "cluster node $i exited at start (port ${CLUSTER_PORTS[$((i - 1))]})"; }
+        [ "$(now_ms)" -ge "$deadline" ] && fail "cluster node $i not ready on port ${CLUSTER_PORTS[$((i - 1))]}"
+        sleep 0.02
+    done
+}
+
+# cluster__sha TEXT: its SHA-256, in hex (users.acl's #... passwords).
+cluster__sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+
+cluster_start() {
+    local i p bus dir base=$T/cluster out acl_extra=("$@")
+    need_tls
+    need openssl sha256sum
+    mkdir -p "$base"
+    CLUSTER_CA=$base/ca
+    CLUSTER_CLIENT=$base/client
+    ctl ca init "$CLUSTER_CA"
+    ctl cert server --ca-dir "$CLUSTER_CA" --ca db-client --host localhost --out "$CLUSTER_CLIENT"
+    # The nodes present their db CA certificates to each other on the bus
+    # and for replication; clients (redoubt, redis-cli) present db-client
+    # ones: the nodes trust both.
+    cat "$CLUSTER_CA/db-ca.crt" "$CLUSTER_CA/db-client-ca.crt" > "$base/trusted-cas.pem"
+    CLUSTER_ALICE_PW=$(openssl rand -hex 16) || fail "openssl rand"
+    CLUSTER_DISCOVERY_PW=$(openssl rand -hex 16) || fail "openssl rand"
+    CLUSTER_REPL_PW=$(openssl rand -hex 16) || fail "openssl rand"
+    {
+        echo "user alice on #$(cluster__sha "$CLUSTER_ALICE_PW") allcommands allkeys allchannels"
+        echo "user replicator on #$(cluster__sha "$CLUSTER_REPL_PW") +psync +replconf +ping"
+        echo "user discovery on #$(cluster__sha "$CLUSTER_DISCOVERY_PW") +cluster|slots +cluster|shards +ping"
+        echo "user default off"
+        for i in "${acl_extra[@]}"; do echo "$i"; done
+    } > "$base/users.acl"
+
+    CLUSTER_PORTS=()
+    CLUSTER_BUS_PORTS=()
+    CLUSTER_PIDS=()
+    for ((i = 1; i <= 6; i++)); do
+        p=$(free_port) || fail "no free port for cluster node $i"
+        bus=$(free_port) || fail "no free bus port for cluster node $i"
+        CLUSTER_PORTS+=("$p")
+        CLUSTER_BUS_PORTS+=("$bus")
+        RD_REDIS_PORT[node$i]=$p
+        dir=$base/node-$i
+        mkdir -p "$dir"
+        ctl cert server --ca-dir "$CLUSTER_CA" --host localhost,127.0.0.1 --out "$dir/node"
+        cat > "$dir/redis.conf" <<CONF
+port 0
+tls-port $p
+cluster-port $bus
+bind 127.0.0.1
+dir $dir
+logfile $dir/redis.log
+daemonize no
+save ""
+appendonly no
+cluster-enabled yes
+cluster-config-file nodes.conf
+cluster-node-timeout 2000
+cluster-require-full-coverage no
+repl-diskless-sync yes
+repl-diskless-sync-delay 0
+tls-cluster yes
+tls-replication yes
+tls-auth-clients yes
+tls-protocols "TLSv1.2 TLSv1.3"
+tls-cert-file $dir/node.crt
+tls-key-file $dir/node.key
+tls-ca-cert-file $base/trusted-cas.pem
+aclfile $base/users.acl
+masteruser replicator
+masterauth $CLUSTER_REPL_PW
+CONF
+    done
+    for ((i = 1; i <= 6; i++)); do
+        cluster_node_start "$i"
+        CLUSTER_PIDS+=("${RD_REDIS_PID[node$i]}")
+    done
+
+    local nodes=()
+    for p in "${CLUSTER_PORTS[@]}"; do nodes+=("127.0.0.1:$p"); done
+    out=$(ccli "${CLUSTER_PORTS[0]}" --cluster create "${nodes[@]}" \
+              --cluster-replicas 1 --cluster-yes 2>&1) ||
+        { printf '%s\n' "$out" >&2; fail "redis-cli --cluster create failed"; }
+    printf '%s\n' "$out" > "$base/create.out"
+    cluster_wait_ok 30 3 ||
+        fail "the cluster did not reach cluster_state:ok with 3 replicas in sync in 30 s"
+}
+
+cluster_live_port() {
+    local i
+    for ((i = 1; i <= ${#CLUSTER_PORTS[@]}; i++)); do
+        alive "${RD_REDIS_PID[node$i]}" && { echo "${CLUSTER_PORTS[$((i - 1))]}"; return 0; }
+    done
+    return 1
+}
+
+cluster_nodes() {
+    local p
+    p=$(cluster_live_port) || return 1
+    ccli "$p" CLUSTER NODES
+}
+
+cluster_masters() {
+    cluster_nodes | awk '$3 ~ /master/ && $3 !~ /fail/ && NF > 8 {
+        a = $2; sub(/@.*/, "", a); sub(/.*:/, "", a); print a }' | sort -n
+}
+
+cluster_node_id() { ccli "$1" CLUSTER MYID; }
+
+cluster_slot_owner() {
+    cluster_nodes | awk -v s="$1" '$3 ~ /master/ {
+        a = $2; sub(/@.*/, "", a); sub(/.*:/, "", a)
+        for (i = 9; i <= NF; i++) {
+            if ($i ~ /^\[/) continue
+            n = split($i, r, "-")
+            lo = r[1]; hi = (n > 1) ? r[2] : r[1]
+            if (s + 0 >= lo + 0 && s + 0 <= hi + 0) { print a; exit }
+        } }'
+}
+
+# cluster__ok REPLICAS: the condition cluster_wait_ok waits for.
+cluster__ok() {
+    local want=$1 i p info up=0
+    for ((i = 1; i <= ${#CLUSTER_PORTS[@]}; i++)); do
+        alive "${RD_REDIS_PID[node$i]}" || continue
+        p=${CLUSTER_PORTS[$((i - 1))]}
+        info=$(ccli "$p" CLUSTER INFO 2>/dev/null | tr -d '\r')
+        grep -qx 'cluster_state:ok' <<<"$info" || return 1
+        grep -qx 'cluster_slots_ok:16384' <<<"$info" || return 1
+        grep -qx 'cluster_slots_pfail:0' <<<"$info" || return 1
+        grep -qx 'cluster_slots_fail:0' <<<"$info" || return 1
+        ccli "$p" INFO replication 2>/dev/null | grep -q '^master_link_status:up' && up=$((up + 1))
+    done
+    [ "$up" -ge "$want" ]
+}
+
+cluster_wait_ok() { wait_for "${1:-30}" cluster__ok "${2:-3}"; }
+
+cluster_flushall() {
+    local p out
+    for p in $(cluster_masters); do
+        out=$(ccli "$p" FLUSHALL 2>&1)
+        [ "$out" = OK ] || fail "FLUSHALL on the master at $p: $out"
+        out=$(ccli "$p" SCRIPT FLUSH 2>&1)
+        [ "$out" = OK ] || fail "SCRIPT FLUSH on the master at $p: $out"
+    done
+}
+
+RD_CRC16_TAB=()
+key_slot() {
+    local __k=$1 __r __t __i __b __crc=0 __c __j
+    if [ "${#RD_CRC16_TAB[@]}" -eq 0 ]; then
+        for ((__i = 0; __i < 256; __i++)); do
+            __c=$((__i << 8))
+            for ((__j = 0; __j < 8; __j++)); do
+                if ((__c & 0x8000)); then __c=$(( ((__c << 1) ^ 0x1021) & 0xffff )); else __c=$(( (__c << 1) & 0xffff )); fi
+            done
+            RD_CRC16_TAB[__i]=$__c
+        done
+    fi
+    # The part between the first '{' and the next '}', when not empty.
+    if [[ $__k == *'{'* ]]; then
+        __r=${__k#*'{'}
+        if [[ $__r == *'}'* ]]; then
+            __t=${__r%%'}'*}
+            [ -n "$__t" ] && __k=$__t
+        fi
+    fi
+    for ((__i = 0; __i < ${#__k}; __i++)); do
+        printf -v __b '%d' "'${__k:__i:1}"
+        __crc=$(( ((__crc << 8) & 0xffff) ^ RD_CRC16_TAB[((__crc >> 8) ^ __b) & 0xff] ))
+    done
+    if [ -n "${2:-}" ]; then
+        printf -v "$2" '%d' $((__crc & 16383))
+    else
+        echo $((__crc & 16383))
+    fi
+}
