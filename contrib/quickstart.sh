@@ -19,6 +19,8 @@ set -u
 set -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=contrib/tls-cluster.sh
+. "$ROOT/contrib/tls-cluster.sh"
 PACKAGES=(build-essential autoconf automake libtool pkg-config libssl-dev
           libpcre2-dev libconfig-dev check redis-server redis-tools python3
           openssl)
@@ -78,64 +80,23 @@ configure_build() {
 
 # --- demo --------------------------------------------------------------
 
-port_free() {
-    if command -v python3 >/dev/null; then
-        python3 -c 'import socket, sys
-s = socket.socket()
-try: s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError: sys.exit(1)' "$1"
-    else
-        ! { exec 9<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null
-    fi
-}
-
 # pick_port PREFERRED [AVOID...]: PREFERRED if it is free, else a free one.
 pick_port() {
     local p i want=$1
     shift
-    port_free "$want" && { echo "$want"; return 0; }
+    tc_port_free "$want" && { echo "$want"; return 0; }
     for ((i = 0; i < 200; i++)); do
         p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 10000 ))
         [[ " $* " == *" $p "* ]] && continue
-        port_free "$p" && { echo "$p"; return 0; }
+        tc_port_free "$p" && { echo "$p"; return 0; }
     done
     die "no free port"
-}
-
-# cluster_ports: the first of six consecutive free ports whose cluster bus
-# ports (+10000) are free too; 7001 if 7001..7006 will do.
-cluster_ports() {
-    local base i ok try
-    for ((try = 0; try < 100; try++)); do
-        base=7001
-        [ "$try" -gt 0 ] && base=$(( 20000 + (RANDOM * 32768 + RANDOM) % 10000 ))
-        ok=1
-        for ((i = 0; i < 6; i++)); do
-            if ! port_free $((base + i)) || ! port_free $((base + i + 10000)); then
-                ok=0
-                break
-            fi
-        done
-        [ "$ok" -eq 1 ] && { echo "$base"; return 0; }
-    done
-    die "no six free ports (with their cluster bus ports) for the Redis Cluster"
 }
 
 wait_port() {
     local i
     for ((i = 0; i < 200; i++)); do
         { exec 9<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null && { exec 9>&-; return 0; }
-        sleep 0.05
-    done
-    return 1
-}
-
-# wait_log FILE TEXT PID: until FILE says TEXT (10 s), while PID lives.
-wait_log() {
-    local i
-    for ((i = 0; i < 200; i++)); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || return 1
         sleep 0.05
     done
     return 1
@@ -148,16 +109,18 @@ demo() {
     say "make -j$JOBS"
     make -j"$JOBS" || die "build failed"
 
-    local bin=$ROOT/build/demo dir base port i p pid pw replpw
+    local bin=$ROOT/build/demo dir base port i pid
     local ctl=$bin/redoubtctl
     dir=$(mktemp -d "${TMPDIR:-/tmp}/redoubt-demo.XXXXXX") || die "mktemp failed"
     DEMO_PIDS=()
     # shellcheck disable=SC2317 # called from the trap
     stop_all() {
         local p
-        trap - EXIT INT TERM
-        for p in "${DEMO_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-        for p in "${DEMO_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+        trap - EXIT
+        trap "" INT TERM          # a second Ctrl-C must not cut the cleanup short
+        # redoubt first, then the cluster's nodes
+        for p in "${DEMO_PIDS[@]}" "${TC_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+        for p in "${DEMO_PIDS[@]}" "${TC_PIDS[@]}"; do wait "$p" 2>/dev/null; done
         rm -rf "$dir"
         echo
         echo "demo stopped"
@@ -166,99 +129,16 @@ demo() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
-    base=$(cluster_ports)
-    local ports=() nodes=()
-    for ((i = 0; i < 6; i++)); do
-        ports+=($((base + i)))
-        nodes+=("127.0.0.1:$((base + i))")
-    done
-    port=$(pick_port 6380 "${ports[@]}")
+    base=$(tc_cluster_ports 7001) || die "no free ports for the cluster"
+    port=$(pick_port 6380 "$base" $((base + 1)) $((base + 2)) $((base + 3)) \
+                          $((base + 4)) $((base + 5)))
 
-    # --- certificates, all made by redoubtctl ---------------------------
-    say "CAs and certificates (redoubtctl, in $dir)"
-    "$ctl" ca init "$dir/ca" || die "redoubtctl ca init failed"
-    mkdir -p "$dir/certs"
-    for ((i = 1; i <= 6; i++)); do
-        "$ctl" cert server --ca-dir "$dir/ca" --host localhost,127.0.0.1 \
-            --out "$dir/certs/node-$i" >/dev/null || die "redoubtctl cert server failed"
-    done
-    # Redis trusts the db-client CA (redoubt's minted client certificates)
-    # and the db CA (the nodes' own certificates, which they present to each
-    # other on the cluster bus and for replication).
-    { "$ctl" ca export --type db --dir "$dir/ca" &&
-      "$ctl" ca export --type db-client --dir "$dir/ca"; } > "$dir/certs/pem-bundle.cas" ||
-        die "redoubtctl ca export failed"
-    "$ctl" cert server --ca-dir "$dir/ca" --host localhost,127.0.0.1 \
-        --out "$dir/certs/redoubt" >/dev/null || die "redoubtctl cert server failed"
+    say "CAs and certificates (redoubtctl, in $dir); Redis Cluster: 6 nodes, TLS only, on 127.0.0.1:$base-$((base + 5))"
+    tc_cluster_up "$dir" "$ctl" "$base" || die "the Redis Cluster did not start"
+    local nodes=("${TC_NODES[@]}") pw=$TC_PW
+    tc_cli -p "$base" CLUSTER NODES | awk '{ printf "    %s %s %s\n", $2, $3, $9 }' | sed 's/@[0-9]*//'
 
-    # --- users.acl, as in the reference guide ----------------------------
-    pw=$(openssl rand -hex 16) || die "openssl rand failed"
-    replpw=$(openssl rand -hex 16) || die "openssl rand failed"
-    cat > "$dir/users.acl" <<ACL
-user alice on #$(printf '%s' "$pw" | sha256sum | cut -d' ' -f1) allcommands allkeys
-user replicator on #$(printf '%s' "$replpw" | sha256sum | cut -d' ' -f1) +psync +replconf +ping
-user default off
-ACL
-
-    # --- a 6-node Redis Cluster, TLS only --------------------------------
-    say "Redis Cluster: 6 nodes, TLS only, on 127.0.0.1:${ports[0]}-${ports[5]}"
-    for ((i = 1; i <= 6; i++)); do
-        p=${ports[$((i - 1))]}
-        mkdir -p "$dir/node-$i"
-        cat > "$dir/node-$i/redis.conf" <<CONF
-port 0
-tls-port $p
-bind 127.0.0.1
-dir $dir/node-$i
-logfile $dir/node-$i/redis.log
-daemonize no
-save ""
-appendonly no
-cluster-enabled yes
-cluster-config-file nodes.conf
-cluster-node-timeout 5000
-tls-cluster yes
-tls-replication yes
-tls-auth-clients yes
-tls-protocols "TLSv1.2 TLSv1.3"
-tls-cert-file $dir/certs/node-$i.crt
-tls-key-file $dir/certs/node-$i.key
-tls-ca-cert-file $dir/certs/pem-bundle.cas
-aclfile $dir/users.acl
-masteruser replicator
-masterauth $replpw
-CONF
-        redis-server "$dir/node-$i/redis.conf" &
-        pid=$!
-        DEMO_PIDS+=("$pid")
-        wait_log "$dir/node-$i/redis.log" 'Ready to accept connections' "$pid" ||
-            { tail -n 20 "$dir/node-$i/redis.log" >&2; die "Redis node $i did not start"; }
-    done
-
-    # redis-cli as alice, with node 1's certificate (signed by the db CA,
-    # which the nodes trust), as the reference guide does it.
-    local tls=(--tls --cert "$dir/certs/node-1.crt" --key "$dir/certs/node-1.key"
-               --cacert "$dir/ca/db-ca.crt")
-    ncli() { REDISCLI_AUTH=$pw redis-cli "${tls[@]}" --user alice --no-auth-warning "$@"; }
-    ncli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes ||
-        die "redis-cli --cluster create failed"
-    local ok=
-    for ((i = 0; i < 300; i++)); do
-        if ncli -p "${ports[0]}" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok' &&
-           [ "$(for p in "${ports[@]}"; do ncli -p "$p" INFO replication; done 2>/dev/null |
-                grep -c '^master_link_status:up')" -eq 3 ]; then
-            ok=1
-            break
-        fi
-        sleep 0.1
-    done
-    [ -n "$ok" ] || die "the cluster did not reach cluster_state:ok with 3 replicas in sync in 30 s"
-    ncli -p "${ports[0]}" CLUSTER NODES | awk '{ printf "    %s %s %s\n", $2, $3, $9 }' | sed 's/@[0-9]*//'
-
-    # --- alice's certificate and redoubt ---------------------------------
-    "$ctl" cert user --ca-dir "$dir/ca" --user alice --roles access \
-        --db-users alice --ttl 8h --out "$dir/alice" >/dev/null || die "redoubtctl cert user failed"
-
+    # --- redoubt ---------------------------------------------------------
     cat > "$dir/redoubt.conf" <<CONF
 # redoubt demo configuration (see conf/redoubt.conf for every setting)
 worker_processes = 2;

@@ -129,3 +129,12 @@ rd_buf_swap(rd_buf_t *a, rd_buf_t *b)
     *a = *b;
     *b = t;
 }
+
+void
+rd_buf_wipe(rd_buf_t *b)
+{
+    if (b->data) {
+        explicit_bzero(b->data, b->cap);
+    }
+    rd_buf_free(b);
+}

@@ -40,6 +40,8 @@ void rd_buf_consume(rd_buf_t *b, size_t n);
 void rd_buf_reset(rd_buf_t *b);
 /* Release memory; the buffer is empty and reusable afterwards. */
 void rd_buf_free(rd_buf_t *b);
+/* Zero the memory (secrets: passwords in AUTH commands), then free. */
+void rd_buf_wipe(rd_buf_t *b);
 /* Give memory back when a big buffer has drained (idle sessions stay small). */
 void rd_buf_shrink(rd_buf_t *b, size_t keep);
 void rd_buf_swap(rd_buf_t *a, rd_buf_t *b);

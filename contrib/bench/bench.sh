@@ -49,6 +49,8 @@ AUDIT=0
 CLUSTER=0
 KEYSPACE=100000
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=contrib/tls-cluster.sh
+. "$ROOT/contrib/tls-cluster.sh"
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
@@ -90,31 +92,22 @@ PIDS=()
 # shellcheck disable=SC2317 # called from the trap
 cleanup() {
     local p
-    trap - EXIT INT TERM
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    trap - EXIT
+    trap "" INT TERM              # a second Ctrl-C must not cut the cleanup short
+    for p in "${PIDS[@]}" "${TC_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}" "${TC_PIDS[@]}"; do wait "$p" 2>/dev/null; done
     rm -rf "$DIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port_free() {
-    if command -v python3 >/dev/null; then
-        python3 -c 'import socket, sys
-s = socket.socket()
-try: s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError: sys.exit(1)' "$1"
-    else
-        ! { exec 9<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null
-    fi
-}
 free_port() {
     local p i
     for ((i = 0; i < 200; i++)); do
         p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
         [[ " $* " == *" $p "* ]] && continue
-        port_free "$p" && { echo "$p"; return 0; }
+        tc_port_free "$p" && { echo "$p"; return 0; }
     done
     echo "bench.sh: no free port" >&2
     exit 1
@@ -137,123 +130,16 @@ if [ "$CLUSTER" = 1 ]; then
     [ -x "$CTL" ] || { echo "bench.sh: no redoubtctl at $CTL; set REDOUBTCTL" >&2; exit 1; }
     command -v openssl >/dev/null || { echo "bench.sh: openssl is not installed" >&2; exit 1; }
 
-    # cluster_ports: the first of six consecutive free ports whose cluster
-    # bus ports (+10000) are free too.
-    cluster_ports() {
-        local base i ok try
-        for ((try = 0; try < 100; try++)); do
-            base=$(( 20000 + (RANDOM * 32768 + RANDOM) % 10000 ))
-            ok=1
-            for ((i = 0; i < 6; i++)); do
-                if ! port_free $((base + i)) || ! port_free $((base + i + 10000)); then
-                    ok=0
-                    break
-                fi
-            done
-            [ "$ok" -eq 1 ] && { echo "$base"; return 0; }
-        done
-        echo "bench.sh: no six free ports (with their cluster bus ports)" >&2
-        exit 1
-    }
-    wait_log() {
-        local i
-        for ((i = 0; i < 200; i++)); do
-            grep -q "$2" "$1" 2>/dev/null && return 0
-            kill -0 "$3" 2>/dev/null || return 1
-            sleep 0.05
-        done
-        return 1
-    }
-
-    base=$(cluster_ports)
-    ports=() nodes=() busports=()
-    for ((i = 0; i < 6; i++)); do
-        ports+=($((base + i)))
-        busports+=($((base + i + 10000)))
-        nodes+=("127.0.0.1:$((base + i))")
-    done
-    PORT=$(free_port "${ports[@]}" "${busports[@]}")
-
-    # Certificates, as quickstart.sh's demo makes them.
-    "$CTL" ca init "$DIR/ca" >/dev/null || { echo "bench.sh: redoubtctl ca init failed" >&2; exit 1; }
-    mkdir -p "$DIR/certs"
-    for ((i = 1; i <= 6; i++)); do
-        "$CTL" cert server --ca-dir "$DIR/ca" --host localhost,127.0.0.1 \
-            --out "$DIR/certs/node-$i" >/dev/null || { echo "bench.sh: redoubtctl cert server failed" >&2; exit 1; }
-    done
-    { "$CTL" ca export --type db --dir "$DIR/ca" &&
-      "$CTL" ca export --type db-client --dir "$DIR/ca"; } > "$DIR/certs/pem-bundle.cas" ||
-        { echo "bench.sh: redoubtctl ca export failed" >&2; exit 1; }
-    "$CTL" cert server --ca-dir "$DIR/ca" --host localhost,127.0.0.1 \
-        --out "$DIR/certs/redoubt" >/dev/null || { echo "bench.sh: redoubtctl cert server failed" >&2; exit 1; }
-    "$CTL" cert user --ca-dir "$DIR/ca" --user alice --roles access \
-        --db-users alice --ttl 8h --out "$DIR/alice" >/dev/null ||
-        { echo "bench.sh: redoubtctl cert user failed" >&2; exit 1; }
-
-    pw=$(openssl rand -hex 16) || { echo "bench.sh: openssl rand failed" >&2; exit 1; }
-    replpw=$(openssl rand -hex 16) || { echo "bench.sh: openssl rand failed" >&2; exit 1; }
-    cat > "$DIR/users.acl" <<ACL
-user alice on #$(printf '%s' "$pw" | sha256sum | cut -d' ' -f1) allcommands allkeys
-user replicator on #$(printf '%s' "$replpw" | sha256sum | cut -d' ' -f1) +psync +replconf +ping
-user default off
-ACL
-
-    for ((i = 1; i <= 6; i++)); do
-        p=${ports[$((i - 1))]}
-        mkdir -p "$DIR/node-$i"
-        cat > "$DIR/node-$i/redis.conf" <<CONF
-port 0
-tls-port $p
-bind 127.0.0.1
-dir $DIR/node-$i
-logfile $DIR/node-$i/redis.log
-daemonize no
-save ""
-appendonly no
-cluster-enabled yes
-cluster-config-file nodes.conf
-cluster-node-timeout 5000
-tls-cluster yes
-tls-replication yes
-tls-auth-clients yes
-tls-protocols "TLSv1.2 TLSv1.3"
-tls-cert-file $DIR/certs/node-$i.crt
-tls-key-file $DIR/certs/node-$i.key
-tls-ca-cert-file $DIR/certs/pem-bundle.cas
-aclfile $DIR/users.acl
-masteruser replicator
-masterauth $replpw
-CONF
-        redis-server "$DIR/node-$i/redis.conf" &
-        pid=$!
-        PIDS+=("$pid")
-        wait_log "$DIR/node-$i/redis.log" 'Ready to accept connections' "$pid" ||
-            { tail -n 20 "$DIR/node-$i/redis.log" >&2; echo "bench.sh: Redis node $i did not start" >&2; exit 1; }
-    done
-
+    base=$(tc_cluster_ports "") || exit 1
+    PORT=$(free_port "$base" $((base + 1)) $((base + 2)) $((base + 3)) $((base + 4)) $((base + 5)) \
+                     $((base + 10000)) $((base + 10001)) $((base + 10002)) $((base + 10003)) \
+                     $((base + 10004)) $((base + 10005)))
+    tc_cluster_up "$DIR" "$CTL" "$base" || { echo "bench.sh: the Redis Cluster did not start" >&2; exit 1; }
+    ports=("${TC_PORTS[@]}") nodes=("${TC_NODES[@]}") masters=("${TC_MASTERS[@]}") pw=$TC_PW
     # Straight to the nodes: node 1's certificate (signed by the db CA,
     # which the nodes trust), as alice.
     ntls=(--tls --cert "$DIR/certs/node-1.crt" --key "$DIR/certs/node-1.key" --cacert "$DIR/ca/db-ca.crt")
-    ncli() { REDISCLI_AUTH=$pw redis-cli "${ntls[@]}" --user alice --no-auth-warning "$@"; }
-    ncli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes > "$DIR/cluster-create.log" 2>&1 ||
-        { cat "$DIR/cluster-create.log" >&2; echo "bench.sh: redis-cli --cluster create failed" >&2; exit 1; }
-    ok=
-    for ((i = 0; i < 300; i++)); do
-        if [ "$(for p in "${ports[@]}"; do ncli -p "$p" CLUSTER INFO; done 2>/dev/null |
-                grep -c '^cluster_state:ok')" -eq 6 ] &&
-           [ "$(for p in "${ports[@]}"; do ncli -p "$p" INFO replication; done 2>/dev/null |
-                grep -c '^master_link_status:up')" -eq 3 ]; then
-            ok=1
-            break
-        fi
-        sleep 0.1
-    done
-    [ -n "$ok" ] || { echo "bench.sh: the cluster did not reach cluster_state:ok with 3 replicas in sync in 30 s" >&2; exit 1; }
-    masters=()
-    for p in "${ports[@]}"; do
-        ncli -p "$p" ROLE 2>/dev/null | head -n 1 | grep -qx master && masters+=("$p")
-    done
-    [ "${#masters[@]}" -eq 3 ] || { echo "bench.sh: expected 3 masters, found ${#masters[@]}" >&2; exit 1; }
+    ncli() { tc_cli "$@"; }
 
     cat > "$DIR/redoubt.conf" <<CONF
 worker_processes = $wp;

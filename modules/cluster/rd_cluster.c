@@ -434,15 +434,6 @@ static void rd_cpart_final(rd_cpart_t *p);
 static void rd_csess_wait(rd_csess_t *cs, rd_creq_t *cr);
 
 static void
-rd_cluster_wipe(rd_buf_t *b)
-{
-    if (b->data) {
-        explicit_bzero(b->data, b->cap);
-    }
-    rd_buf_free(b);
-}
-
-static void
 rd_cpart_set_error(rd_cpart_t *p, const char *msg)
 {
     rd_buf_reset(&p->reply);
@@ -968,10 +959,10 @@ rd_creq_auth_result(rd_creq_t *cr, int ok)
         nok += cr->parts[i].type == '+';
     }
     if (ok) {
-        rd_cluster_wipe(&cs->prev_auth);
+        rd_buf_wipe(&cs->prev_auth);
         return;
     }
-    rd_cluster_wipe(&cs->auth);
+    rd_buf_wipe(&cs->auth);
     rd_buf_swap(&cs->auth, &cs->prev_auth);
     if (nok > 0) {
         rd_session_close(cs->session, "AUTH was accepted by some cluster "
@@ -1022,23 +1013,13 @@ rd_creq_finish(rd_creq_t *cr)
         break;
     case RD_CK_ALLOK:
     case RD_CK_AUTH:
-        for (size_t i = 0; i < cr->nparts; i++) {
-            if (cr->parts[i].type != '+') {
-                rc = -1;
-            }
-        }
-        if (rc == 0) {
-            rd_buf_append(&out, rd_buf_rpos(&cr->parts[0].reply),
-                          rd_buf_used(&cr->parts[0].reply));
-        }
-        break;
     case RD_CK_SAME:
-        for (size_t i = 1; i < cr->nparts; i++) {
-            if (rd_buf_used(&cr->parts[i].reply)
-                    != rd_buf_used(&cr->parts[0].reply)
-                || memcmp(rd_buf_rpos(&cr->parts[i].reply),
-                          rd_buf_rpos(&cr->parts[0].reply),
-                          rd_buf_used(&cr->parts[0].reply)) != 0)
+        /* Every node gave the same answer (+OK for ALLOK and AUTH). */
+        for (size_t i = 0; i < cr->nparts; i++) {
+            rd_buf_t *a = &cr->parts[i].reply, *b = &cr->parts[0].reply;
+            if ((cr->kind != RD_CK_SAME && cr->parts[i].type != '+')
+                || rd_buf_used(a) != rd_buf_used(b)
+                || memcmp(rd_buf_rpos(a), rd_buf_rpos(b), rd_buf_used(b)))
             {
                 rc = -1;
             }
@@ -1315,8 +1296,8 @@ rd_csess_cleanup(rd_session_t *s, void *data)
         }
     }
     free(cs->conns);
-    rd_cluster_wipe(&cs->auth);
-    rd_cluster_wipe(&cs->prev_auth);
+    rd_buf_wipe(&cs->auth);
+    rd_buf_wipe(&cs->prev_auth);
     free(cs);
 }
 
@@ -1450,7 +1431,7 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
              * request itself. */
             rd_csess_conn(cs, (size_t)cr->parts[0].node);
         }
-        rd_cluster_wipe(&cs->prev_auth);
+        rd_buf_wipe(&cs->prev_auth);
         rd_buf_swap(&cs->prev_auth, &cs->auth);
         rd_buf_append(&cs->auth, rd_buf_rpos(&r->raw), rd_buf_used(&r->raw));
         rd_creq_dispatch(cr);
@@ -1614,7 +1595,7 @@ static void
 rd_ctopo_refresh_done(rd_ctopo_t *t, int ok)
 {
     t->refreshing = 0;
-    rd_cluster_wipe(&t->rauth);
+    rd_buf_wipe(&t->rauth);
     rd_buf_free(&t->reply);
     if (ok) {
         t->ready = 1;
@@ -1652,7 +1633,7 @@ rd_ctopo_refresh(rd_ctopo_t *t, rd_csess_t *cs)
     t->refreshing = 1;
     t->why[0] = '\0';
 
-    rd_cluster_wipe(&t->rauth);
+    rd_buf_wipe(&t->rauth);
     if (t->conf->discovery_user) {
         rd_str_t argv[3] = {
             RD_STR("AUTH"),
@@ -1746,7 +1727,7 @@ rd_cluster_exit_worker(rd_worker_t *w)
             continue;
         }
         rd_upconn_free(&t->rc);
-        rd_cluster_wipe(&t->rauth);
+        rd_buf_wipe(&t->rauth);
         rd_buf_free(&t->reply);
         for (size_t k = 0; k < t->nnodes; k++) {
             free(t->nodes[k]);

@@ -136,18 +136,9 @@ rd_upstream_replay(rd_upstream_t *up)
 }
 
 static void
-rd_upstream_wipe(rd_buf_t *b)
-{
-    if (b->data) {
-        explicit_bzero(b->data, b->cap);
-    }
-    rd_buf_free(b);
-}
-
-static void
 rd_upstream_remember(rd_buf_t *b, size_t argc, const rd_str_t *argv)
 {
-    rd_upstream_wipe(b);
+    rd_buf_wipe(b);
     rd_resp_encode_command(b, argc, argv);
 }
 
@@ -212,8 +203,8 @@ rd_upstream_track(rd_upstream_t *up, rd_request_t *r)
     } else if (rd_str_eq_ci(a[0], "unwatch")) {
         up->watching = 0;
     } else if (rd_str_eq_ci(a[0], "reset")) {
-        rd_upstream_wipe(&up->auth);
-        rd_upstream_wipe(&up->setname);
+        rd_buf_wipe(&up->auth);
+        rd_buf_wipe(&up->setname);
         up->select_db = -1;
         up->in_multi = 0;
         up->watching = 0;
@@ -280,8 +271,8 @@ rd_upstream_cleanup(rd_session_t *s, void *data)
 {
     rd_upstream_t *up = data;
     rd_upconn_free(&up->uc);
-    rd_upstream_wipe(&up->auth);
-    rd_upstream_wipe(&up->setname);
+    rd_buf_wipe(&up->auth);
+    rd_buf_wipe(&up->setname);
     free(up);
 }
 
