@@ -18,9 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include "rd_test_edge.h"
 #include "rd_buf.h"
 #include "rd_cluster_slots.h"
 
@@ -206,36 +206,7 @@ static const char reply_unknown_endpoint[] =
     "30358be83ca12a61d787f36acf16be2cd60733cb\r\n*4\r\n$2\r\nip\r\n"
     "$9\r\n127.0.0.1\r\n$8\r\nhostname\r\n$17\r\nnode21304.example\r\n";
 
-/* Copies n bytes so that they end exactly where a PROT_NONE page starts:
- * reading one byte past them crashes the (forked) test. */
-typedef struct {
-    char  *map;
-    size_t map_len;
-    char  *p;
-} edge_t;
-
-static void
-edge_make(edge_t *e, const char *s, size_t n)
-{
-    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
-    size_t pages = (n + ps - 1) / ps + 1;
-
-    e->map_len = pages * ps;
-    e->map = mmap(NULL, e->map_len, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ck_assert_ptr_ne(e->map, MAP_FAILED);
-    ck_assert_int_eq(mprotect(e->map + (pages - 1) * ps, ps, PROT_NONE), 0);
-    e->p = e->map + (pages - 1) * ps - n;
-    if (n > 0) {
-        memcpy(e->p, s, n);
-    }
-}
-
-static void
-edge_free(edge_t *e)
-{
-    munmap(e->map, e->map_len);
-}
+/* edge_t, edge_make(), edge_free(): rd_test_edge.h */
 
 /* Parses (from memory that ends at a guard page) and writes the ranges
  * as "start-end host:port;" or "E:<err>". */

@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include "rd_test_edge.h"
 #include "rd_resp.h"
 
 static const rd_resp_limits_t lim_redis = {
@@ -1189,36 +1189,7 @@ END_TEST
  * Reader
  * --------------------------------------------------------------------- */
 
-/* Copies n bytes so that they end exactly where a PROT_NONE page starts:
- * reading one byte past them crashes the (forked) test. */
-typedef struct {
-    char  *map;
-    size_t map_len;
-    char  *p;
-} edge_t;
-
-static void
-edge_make(edge_t *e, const char *s, size_t n)
-{
-    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
-    size_t pages = (n + ps - 1) / ps + 1;
-
-    e->map_len = pages * ps;
-    e->map = mmap(NULL, e->map_len, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ck_assert_ptr_ne(e->map, MAP_FAILED);
-    ck_assert_int_eq(mprotect(e->map + (pages - 1) * ps, ps, PROT_NONE), 0);
-    e->p = e->map + (pages - 1) * ps - n;
-    if (n > 0) {
-        memcpy(e->p, s, n);
-    }
-}
-
-static void
-edge_free(edge_t *e)
-{
-    munmap(e->map, e->map_len);
-}
+/* edge_t, edge_make(), edge_free(): rd_test_edge.h */
 
 static void
 expect_value(rd_resp_reader_t *rd, char type, int64_t n, const char *str,
