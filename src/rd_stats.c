@@ -320,18 +320,6 @@ rd_stats_request(const rd_session_t *s, const rd_request_t *r)
     int err = r->reply_type == '-';
 
     rd_stats_add(d->commands[c][err], 1);
-    if (s->database->mode == RD_DB_CLUSTER) {
-        return;     /* the cluster module counts the ones it receives */
-    }
-    if (err && r->reply_head_len >= 7
-        && memcmp(r->reply_head, "-MOVED ", 7) == 0)
-    {
-        rd_stats_add(d->moved, 1);
-    } else if (err && r->reply_head_len >= 5
-               && memcmp(r->reply_head, "-ASK ", 5) == 0)
-    {
-        rd_stats_add(d->ask, 1);
-    }
 }
 
 void

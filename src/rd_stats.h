@@ -147,11 +147,10 @@ void rd_stats_audit_set(uint64_t written, uint64_t dropped, int failing);
 void rd_stats_session_start(const rd_session_t *s);
 void rd_stats_session_end(const rd_session_t *s);
 /* A request's reply is complete (before it is freed): counts the command
- * by database, top-level command and result, and MOVED/ASK replies
- * (standalone databases; for clusters see rd_stats_redirect()). */
+ * by database, top-level command and result. */
 void rd_stats_request(const rd_session_t *s, const rd_request_t *r);
-/* A MOVED (ask = 0) or ASK (ask = 1) reply from a cluster node, whether
- * it was followed or went to the client. */
+/* A MOVED (ask = 0) or ASK (ask = 1) reply from Redis, counted by the
+ * routing module that received it (followed or sent to the client). */
 void rd_stats_redirect(const rd_database_t *db, int ask);
 /* A cluster database's slot map: state as in rd_stats_db_t.cluster_map. */
 void rd_stats_cluster_map(const rd_database_t *db, int state);

@@ -252,6 +252,18 @@ rd_upstream_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
         return -1;
     }
     if (last) {
+        if (r->reply_type == '-') {
+            /* A cluster node used as a standalone server redirects. */
+            if (r->reply_head_len >= 7
+                && memcmp(r->reply_head, "-MOVED ", 7) == 0)
+            {
+                rd_stats_redirect(uc->db, 0);
+            } else if (r->reply_head_len >= 5
+                       && memcmp(r->reply_head, "-ASK ", 5) == 0)
+            {
+                rd_stats_redirect(uc->db, 1);
+            }
+        }
         rd_upstream_track(up, r);
         rd_stats_latency(uc->db, s->worker->loop.now_usec - r->start_usec);
         rd_request_done(r);
