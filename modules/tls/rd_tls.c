@@ -17,6 +17,19 @@
  *              name (SNI "db" or "db.<anything>"), else (in the core) the
  *              listener's default.
  *
+ * Sessions are never resumed: no server session cache, no TLS 1.2
+ * tickets, no TLS 1.3 tickets. A client that offers a saved session gets
+ * a full handshake, so its certificate is verified against the current
+ * user CA (and its notAfter, and then the roles) on every connection. The
+ * session ID context is set all the same: without one OpenSSL fails the
+ * handshake ("session id context uninitialized", an internal-error alert)
+ * whenever it finds the session a client offers, instead of ignoring it.
+ *
+ * A server name that names no database on a listener without a default
+ * database is refused with the words the roles use for a database they do
+ * not reach, so that a client cannot tell which databases exist (the
+ * error log says which it was).
+ *
  * A listener with "tls = false" is plaintext: no client authentication
  * and no identity. It exists for tests and says so loudly in the log.
  */
@@ -194,12 +207,22 @@ rd_tls_init_master(rd_cycle_t *cycle)
     SSL_CTX_set_min_proto_version(ctx, (int)c->min_protocol);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION
                              | SSL_OP_CIPHER_SERVER_PREFERENCE
-                             | SSL_OP_NO_COMPRESSION);
+                             | SSL_OP_NO_COMPRESSION
+                             | SSL_OP_NO_TICKET);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS
                           | SSL_MODE_ENABLE_PARTIAL_WRITE
                           | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* No resumption (see the top of this file): a full handshake, with
+     * the client certificate verified, every time. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
+    static const unsigned char sid_ctx[] = "redoubt";
+    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1)
+        != 1)
+    {
+        rd_ssl_error(err, sizeof(err), "tls: SSL_CTX_set_session_id_context");
+        goto fail;
+    }
 
     if (SSL_CTX_set_cipher_list(ctx, c->ciphers) != 1) {
         rd_ssl_error(err, sizeof(err), "tls.ciphers");
@@ -327,6 +350,16 @@ rd_tls_handshake_handler(rd_conn_t *c)
     int rc = SSL_do_handshake(ts->ssl);
     if (rc == 1) {
         rd_timer_del(&s->worker->loop.timers, &ts->timer);
+        if (SSL_session_reused(ts->ssl)) {
+            /* Cannot happen with no cache and no tickets; should it ever,
+             * the certificate was not verified in this handshake. */
+            rd_log_error("session %llu: client %s: a TLS session was "
+                         "resumed, which redoubt never allows; closing",
+                         (unsigned long long)s->id, s->addr_text);
+            rd_stats_refusal(RD_REFUSAL_TLS_HANDSHAKE);
+            rd_session_close(s, "TLS session resumed");
+            return;
+        }
         rd_log_debug("session %llu: client %s: %s %s",
                      (unsigned long long)s->id, s->addr_text,
                      SSL_get_version(ts->ssl),
@@ -432,6 +465,34 @@ rd_tls_database_from_sni(rd_session_t *s, const char *sni)
     return NULL;
 }
 
+/*
+ * A server name that names no database, on a listener without a default
+ * database. The client gets the very words the roles (rbac's authorize,
+ * rd_rbac_check_db) give for a database that exists but that they do not
+ * reach, for the database the name would select ("db" of "db.<anything>"):
+ * whether a database exists is not for a client to find out by trying
+ * names. Only the error log says that the name matched nothing.
+ */
+static void
+rd_tls_refuse_sni(rd_session_t *s, const char *sni)
+{
+    const char *dot = strchr(sni, '.');
+    int len = (int)(dot && dot > sni ? (size_t)(dot - sni) : strlen(sni));
+    const char *db_user = s->identity->route_db_user;
+
+    rd_log_info("session %llu: client %s: the TLS server name \"%s\" names "
+                "no database served here, and the listener has no default",
+                (unsigned long long)s->id, s->addr_text, sni);
+    rd_stats_refusal(RD_REFUSAL_NO_DATABASE);
+    if (db_user) {
+        rd_session_refuse(s, "ERR redoubt: access to database \"%.*s\" as "
+                          "user \"%s\" denied", len, sni, db_user);
+    } else {
+        rd_session_refuse(s, "ERR redoubt: access to database \"%.*s\" "
+                          "denied", len, sni);
+    }
+}
+
 static int
 rd_tls_identify(rd_session_t *s, rd_request_t *r)
 {
@@ -494,6 +555,10 @@ rd_tls_identify(rd_session_t *s, rd_request_t *r)
     const char *sni = SSL_get_servername(ts->ssl, TLSEXT_NAMETYPE_host_name);
     if (sni && *sni) {
         s->database = rd_tls_database_from_sni(s, sni);
+        if (s->database == NULL && s->listener->database == NULL) {
+            rd_tls_refuse_sni(s, sni);
+            return RD_ERROR;
+        }
     }
     return RD_OK;
 }

@@ -53,12 +53,16 @@ upstream_tls = { ca_cert = "$CA/db-client-ca.crt"; ca_key = "$CA/db-client-ca.ke
 listen = ( { address = "127.0.0.1:$RD_PORT"; database = "db1"; },
            { address = "127.0.0.1:$PORT2"; } );
 databases = (
-  { name = "db1"; uri = "rediss://127.0.0.1:${RD_REDIS_PORT[a]}"; connect_timeout = "2s"; },
-  { name = "db2"; uri = "rediss://127.0.0.1:${RD_REDIS_PORT[b]}"; connect_timeout = "2s"; }
+  { name = "db1"; uri = "rediss://127.0.0.1:${RD_REDIS_PORT[a]}"; connect_timeout = "2s";
+    labels = { redis = "a"; }; },
+  { name = "db2"; uri = "rediss://127.0.0.1:${RD_REDIS_PORT[b]}"; connect_timeout = "2s";
+    labels = { redis = "b"; }; }
 );
-# Every database, as the database users the certificate names.
+# Every database, as the database users the certificate names; db1 only.
 roles = ( { name = "access";
-            allow = { db_labels = { * = "*"; }; db_users = [ "{{internal.db_users}}" ]; }; } );
+            allow = { db_labels = { * = "*"; }; db_users = [ "{{internal.db_users}}" ]; }; },
+          { name = "db1-only";
+            allow = { db_labels = { redis = "a"; }; db_users = [ "{{internal.db_users}}" ]; }; } );
 EOF
 out=$("$REDOUBT" -t -c "$CONF" 2>&1) || fail "-t on the TLS config: $out"
 rd_start "$CONF"
@@ -191,7 +195,7 @@ assert_contains "-ERR redoubt: no database selected" "$(tls_sess_output nodb)" \
     "no SNI, no route, no default database"
 tls_sess_open nodb2 "$PORT2" "$T/alice" "$CACERT" -servername nosuch
 wait_for 10 tls_sess_closed nodb2 || fail "SNI of no database on the listener without default: the session was not closed"
-assert_contains "-ERR redoubt: no database selected" "$(tls_sess_output nodb2)" \
+assert_contains '-ERR redoubt: access to database "nosuch" denied' "$(tls_sess_output nodb2)" \
     "an SNI naming no database, no route, no default database"
 
 user "$T/route-nosuch" --user alice --db nosuch
@@ -200,6 +204,106 @@ wait_for 10 tls_sess_closed nosuch || fail "a route to an unknown database: the 
 assert_contains '-ERR redoubt: the database "nosuch" named by the certificate is not served here' \
     "$(tls_sess_output nosuch)" "a route to an unknown database"
 tls_sess_echo keeper || fail "the held-open session no longer works after the routing tests"
+
+# --- an SNI the roles do not allow and one naming no database ----------------
+# On the listener without a default database, a client must not tell a
+# database that exists but its roles do not reach from one that does not
+# exist: both get the same reply (the error log says which it was). The
+# same name is asked for once more at the end, after a reload has removed
+# that database, and must get the very same bytes.
+ctl cert user --ca-dir "$CA" --user carol --roles db1-only --db-users '*' --out "$T/db1only"
+assert_eq a "$(rt2 "$T/db1only" --sni db1 GET whoami 2>&1)" "db1-only: SNI db1"
+# sni_refusal NAME SNI: the reply to db1only's session on the listener
+# without default that asks for SNI, saved in $T/sni-NAME.reply.
+sni_refusal() {
+    local name=$1 sni=$2
+    tls_sess_open "$name" "$PORT2" "$T/db1only" "$CACERT" -servername "$sni"
+    wait_for 10 tls_sess_closed "$name" || fail "SNI $sni refused: the session was not closed"
+    tls_sess_output "$name" > "$T/sni-$name.reply"
+}
+n=$(log_count 'access to database "db2" denied')
+sni_refusal denied db2
+wait_for 5 log_grew 'access to database "db2" denied' "$n" ||
+    fail "SNI db2 refused by the roles: not in the error log"
+assert_eq '-ERR redoubt: access to database "db2" denied' "$(tr -d '\r' < "$T/sni-denied.reply")" \
+    "SNI naming a database the roles do not reach"
+n=$(log_count 'server name "nosuch" names no database')
+sni_refusal nosuch nosuch
+assert_eq '-ERR redoubt: access to database "nosuch" denied' "$(tr -d '\r' < "$T/sni-nosuch.reply")" \
+    "SNI naming no database (listener without default): the roles' refusal"
+wait_for 5 log_grew 'server name "nosuch" names no database' "$n" ||
+    fail "SNI naming no database: the error log does not say so"
+sni_refusal nosuch2 nosuch.redoubt.example
+assert_eq '-ERR redoubt: access to database "nosuch" denied' "$(tr -d '\r' < "$T/sni-nosuch2.reply")" \
+    "SNI nosuch.<anything> naming no database"
+tls_sess_echo keeper || fail "the held-open session no longer works after the SNI refusals"
+
+# --- TLS session resumption: refused cleanly, a full handshake each time ----
+# redoubt keeps no session cache and issues no tickets (TLS 1.2 or 1.3), so
+# a client is never handed a session it could resume; one that offers a
+# saved session anyway (TLS 1.2: session ID and ticket; TLS 1.3: PSK) falls
+# back to a full handshake, in which its certificate is verified again, and
+# its commands go through. (A TLS 1.2 ticket that redoubt used to issue
+# made the reconnect fail with an internal-error alert: "session id context
+# uninitialized".)
+# s_ping OUT VERSION PORT PREFIX [S_CLIENT-ARGS...]: PING and QUIT over
+# openssl s_client with PREFIX's certificate; everything it says in OUT.
+s_ping() {
+    local out=$1 v=$2 port=$3 prefix=$4
+    shift 4
+    printf 'PING\r\nQUIT\r\n' |
+        timeout 10 openssl s_client -ign_eof -verify_return_error \
+            -connect "127.0.0.1:$port" -cert "$prefix.crt" -key "$prefix.key" \
+            -CAfile "$CACERT" -noservername "-$v" "$@" > "$out" 2>&1
+}
+# resumable FILE: the saved session has a session ID or a ticket.
+resumable() {
+    [ -s "$1" ] || return 1
+    openssl sess_id -in "$1" -noout -text 2>/dev/null |
+        grep -qE '^ *(Session-ID: *[0-9A-F]+|TLS session ticket:)'
+}
+# reconnect WHAT VERSION SESS: s_client to redoubt offering SESS: a full
+# handshake, +PONG, no handshake failure in the error log.
+reconnect() {
+    local what=$1 v=$2 sess=$3 out=$T/resume-$1-$2.out n
+    n=$(log_count 'TLS handshake failed')
+    s_ping "$out" "$v" "$RD_PORT" "$T/alice" -sess_in "$sess" ||
+        fail "$v, $what: the reconnect offering it failed: $(grep -iE 'alert|error' "$out" | head -n 3)"
+    grep -q '^+PONG' "$out" ||
+        fail "$v, $what: no +PONG on the reconnect offering it: $(grep -iE 'alert|error' "$out" | head -n 3)"
+    grep -q '^New, ' "$out" ||
+        fail "$v, $what: the reconnect was not a full handshake: $(grep -E '^(New|Reused), ' "$out")"
+    assert_eq "$n" "$(log_count 'TLS handshake failed')" "$v, $what: handshake failures in the error log"
+    note "$v reconnect offering $what: $(grep -E '^(New|Reused), ' "$out")"
+}
+for v in tls1_2 tls1_3; do
+    # redoubt's own session: nothing to resume in it, and offering it
+    # anyway is a full handshake.
+    sess=$T/resume-own-$v.sess
+    rm -f "$sess"
+    s_ping "$T/resume-own-$v.1" "$v" "$RD_PORT" "$T/alice" -sess_out "$sess" ||
+        fail "$v: the first connection failed: $(tail -n 5 "$T/resume-own-$v.1")"
+    grep -q '^+PONG' "$T/resume-own-$v.1" || fail "$v: no +PONG on the first connection"
+    if resumable "$sess"; then
+        fail "$v: redoubt handed out a resumable session: $(openssl sess_id -in "$sess" -noout -text 2>&1 |
+            grep -E 'Session-ID:|ticket' | tr '\n' ' ')"
+    fi
+    if [ -s "$sess" ]; then
+        reconnect "redoubt's own session" "$v" "$sess"
+    else
+        note "$v: redoubt handed out no session that s_client could save"
+    fi
+    # A session from another server (redis a issues tickets), as a client
+    # with a session cache might offer.
+    sess=$T/resume-redis-$v.sess
+    rm -f "$sess"
+    s_ping "$T/resume-redis-$v.1" "$v" "${RD_REDIS_PORT[a]}" "$T/direct" -sess_out "$sess" ||
+        fail "$v: the connection to redis a failed: $(tail -n 5 "$T/resume-redis-$v.1")"
+    resumable "$sess" || fail "$v: redis a handed out no resumable session (the test needs one)"
+    reconnect "a session redis a issued" "$v" "$sess"
+done
+! grep -q 'session id context' "$T/error.log" || fail "the error log says: $(grep 'session id context' "$T/error.log" | tail -n 1)"
+tls_sess_echo keeper || fail "the held-open session no longer works after the reconnects"
 
 # --- a session ends with its certificate ---------------------------------
 user "$T/short" --user alice --ttl 3s
@@ -260,6 +364,22 @@ for _ in 1 2 3 4; do
     assert_eq "$serial2" "$(tls_served_serial "$RD_PORT" "$T/alice" "$CA2/db-ca.crt")" "serial after a failed reload"
     assert_eq a "$(tls_cli "$RD_PORT" "$T/alice" "$CA2/db-ca.crt" GET whoami 2>&1)" "a new session after a failed reload"
 done
+
+# --- the same SNI once its database is gone ----------------------------------
+# db2 renamed away: SNI "db2" now names no database, and the reply must be
+# byte for byte the one it got while db2 existed and the roles refused it.
+cp "$T/redoubt-new.crt" "$T/redoubt.crt.tmp" && mv "$T/redoubt.crt.tmp" "$T/redoubt.crt"
+sed 's/name = "db2";/name = "gone";/' "$CONF" > "$T/redoubt-nodb2.conf"
+out=$("$REDOUBT" -t -c "$T/redoubt-nodb2.conf" 2>&1) || fail "-t on the config without db2: $out"
+cp "$T/redoubt-nodb2.conf" "$CONF.tmp" && mv "$CONF.tmp" "$CONF"
+kill -HUP "$RD_PID"
+CACERT=$CA2/db-ca.crt   # the renewed certificate's CA, since the reload above
+db2_gone() { [ "$(rt2 "$T/alice" --sni gone GET whoami 2>&1)" = b ]; }
+wait_for 10 db2_gone || fail "after the reload SNI gone does not reach redis b"
+sni_refusal gone db2
+cmp "$T/sni-denied.reply" "$T/sni-gone.reply" >/dev/null ||
+    fail "SNI db2: the reply differs between db2 refused by the roles ($(od -c "$T/sni-denied.reply" | head -n 3)) and db2 gone ($(od -c "$T/sni-gone.reply" | head -n 3))"
+note "SNI db2, refused by the roles and gone: $(tr -d '\r' < "$T/sni-gone.reply")"
 
 rd_stop
 assert_eq 0 "$RD_LAST_RC" "redoubt's exit status"
