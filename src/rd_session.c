@@ -53,6 +53,9 @@ static void rd_session_write_handler(rd_conn_t *c);
 static void rd_session_process_input(rd_session_t *s);
 static void rd_session_flush_replies(rd_session_t *s);
 static void rd_request_run(rd_request_t *r);
+static void rd_session_request_timeout(rd_timer_t *t);
+static void rd_session_txn_answered(rd_session_t *s, rd_request_t *r);
+static void rd_session_txn_reply(rd_session_t *s, rd_request_t *r);
 
 /* --- plain socket I/O ----------------------------------------------------- */
 
@@ -133,6 +136,8 @@ rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
     s->conn->write = rd_session_write_handler;
     s->idle_timer.handler = rd_session_idle_handler;
     s->idle_timer.data = s;
+    s->request_timer.handler = rd_session_request_timeout;
+    s->request_timer.data = s;
 
     s->next_active = w->sessions;
     if (w->sessions) {
@@ -325,6 +330,7 @@ rd_session_close(rd_session_t *s, const char *reason)
     rd_conn_close(s->conn);
     rd_timer_del(&w->loop.timers, &s->idle_timer);
     rd_timer_del(&w->loop.timers, &s->expiry_timer);
+    rd_timer_del(&w->loop.timers, &s->request_timer);
 
     /* Move from the active list to the dead list; rd_session_free runs
      * after the loop iteration. */
@@ -430,6 +436,33 @@ rd_session_pause_reading(rd_session_t *s, int pause)
     }
 }
 
+/*
+ * limits.request_timeout: from the read that brought the first bytes of a
+ * request, the rest of it must arrive within the timeout. Armed while a
+ * request is partly read (s->decoding) and redoubt is reading; armed
+ * afresh when a later request is the partial one (s->commands moved on),
+ * so a client pipelining without pause is never cut off.
+ */
+static void
+rd_session_request_deadline(rd_session_t *s)
+{
+    int64_t t = rd_core_conf(s->cycle)->request_timeout;
+
+    if (t <= 0 || s->state != RD_SESSION_ACTIVE || s->decoding == NULL
+        || s->read_paused)
+    {
+        rd_timer_del(&s->worker->loop.timers, &s->request_timer);
+        return;
+    }
+    if (!rd_timer_armed(&s->request_timer)
+        || s->request_mark != s->commands)
+    {
+        s->request_mark = s->commands;
+        rd_timer_add(&s->worker->loop.timers, &s->request_timer,
+                     s->worker->loop.now, t);
+    }
+}
+
 static void
 rd_session_read_handler(rd_conn_t *c)
 {
@@ -464,6 +497,7 @@ rd_session_read_handler(rd_conn_t *c)
     }
 
     rd_session_process_input(s);
+    rd_session_request_deadline(s);
 
     if (s->eof && s->state == RD_SESSION_ACTIVE && s->decoding == NULL
         && rd_buf_used(&s->in) == 0)
@@ -504,6 +538,38 @@ rd_session_enqueue(rd_session_t *s, rd_request_t *r)
     s->commands++;
 }
 
+/* The partial request becomes one answered with an error, as a protocol
+ * error is (after the replies to earlier requests), and the session
+ * closes. */
+static void
+rd_session_request_timeout(rd_timer_t *t)
+{
+    rd_session_t *s = t->data;
+    rd_request_t *r = s->decoding;
+    int64_t ms = rd_core_conf(s->cycle)->request_timeout;
+
+    if (r == NULL || s->state != RD_SESSION_ACTIVE) {
+        return;
+    }
+    rd_log_info("session %llu: client %s: request incomplete after %lld ms "
+                "(limits.request_timeout), closing",
+                (unsigned long long)s->id, s->addr_text, (long long)ms);
+    s->decoding = NULL;
+    s->in_handler = 1;
+    rd_request_error(r, "ERR redoubt: request timed out: incomplete after "
+                     "%lld ms (limits.request_timeout)", (long long)ms);
+    r->close_after = 1;
+    rd_session_enqueue(s, r);
+    if (s->close_reason == NULL) {
+        s->close_reason = "request timeout";
+    }
+    s->state = RD_SESSION_CLOSING;
+    rd_conn_watch(s->conn, rd_buf_used(&s->out) ? EPOLLOUT : 0);
+    s->in_handler = 0;
+    rd_buf_reset(&s->in);
+    rd_session_flush_replies(s);
+}
+
 static void
 rd_session_process_input(rd_session_t *s)
 {
@@ -542,6 +608,17 @@ rd_session_process_input(rd_session_t *s)
             r->done = 1;
         } else if (rc == RD_ERROR) {
             rd_request_error(r, "ERR redoubt: internal error");
+        } else if (r->conncmd.error != RD_CONN_OK
+                   && (r->conncmd.kind == RD_CONN_AUTH
+                       || r->conncmd.kind == RD_CONN_HELLO))
+        {
+            /* Redis's own error, without asking Redis: Redis 7.0 applies
+             * a HELLO's options as it walks them, so a malformed HELLO
+             * could change the user and still fail (rd_conncmd.h). */
+            char msg[300];
+            rd_conncmd_error_text(&r->conncmd, r->argv, msg, sizeof(msg));
+            r->phase = RD_PHASE_REPLY;
+            rd_request_error(r, "%s", msg);
         } else {
             r->phase = RD_PHASE_FILTER;
             rd_request_run(r);
@@ -610,6 +687,7 @@ rd_request_set_command(rd_request_t *r, size_t argc, const rd_str_t *argv)
     r->argc = argc;
     rd_buf_free(&r->raw);
     r->raw = raw;
+    rd_conncmd_parse(&r->conncmd, r->argc, r->argv);
 }
 
 static void
@@ -660,6 +738,10 @@ void
 rd_request_done(rd_request_t *r)
 {
     rd_session_t *s = r->session;
+    if (!r->txn_seen) {
+        rd_session_txn_answered(s, r);
+    }
+    rd_session_txn_reply(s, r);
     r->done = 1;
     if (!s->conn->closed && !s->in_handler) {
         rd_session_flush_replies(s);
@@ -682,6 +764,125 @@ rd_request_error(rd_request_t *r, const char *fmt, ...)
     rd_request_done(r);
 }
 
+/* --- transactions (rd_txn_state_t) ------------------------------------ */
+
+#define RD_EXECABORT "EXECABORT Transaction discarded because of previous " \
+                     "errors."
+
+/*
+ * r leaves the filter and intercept phases for Redis. Returns 1 when the
+ * core answers it instead (a command of a refused transaction, an AUTH
+ * inside MULTI).
+ */
+static int
+rd_session_txn_route(rd_session_t *s, rd_request_t *r)
+{
+    rd_conn_kind_t k = r->conncmd.kind;
+
+    r->txn_seen = 1;
+    switch (s->txn) {
+    case RD_TXN_NONE:
+        if (k == RD_CONN_MULTI) {
+            s->txn = RD_TXN_OPEN;
+            r->txn_opens = 1;
+            r->txn_id = ++s->txn_id;
+        }
+        return 0;
+
+    case RD_TXN_OPEN:
+    case RD_TXN_DIRTY:
+        if (k == RD_CONN_AUTH || k == RD_CONN_HELLO) {
+            s->txn = RD_TXN_DIRTY;
+            rd_request_error(r, "ERR redoubt: AUTH and HELLO are not "
+                             "allowed inside MULTI");
+            return 1;
+        }
+        if (k == RD_CONN_EXEC && s->txn == RD_TXN_DIRTY) {
+            static const rd_str_t discard[1] = { RD_STR("DISCARD") };
+            rd_request_set_command(r, 1, discard);
+            r->exec_abort = 1;
+            r->buffer_reply = 1;
+        }
+        if (k == RD_CONN_EXEC || k == RD_CONN_DISCARD || k == RD_CONN_RESET) {
+            s->txn = RD_TXN_NONE;
+        }
+        return 0;
+
+    case RD_TXN_REFUSED:
+        switch (k) {
+        case RD_CONN_RESET:
+        case RD_CONN_QUIT:
+            s->txn = k == RD_CONN_RESET ? RD_TXN_NONE : s->txn;
+            return 0;
+        case RD_CONN_EXEC:
+            s->txn = RD_TXN_NONE;
+            rd_request_error(r, RD_EXECABORT);
+            return 1;
+        case RD_CONN_DISCARD:
+            s->txn = RD_TXN_NONE;
+            rd_request_reply_append(r, "+OK\r\n", 5);
+            rd_request_done(r);
+            return 1;
+        case RD_CONN_MULTI:
+            rd_request_error(r, "ERR MULTI calls can not be nested");
+            return 1;
+        default:
+            rd_request_error(r, "ERR redoubt: not run: the MULTI of this "
+                             "transaction was refused");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* r was answered by redoubt before it reached Redis. A refusal inside a
+ * transaction aborts it, as Redis aborts one with a rejected command. */
+static void
+rd_session_txn_answered(rd_session_t *s, rd_request_t *r)
+{
+    r->txn_seen = 1;
+    if (r->reply_type != '-' || s->conn->closed) {
+        return;
+    }
+    rd_conn_kind_t k = r->conncmd.kind;
+    if (s->txn == RD_TXN_NONE && k == RD_CONN_MULTI) {
+        s->txn = RD_TXN_REFUSED;
+    } else if (s->txn == RD_TXN_REFUSED
+               && (k == RD_CONN_EXEC || k == RD_CONN_DISCARD
+                   || k == RD_CONN_RESET)) {
+        s->txn = RD_TXN_NONE;   /* refused too: the client's try is over */
+    } else if (s->txn == RD_TXN_OPEN) {
+        s->txn = RD_TXN_DIRTY;
+    }
+}
+
+/* The reply of r is complete: what it says about the transaction. */
+static void
+rd_session_txn_reply(rd_session_t *s, rd_request_t *r)
+{
+    if (r->txn_opens && r->reply_type == '-' && r->txn_id == s->txn_id
+        && (s->txn == RD_TXN_OPEN || s->txn == RD_TXN_DIRTY))
+    {
+        /* Redis refused the MULTI itself (NOAUTH, its own ACL): it is not
+         * queueing what follows. */
+        s->txn = RD_TXN_NONE;
+    }
+    if (r->exec_abort) {
+        r->exec_abort = 0;
+        if (r->reply_type == '+') {
+            /* DISCARD's +OK becomes the EXEC's answer. */
+            s->buffered -= rd_buf_used(&r->reply);
+            rd_buf_reset(&r->reply);
+            r->reply_type = 0;
+            r->reply_head_len = 0;
+            rd_buf_t b = { 0 };
+            rd_resp_encode_error(&b, RD_EXECABORT);
+            rd_request_reply_append(r, rd_buf_rpos(&b), rd_buf_used(&b));
+            rd_buf_free(&b);
+        }
+    }
+}
+
 static void
 rd_request_run(rd_request_t *r)
 {
@@ -690,6 +891,14 @@ rd_request_run(rd_request_t *r)
     for (; r->phase <= RD_PHASE_ROUTE; r->phase++, r->handler = 0) {
         rd_phase_handler_pt *h = s->cycle->phases[r->phase];
         size_t n = s->cycle->nphases[r->phase];
+
+        if (r->phase == RD_PHASE_ROUTE && !r->txn_seen
+            && rd_session_txn_route(s, r))
+        {
+            r->phase = RD_PHASE_REPLY;
+            r->handler = 0;
+            return;
+        }
 
         for (; r->handler < n; r->handler++) {
             int rc = h[r->handler](s, r);

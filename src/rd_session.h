@@ -22,6 +22,7 @@
 
 #include "rd_core.h"
 #include "rd_buf.h"
+#include "rd_conncmd.h"
 #include "rd_event.h"
 #include "rd_module.h"
 
@@ -37,6 +38,29 @@ typedef struct {
     void    (*shutdown)(rd_session_t *s);
 } rd_session_io_t;
 
+/*
+ * The session's transaction as Redis sees it, advanced by the core for
+ * each request at the moment it leaves the filter and intercept phases
+ * (in arrival order, the order Redis runs them):
+ *   NONE     no MULTI open
+ *   OPEN     a MULTI went to Redis: Redis queues what follows
+ *   DIRTY    open, and redoubt refused a command Redis would have queued:
+ *            the EXEC goes to Redis as DISCARD and is answered -EXECABORT,
+ *            as Redis answers a transaction with a rejected command
+ *   REFUSED  redoubt refused the MULTI itself: nothing reaches Redis until
+ *            EXEC (-EXECABORT) or DISCARD (+OK), so the commands the
+ *            client meant as a transaction never run one by one
+ * AUTH and HELLO are refused while a transaction is open: Redis would run
+ * them only at EXEC, and the session's database user must be known when
+ * the commands after them are checked.
+ */
+typedef enum {
+    RD_TXN_NONE = 0,
+    RD_TXN_OPEN,
+    RD_TXN_DIRTY,
+    RD_TXN_REFUSED
+} rd_txn_state_t;
+
 typedef enum {
     RD_SESSION_SETUP = 0,     /* running session phases */
     RD_SESSION_ACTIVE,        /* serving commands */
@@ -50,6 +74,9 @@ struct rd_request_s {
     rd_str_t       *argv;          /* point into raw */
     rd_str_t        argv_small[6];
     rd_buf_t        raw;           /* the command as a RESP multibulk */
+    rd_conncmd_t    conncmd;       /* AUTH, HELLO, MULTI, ... as Redis
+                                      parses them (rd_conncmd.h); set
+                                      once, after the decode phase */
     rd_buf_t        reply;         /* buffered reply (when not streamed) */
     unsigned        phase;
     unsigned        handler;
@@ -58,6 +85,11 @@ struct rd_request_s {
     unsigned        streaming:1;   /* part of the reply was sent already */
     unsigned        close_after:1; /* close the session after this reply */
     unsigned        buffer_reply:1;/* a module needs the whole reply */
+    unsigned        txn_seen:1;    /* the transaction step has run */
+    unsigned        txn_opens:1;   /* this MULTI opened s->txn_id */
+    unsigned        exec_abort:1;  /* an EXEC sent as DISCARD: answer
+                                      -EXECABORT */
+    unsigned        txn_id;
     char            reply_head[64];/* the reply's first bytes (for audit:
                                       "-NOPERM ...", "+OK") */
     unsigned        reply_head_len;
@@ -97,10 +129,15 @@ struct rd_session_s {
     unsigned            started:1;    /* the session phases all passed */
     unsigned            eof:1;        /* the client closed its side */
     unsigned            in_handler:1;
+    rd_txn_state_t      txn;          /* see rd_txn_state_t */
+    unsigned            txn_id;       /* counts the MULTIs that opened */
 
     rd_timer_t          idle_timer;
     int64_t             idle_timeout; /* ms, 0 = none; modules may lower it */
     rd_timer_t          expiry_timer; /* for modules: session end time */
+    rd_timer_t          request_timer;/* limits.request_timeout: armed while
+                                         a request is partly read */
+    uint64_t            request_mark; /* s->commands when it was armed */
 
     int64_t             start_usec;
     uint64_t            bytes_in;

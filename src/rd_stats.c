@@ -32,7 +32,12 @@ const char *const rd_stats_bucket_le[RD_STATS_BUCKETS] = {
 
 const char *const rd_stats_refusal_names[RD_REFUSAL_MAX] = {
     "tls_handshake", "no_identity", "no_database", "access_denied",
-    "auth_denied", "noperm", "audit_unavailable", "max_sessions"
+    "auth_denied", "noperm", "audit_unavailable", "max_sessions",
+    "auth_failed"
+};
+
+const char *const rd_stats_accept_err_names[RD_ACCEPT_ERR_MAX] = {
+    "emfile", "enfile", "enobufs", "other"
 };
 
 static rd_stats_region_t *rd_stats_shm;

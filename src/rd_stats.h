@@ -61,8 +61,20 @@ typedef enum {
     RD_REFUSAL_NOPERM,              /* a command or key rule */
     RD_REFUSAL_AUDIT_UNAVAILABLE,   /* audit.on_failure = block */
     RD_REFUSAL_MAX_SESSIONS,        /* limits.max_sessions reached */
+    RD_REFUSAL_AUTH_FAILED,         /* Redis refused an AUTH's credentials */
     RD_REFUSAL_MAX
 } rd_refusal_t;
+
+/* Why accept(2) failed on a client listener. A worker out of descriptors
+ * or memory stops accepting for a moment (rd_worker.c); each failed call
+ * counts once. */
+typedef enum {
+    RD_ACCEPT_ERR_EMFILE = 0,       /* the worker's RLIMIT_NOFILE */
+    RD_ACCEPT_ERR_ENFILE,           /* the system's file table */
+    RD_ACCEPT_ERR_ENOBUFS,          /* ENOBUFS or ENOMEM */
+    RD_ACCEPT_ERR_OTHER,            /* anything else but EAGAIN, EINTR */
+    RD_ACCEPT_ERR_MAX
+} rd_accept_err_t;
 
 typedef _Atomic uint64_t rd_counter_t;
 typedef _Atomic int64_t  rd_gauge_t;
@@ -96,6 +108,7 @@ typedef struct {
     rd_counter_t     audit_dropped;
     rd_gauge_t       audit_failing;  /* 1: its last audit write failed */
     rd_counter_t     refusals[RD_REFUSAL_MAX];
+    rd_counter_t     accept_errors[RD_ACCEPT_ERR_MAX];
     rd_gauge_t       minted_cert_not_after;   /* Unix time, latest minted */
     rd_stats_db_t    db[RD_STATS_DB_SLOTS];
 } rd_stats_slot_t;
@@ -121,6 +134,7 @@ typedef struct {
 extern const int64_t     rd_stats_bucket_usec[RD_STATS_BUCKETS];
 extern const char *const rd_stats_bucket_le[RD_STATS_BUCKETS];
 extern const char *const rd_stats_refusal_names[RD_REFUSAL_MAX];
+extern const char *const rd_stats_accept_err_names[RD_ACCEPT_ERR_MAX];
 
 /* --- the hot path (workers) -------------------------------------------- */
 
@@ -135,6 +149,8 @@ static inline void rd_stats_bytes_out(size_t n)
 { rd_stats_add(rd_stats_me->bytes_out, (uint64_t)n); }
 static inline void rd_stats_refusal(rd_refusal_t why)
 { rd_stats_add(rd_stats_me->refusals[why], 1); }
+static inline void rd_stats_accept_error(rd_accept_err_t why)
+{ rd_stats_add(rd_stats_me->accept_errors[why], 1); }
 /* Audit events: the audit module counts them in each worker's memory
  * (rd_audit.h); the status module copies them here every second and at
  * worker exit, on top of what the slot's earlier workers had counted

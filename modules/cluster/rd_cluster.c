@@ -191,9 +191,7 @@ static const char *const rd_cluster_unsupported[] = {
 static int
 rd_cluster_is_unsupported(const rd_request_t *r)
 {
-    if (rd_str_eq_ci(r->argv[0], "hello") && r->argc >= 2
-        && rd_str_eq_ci(r->argv[1], "3"))
-    {
+    if (r->conncmd.kind == RD_CONN_HELLO && r->conncmd.protover == 3) {
         return 0;               /* -NOPROTO from the resp module */
     }
     for (size_t i = 0; i < rd_countof(rd_cluster_unsupported); i++) {

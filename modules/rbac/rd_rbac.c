@@ -4,7 +4,8 @@
  * redoubt.conf(5) for the long form.
  *
  * Roles are compiled once when the configuration is read: label values
- * and key patterns become exact strings, globs (fnmatch) or PCRE2 regular
+ * and key patterns become exact strings, globs (rd_glob_match: bytes, as
+ * Redis matches them) or PCRE2 regular
  * expressions ("^...$"), command lists become a category mask plus names
  * checked against the command table. A bad pattern or an unknown command
  * is a configuration error with file and line.
@@ -21,7 +22,6 @@
  */
 #include "config.h"
 
-#include <fnmatch.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +32,11 @@
 #include <pcre2.h>
 
 #include "rd_command.h"
+#include "rd_conncmd.h"
 #include "rd_cycle.h"
 #include "rd_identity.h"
 #include "rd_log.h"
+#include "rd_match.h"
 #include "rd_rbac.h"
 #include "rd_session.h"
 #include "rd_stats.h"
@@ -61,6 +63,13 @@ typedef struct {
     size_t         nvalues;
 } rd_label_rule_t;
 
+/* Commands named in a rule: a category mask and rows of the table. */
+typedef struct {
+    uint64_t             cats;      /* RD_CAT_* */
+    const rd_command_t **cmds;
+    size_t               n;
+} rd_cmd_list_t;
+
 typedef struct {
     int              present;
     rd_label_rule_t *labels;
@@ -69,12 +78,14 @@ typedef struct {
     size_t           ndb_users;
     char           **db_names;
     size_t           ndb_names;
-    uint64_t         cmd_cats;      /* RD_CAT_* */
-    const rd_command_t **cmds;      /* named commands */
-    size_t           ncmds;
+    rd_cmd_list_t    commands;
     int              has_commands;
     rd_pattern_t    *keys;
     size_t           nkeys;
+    rd_pattern_t    *channels;
+    size_t           nchannels;
+    int              has_channels;
+    rd_cmd_list_t    unchecked;     /* allow: run although unverifiable */
 } rd_rule_t;
 
 typedef struct {
@@ -88,6 +99,7 @@ typedef struct {
 typedef struct {
     rd_role_t *roles;
     size_t     nroles;
+    int64_t    max_auth_failures;   /* per session; 0: no limit */
 } rd_rbac_conf_t;
 
 typedef struct {
@@ -114,6 +126,8 @@ typedef struct rd_rbac_request_s {
 typedef struct {
     char          *db_user;
     unsigned       auths_inflight;
+    unsigned       auth_failures;
+    int            default_allowed; /* may the roles run as "default"? */
     rd_request_t  *parked_head;
     rd_request_t  *parked_tail;
     rd_timer_t     resume;
@@ -125,8 +139,12 @@ static const char *rd_rbac_set_roles(rd_conf_t *cf,
 static const char *rd_rbac_set_labels(rd_conf_t *cf,
     const config_setting_t *s, const rd_directive_t *d, void *conf);
 
+static const rd_conf_range_t rd_rbac_auth_range = { 0, 1000000 };
+
 static const rd_directive_t rd_rbac_directives[] = {
     { "roles", RD_CONF_MAIN, rd_rbac_set_roles, 0, NULL },
+    { "limits.max_auth_failures", RD_CONF_MAIN, rd_conf_set_num,
+      offsetof(rd_rbac_conf_t, max_auth_failures), &rd_rbac_auth_range },
     { "labels", RD_CONF_DB, rd_rbac_set_labels, 0, NULL },
     { "description", RD_CONF_DB, rd_conf_set_str,
       offsetof(rd_rbac_db_conf_t, description), NULL },
@@ -155,7 +173,8 @@ rd_rbac_pattern(rd_conf_t *cf, const char *text, rd_pattern_t *p)
         PCRE2_SIZE off;
         /* Byte mode: keys are binary and a pattern must not be dodged by
          * a subject that is not valid UTF-8. */
-        p->re = pcre2_compile((PCRE2_SPTR)text, n, 0, &code, &off, NULL);
+        p->re = pcre2_compile((PCRE2_SPTR)text, n, (uint32_t)rd_regex_flags(),
+                              &code, &off, NULL);
         if (p->re == NULL) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(code, msg, sizeof(msg));
@@ -173,6 +192,8 @@ rd_rbac_pattern(rd_conf_t *cf, const char *text, rd_pattern_t *p)
     return NULL;
 }
 
+/* 1: p matches the bytes s[0..len), 0: it does not, -1: the regex engine
+ * gave up (a match limit): a deny rule takes that as a match. */
 static int
 rd_rbac_match(const rd_pattern_t *p, const char *s, size_t len)
 {
@@ -181,25 +202,10 @@ rd_rbac_match(const rd_pattern_t *p, const char *s, size_t len)
         return 1;
     case RD_PAT_EXACT:
         return strlen(p->text) == len && memcmp(p->text, s, len) == 0;
-    case RD_PAT_GLOB: {
-        /* fnmatch needs a C string; keys may hold any byte. */
-        char small[256];
-        char *z = len < sizeof(small) ? small : rd_alloc(len + 1);
-        memcpy(z, s, len);
-        z[len] = '\0';
-        int m = memchr(s, '\0', len) == NULL && fnmatch(p->text, z, 0) == 0;
-        if (z != small) {
-            free(z);
-        }
-        return m;
-    }
-    case RD_PAT_REGEX: {
-        pcre2_match_data *md = pcre2_match_data_create_from_pattern(p->re,
-                                                                    NULL);
-        int rc = pcre2_match(p->re, (PCRE2_SPTR)s, len, 0, 0, md, NULL);
-        pcre2_match_data_free(md);
-        return rc >= 0;
-    }
+    case RD_PAT_GLOB:
+        return rd_glob_match(p->text, strlen(p->text), s, len);
+    case RD_PAT_REGEX:
+        return rd_regex_exec(p->re, s, len);
     }
     return 0;
 }
@@ -294,7 +300,8 @@ rd_rbac_read_labels(rd_conf_t *cf, const config_setting_t *g, rd_rule_t *r)
 }
 
 static const char *
-rd_rbac_read_commands(rd_conf_t *cf, const config_setting_t *s, rd_rule_t *r)
+rd_rbac_read_commands(rd_conf_t *cf, const config_setting_t *s,
+                      rd_cmd_list_t *l)
 {
     char **v;
     size_t n;
@@ -302,8 +309,7 @@ rd_rbac_read_commands(rd_conf_t *cf, const config_setting_t *s, rd_rule_t *r)
     if (err) {
         return err;
     }
-    r->has_commands = 1;
-    r->cmds = rd_palloc(cf->pool, (n ? n : 1) * sizeof(rd_command_t *));
+    l->cmds = rd_palloc(cf->pool, (n ? n : 1) * sizeof(rd_command_t *));
     for (size_t i = 0; i < n; i++) {
         if (v[i][0] == '@') {
             uint64_t cat = rd_acl_category(v[i]);
@@ -311,7 +317,7 @@ rd_rbac_read_commands(rd_conf_t *cf, const config_setting_t *s, rd_rule_t *r)
                 return rd_psprintf(cf->pool, "unknown command category "
                                    "\"%s\"", v[i]);
             }
-            r->cmd_cats |= cat;
+            l->cats |= cat;
             continue;
         }
         rd_str_t name = { v[i], strlen(v[i]) };
@@ -319,13 +325,30 @@ rd_rbac_read_commands(rd_conf_t *cf, const config_setting_t *s, rd_rule_t *r)
         if (c == NULL) {
             return rd_psprintf(cf->pool, "unknown command \"%s\"", v[i]);
         }
-        r->cmds[r->ncmds++] = c;
+        l->cmds[l->n++] = c;
     }
     return NULL;
 }
 
 static const char *
-rd_rbac_read_rule(rd_conf_t *cf, const config_setting_t *g, rd_rule_t *r)
+rd_rbac_read_patterns(rd_conf_t *cf, const config_setting_t *s,
+                      rd_pattern_t **out, size_t *n)
+{
+    char **v;
+    const char *err = rd_rbac_strings(cf, s, &v, n);
+    if (err) {
+        return err;
+    }
+    *out = rd_palloc(cf->pool, (*n ? *n : 1) * sizeof(rd_pattern_t));
+    for (size_t k = 0; k < *n && err == NULL; k++) {
+        err = rd_rbac_pattern(cf, v[k], &(*out)[k]);
+    }
+    return err;
+}
+
+static const char *
+rd_rbac_read_rule(rd_conf_t *cf, const config_setting_t *g, rd_rule_t *r,
+                  int deny)
 {
     if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
         return "must be a group { ... }";
@@ -352,20 +375,20 @@ rd_rbac_read_rule(rd_conf_t *cf, const config_setting_t *g, rd_rule_t *r)
                 err = rd_rbac_templates_ok(cf, r->db_names, r->ndb_names);
             }
         } else if (strcmp(name, "commands") == 0) {
-            err = rd_rbac_read_commands(cf, e, r);
+            err = rd_rbac_read_commands(cf, e, &r->commands);
+            r->has_commands = 1;
         } else if (strcmp(name, "keys") == 0) {
-            char **v;
-            err = rd_rbac_strings(cf, e, &v, &r->nkeys);
-            if (err == NULL) {
-                r->keys = rd_palloc(cf->pool, (r->nkeys ? r->nkeys : 1)
-                                              * sizeof(rd_pattern_t));
-                for (size_t k = 0; k < r->nkeys && err == NULL; k++) {
-                    err = rd_rbac_pattern(cf, v[k], &r->keys[k]);
-                }
-            }
+            err = rd_rbac_read_patterns(cf, e, &r->keys, &r->nkeys);
+        } else if (strcmp(name, "channels") == 0) {
+            err = rd_rbac_read_patterns(cf, e, &r->channels, &r->nchannels);
+            r->has_channels = 1;
+        } else if (strcmp(name, "unchecked") == 0 && !deny) {
+            err = rd_rbac_read_commands(cf, e, &r->unchecked);
         } else {
-            err = "unknown directive (known: db_labels, db_users, db_names, "
-                  "commands, keys)";
+            err = deny ? "unknown directive (known: db_labels, db_users, "
+                         "db_names, commands, keys, channels)"
+                       : "unknown directive (known: db_labels, db_users, "
+                         "db_names, commands, keys, channels, unchecked)";
         }
         if (err) {
             rd_conf_error(cf, e, name, "%s", err);
@@ -423,9 +446,9 @@ rd_rbac_read_role(rd_conf_t *cf, const config_setting_t *g, rd_role_t *role)
                 role->name = rd_pstrdup(cf->pool, config_setting_get_string(e));
             }
         } else if (strcmp(name, "allow") == 0) {
-            err = rd_rbac_read_rule(cf, e, &role->allow);
+            err = rd_rbac_read_rule(cf, e, &role->allow, 0);
         } else if (strcmp(name, "deny") == 0) {
-            err = rd_rbac_read_rule(cf, e, &role->deny);
+            err = rd_rbac_read_rule(cf, e, &role->deny, 1);
         } else if (strcmp(name, "options") == 0) {
             err = rd_rbac_read_options(cf, e, role);
         } else {
@@ -506,7 +529,20 @@ rd_rbac_set_labels(rd_conf_t *cf, const config_setting_t *s,
 static void *
 rd_rbac_create_main(rd_conf_t *cf)
 {
-    return rd_palloc(cf->pool, sizeof(rd_rbac_conf_t));
+    rd_rbac_conf_t *c = rd_palloc(cf->pool, sizeof(rd_rbac_conf_t));
+    c->max_auth_failures = RD_CONF_UNSET;
+    return c;
+}
+
+static const char *
+rd_rbac_init_main(rd_conf_t *cf, void *conf)
+{
+    rd_rbac_conf_t *c = conf;
+    (void)cf;
+    if (c->max_auth_failures == RD_CONF_UNSET) {
+        c->max_auth_failures = 10;
+    }
+    return NULL;
 }
 
 static void *
@@ -559,7 +595,7 @@ rd_rbac_labels_match(const rd_rule_t *r, const rd_database_t *db)
         }
         int any = 0;
         for (size_t k = 0; k < l->nvalues && !any; k++) {
-            any = rd_rbac_match(&l->values[k], have, strlen(have));
+            any = rd_rbac_match(&l->values[k], have, strlen(have)) > 0;
         }
         if (!any) {
             return 0;
@@ -617,7 +653,30 @@ rd_rbac_has_users(const rd_rule_t *r, const rd_identity_t *id)
 static int
 rd_rbac_deny_is_session(const rd_rule_t *r)
 {
-    return !r->has_commands && r->nkeys == 0;
+    return !r->has_commands && r->nkeys == 0 && !r->has_channels;
+}
+
+/*
+ * Does a deny rule apply to db as db_user (NULL: a session that has not
+ * chosen its user)? A deny rule without db_labels applies to every
+ * database, unless it says nothing at all ("deny = { };" is no rule).
+ */
+static int
+rd_rbac_deny_applies(const rd_rule_t *r, const rd_identity_t *id,
+                     const rd_database_t *db, const char *db_user)
+{
+    if (!r->present) {
+        return 0;
+    }
+    if (r->nlabels == 0) {
+        if (rd_rbac_deny_is_session(r) && r->ndb_users == 0) {
+            return 0;
+        }
+    } else if (!rd_rbac_labels_match(r, db)) {
+        return 0;
+    }
+    return r->ndb_users == 0
+           || (db_user != NULL && rd_rbac_users_match(r, id, db_user));
 }
 
 /* A role a certificate names but the configuration lacks is logged once
@@ -687,10 +746,8 @@ rd_rbac_check_db(rd_cycle_t *cycle, const rd_identity_t *id,
     /* Any matching session-level deny beats every allow. */
     for (size_t i = 0; i < n; i++) {
         const rd_rule_t *r = &roles[i]->deny;
-        if (r->present && rd_rbac_deny_is_session(r)
-            && rd_rbac_labels_match(r, db)
-            && (r->ndb_users == 0
-                || (db_user && rd_rbac_users_match(r, id, db_user))))
+        if (rd_rbac_deny_is_session(r)
+            && rd_rbac_deny_applies(r, id, db, db_user))
         {
             d->role = roles[i]->name;
             d->rule = "deny";
@@ -731,14 +788,17 @@ rd_rbac_check_db(rd_cycle_t *cycle, const rd_identity_t *id,
     return d->allowed;
 }
 
+/* Is cmd in the list, by name (a row, or its container's) or, unless
+ * by_name, by one of its categories? */
 static int
-rd_rbac_command_in(const rd_rule_t *r, const rd_command_t *cmd)
+rd_rbac_command_in(const rd_cmd_list_t *l, const rd_command_t *cmd,
+                   int by_name)
 {
-    if (cmd->acl & r->cmd_cats) {
+    if (!by_name && (cmd->acl & l->cats)) {
         return 1;
     }
-    for (size_t i = 0; i < r->ncmds; i++) {
-        const rd_command_t *c = r->cmds[i];
+    for (size_t i = 0; i < l->n; i++) {
+        const rd_command_t *c = l->cmds[i];
         if (c == cmd) {
             return 1;
         }
@@ -752,11 +812,14 @@ rd_rbac_command_in(const rd_rule_t *r, const rd_command_t *cmd)
     return 0;
 }
 
+/* Does one of the patterns match v? A regex that gives up counts as a
+ * match for a deny rule (deny 1) and as none for an allow rule. */
 static int
-rd_rbac_key_in(const rd_rule_t *r, rd_str_t key)
+rd_rbac_pattern_in(const rd_pattern_t *p, size_t n, rd_str_t v, int deny)
 {
-    for (size_t i = 0; i < r->nkeys; i++) {
-        if (rd_rbac_match(&r->keys[i], key.data, key.len)) {
+    for (size_t i = 0; i < n; i++) {
+        int m = rd_rbac_match(&p[i], v.data, v.len);
+        if (m > 0 || (m < 0 && deny)) {
             return 1;
         }
     }
@@ -779,8 +842,191 @@ rd_rbac_printable(char *out, size_t n, rd_str_t s)
     out[k] = '\0';
 }
 
+/*
+ * Does SORT / SORT_RO read keys named by a pattern? Options are walked as
+ * Redis's sortCommand walks them; like Redis's own ACL (which refuses
+ * these to users without access to every key), any GET and a BY whose
+ * pattern holds '*' count.
+ */
+static int
+rd_rbac_sort_patterns(size_t argc, const rd_str_t *argv)
+{
+    for (size_t j = 2; j < argc; j++) {
+        size_t left = argc - j - 1;
+        if (rd_str_eq_ci(argv[j], "limit") && left >= 2) {
+            j += 2;
+        } else if (rd_str_eq_ci(argv[j], "by") && left >= 1) {
+            if (memchr(argv[j + 1].data, '*', argv[j + 1].len)) {
+                return 1;
+            }
+            j++;
+        } else if (rd_str_eq_ci(argv[j], "get") && left >= 1) {
+            return 1;
+        } else if (rd_str_eq_ci(argv[j], "store") && left >= 1) {
+            j++;
+        }
+    }
+    return 0;
+}
+
+/* The channels a command publishes or subscribes to: argv[from..argc) or
+ * just argv[1]; patterns for PSUBSCRIBE. 0 when it names none. */
+static int
+rd_rbac_channels(const rd_command_t *cmd, size_t argc, size_t *from,
+                 size_t *to, int *patterns)
+{
+    static const struct {
+        const char *name;
+        int         all;        /* every argument from 1, or only argv[1] */
+        int         patterns;
+    } pubsub[] = {
+        { "publish", 0, 0 }, { "spublish", 0, 0 }, { "subscribe", 1, 0 },
+        { "ssubscribe", 1, 0 }, { "psubscribe", 1, 1 },
+    };
+    if (cmd == NULL || !(cmd->acl & RD_CAT_PUBSUB) || argc < 2) {
+        return 0;
+    }
+    for (size_t i = 0; i < rd_countof(pubsub); i++) {
+        if (strcmp(cmd->name, pubsub[i].name) == 0) {
+            *from = 1;
+            *to = pubsub[i].all ? argc : 2;
+            *patterns = pubsub[i].patterns;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A rule with anything finer than "this database as this user". */
+static int
+rd_rbac_rule_restricts(const rd_rule_t *r)
+{
+    return r->present && (r->has_commands || r->nkeys || r->has_channels);
+}
+
 #define RD_RBAC_MAX_KEYS 4096
 
+/* What a request touches, as far as the command table can tell. */
+typedef struct {
+    const rd_command_t *cmd;
+    size_t             *idx;
+    size_t              idx_small[64];
+    int                 nkeys;
+    const char         *unverifiable;  /* why redoubt cannot tell, or NULL */
+    int                 has_channels;
+    size_t              chan_from, chan_to;
+    int                 chan_patterns;
+} rd_rbac_req_t;
+
+static void
+rd_rbac_classify(rd_rbac_req_t *q, size_t argc, const rd_str_t *argv)
+{
+    const rd_command_t *cmd = rd_command_lookup(argc, argv);
+
+    memset(q, 0, sizeof(*q));
+    q->idx = q->idx_small;
+    q->cmd = cmd;
+    if (cmd == NULL) {
+        q->unverifiable = "unknown command";
+        return;
+    }
+    unsigned opts = RD_KEYS_TOUCHED;
+    int n = rd_command_keys_ex(cmd, argc, argv, opts, q->idx, NULL,
+                               rd_countof(q->idx_small));
+    if (n > (int)rd_countof(q->idx_small) && n <= RD_RBAC_MAX_KEYS) {
+        q->idx = rd_alloc((size_t)n * sizeof(size_t));
+        n = rd_command_keys_ex(cmd, argc, argv, opts, q->idx, NULL,
+                               (size_t)n);
+    }
+    q->nkeys = n < 0 || n > RD_RBAC_MAX_KEYS ? 0 : n;
+    q->has_channels = rd_rbac_channels(cmd, argc, &q->chan_from, &q->chan_to,
+                                       &q->chan_patterns);
+
+    if (cmd->acl & RD_CAT_SCRIPTING) {
+        q->unverifiable = "scripts";
+    } else if (cmd->acl & (RD_CAT_ADMIN | RD_CAT_DANGEROUS)) {
+        q->unverifiable = "admin";
+    } else if (n < 0 || n > RD_RBAC_MAX_KEYS || !rd_command_keys_exact(cmd)) {
+        q->unverifiable = "keys";
+    } else if (cmd->nspecs == 0 && (cmd->acl & RD_CAT_KEYSPACE)) {
+        q->unverifiable = "keys";      /* KEYS, SCAN, FLUSHDB, SELECT ... */
+    } else if ((strcmp(cmd->name, "sort") == 0
+                || strcmp(cmd->name, "sort_ro") == 0)
+               && rd_rbac_sort_patterns(argc, argv))
+    {
+        q->unverifiable = "keys";
+    }
+}
+
+static void
+rd_rbac_req_free(rd_rbac_req_t *q)
+{
+    if (q->idx != q->idx_small) {
+        free(q->idx);
+    }
+}
+
+/* The first key (or channel) of the request that pats matches (want 1)
+ * or does not match (want 0); -1 when none. */
+static ssize_t
+rd_rbac_find_key(const rd_rbac_req_t *q, const rd_str_t *argv,
+                 const rd_pattern_t *pats, size_t npats, int want)
+{
+    for (int k = 0; k < q->nkeys; k++) {
+        if (rd_rbac_pattern_in(pats, npats, argv[q->idx[k]], want) == want) {
+            return (ssize_t)q->idx[k];
+        }
+    }
+    return -1;
+}
+
+/* The first channel the rule does not allow (want 0) or denies (want 1).
+ * A PSUBSCRIBE pattern is allowed only when it is one of the rule's
+ * patterns, literally (as Redis's ACL has it), and denied when any deny
+ * channel rule applies: a pattern may reach any channel. */
+static ssize_t
+rd_rbac_find_channel(const rd_rbac_req_t *q, const rd_str_t *argv,
+                     const rd_rule_t *r, int want)
+{
+    if (!q->has_channels) {
+        return -1;
+    }
+    for (size_t i = q->chan_from; i < q->chan_to; i++) {
+        int in;
+        if (q->chan_patterns) {
+            in = want;          /* deny: always; allow: literal match */
+            if (!want) {
+                in = 0;
+                for (size_t k = 0; k < r->nchannels && !in; k++) {
+                    in = strlen(r->channels[k].text) == argv[i].len
+                         && memcmp(r->channels[k].text, argv[i].data,
+                                   argv[i].len) == 0;
+                }
+            }
+        } else {
+            in = rd_rbac_pattern_in(r->channels, r->nchannels, argv[i], want);
+        }
+        if (in == want) {
+            return (ssize_t)i;
+        }
+    }
+    return -1;
+}
+
+/*
+ * The command phase's decision. In order:
+ *  1. a deny rule that applies names the command, one of its keys or
+ *     channels: refused;
+ *  2. when a role that applies to the database has command, key or
+ *     channel rules, a request redoubt cannot see through (unknown and
+ *     module commands, scripts and functions, @admin and @dangerous
+ *     commands, keys the command table cannot name, SORT by patterns) is
+ *     allowed only by a role that names it explicitly: by name in its
+ *     commands, or in its unchecked list (names or categories);
+ *  3. one role whose allow applies must allow the command, every key
+ *     and every channel (no list: all; a role with rules but no channels
+ *     list: no channel, as Redis's resetchannels).
+ */
 int
 rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
                       const rd_database_t *db, const char *db_user,
@@ -791,72 +1037,61 @@ rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
     const rd_role_t *roles[RD_RBAC_MAX_ROLES];
     size_t n = rd_rbac_known_roles(c, id, roles, RD_RBAC_MAX_ROLES);
     char name[80], what[80];
+    rd_rbac_req_t q;
+    ssize_t at;
 
     memset(d, 0, sizeof(*d));
     rd_rbac_printable(name, sizeof(name), argv[0]);
     for (char *p = name; *p; p++) {
         *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
     }
+    rd_rbac_classify(&q, argc, argv);
+    const rd_command_t *cmd = q.cmd;
 
-    const rd_command_t *cmd = rd_command_lookup(argc, argv);
-    size_t idx_small[64];
-    size_t *idx = idx_small;
-    int nkeys = 0;
-    int keys_known = 1;
-    if (cmd) {
-        nkeys = rd_command_keys(cmd, argc, argv, idx, rd_countof(idx_small));
-        if (nkeys > (int)rd_countof(idx_small) && nkeys <= RD_RBAC_MAX_KEYS) {
-            idx = rd_alloc((size_t)nkeys * sizeof(size_t));
-            nkeys = rd_command_keys(cmd, argc, argv, idx, (size_t)nkeys);
-        }
-        if (nkeys < 0 || nkeys > RD_RBAC_MAX_KEYS
-            || !rd_command_keys_exact(cmd)) {
-            keys_known = 0;
-            nkeys = 0;
-        }
-    }
-
-    /* Deny rules with commands or keys, on matching databases. */
+    /* 1. Deny rules with commands, keys or channels. */
+    int restricted = 0;
     for (size_t i = 0; i < n && !d->rule; i++) {
         const rd_rule_t *r = &roles[i]->deny;
-        if (!r->present || rd_rbac_deny_is_session(r)
-            || !rd_rbac_labels_match(r, db)
-            || (r->ndb_users && !rd_rbac_users_match(r, id, db_user))) {
+        if (rd_rbac_deny_is_session(r)
+            || !rd_rbac_deny_applies(r, id, db, db_user)) {
             continue;
         }
-        if (r->has_commands && cmd && rd_rbac_command_in(r, cmd)) {
-            d->role = roles[i]->name;
-            d->rule = "deny";
+        restricted = 1;
+        if (r->has_commands && cmd
+            && rd_rbac_command_in(&r->commands, cmd, 0)) {
             snprintf(d->reason, sizeof(d->reason), "command '%s' is not "
                      "allowed on database \"%s\" as user \"%s\"", name,
                      db->name, db_user);
-            break;
+        } else if (r->nkeys
+                   && (at = rd_rbac_find_key(&q, argv, r->keys, r->nkeys,
+                                             1)) >= 0) {
+            rd_rbac_printable(what, sizeof(what), argv[at]);
+            snprintf(d->reason, sizeof(d->reason), "key '%s' is not "
+                     "allowed on database \"%s\" as user \"%s\"", what,
+                     db->name, db_user);
+        } else if (r->has_channels
+                   && (at = rd_rbac_find_channel(&q, argv, r, 1)) >= 0) {
+            rd_rbac_printable(what, sizeof(what), argv[at]);
+            snprintf(d->reason, sizeof(d->reason), "channel '%s' is not "
+                     "allowed on database \"%s\" as user \"%s\"", what,
+                     db->name, db_user);
+        } else {
+            continue;
         }
-        for (int k = 0; r->nkeys && k < nkeys; k++) {
-            if (rd_rbac_key_in(r, argv[idx[k]])) {
-                rd_rbac_printable(what, sizeof(what), argv[idx[k]]);
-                d->role = roles[i]->name;
-                d->rule = "deny";
-                snprintf(d->reason, sizeof(d->reason), "key '%s' is not "
-                         "allowed on database \"%s\" as user \"%s\"", what,
-                         db->name, db_user);
-                break;
-            }
-        }
-        if (r->nkeys && !keys_known && cmd && cmd->nspecs > 0) {
-            d->role = roles[i]->name;
-            d->rule = "deny";
-            snprintf(d->reason, sizeof(d->reason), "the keys of command '%s' "
-                     "cannot be checked on database \"%s\"", name, db->name);
-        }
+        d->role = roles[i]->name;
+        d->rule = "deny";
     }
     if (d->rule) {
         goto done;
     }
+    for (size_t i = 0; i < n && !restricted; i++) {
+        const rd_rule_t *r = &roles[i]->allow;
+        restricted = rd_rbac_rule_restricts(r)
+                     && rd_rbac_labels_match(r, db);
+    }
 
-    /* An allow of a role that grants this database and user, whose
-     * command list (if any) has the command and key list (if any) has
-     * every key. */
+    /* 2 and 3: one allow that grants the database, the user, the
+     * command, its keys and channels. */
     const char *why = NULL;
     for (size_t i = 0; i < n && !d->allowed; i++) {
         const rd_rule_t *r = &roles[i]->allow;
@@ -864,43 +1099,47 @@ rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
             || !rd_rbac_users_match(r, id, db_user)) {
             continue;
         }
-        if (r->has_commands && (cmd == NULL || !rd_rbac_command_in(r, cmd))) {
+        if (restricted && q.unverifiable
+            && !(cmd && (rd_rbac_command_in(&r->commands, cmd, 1)
+                         || rd_rbac_command_in(&r->unchecked, cmd, 0))))
+        {
+            why = "unverifiable";
+            continue;
+        }
+        if (r->has_commands
+            && (cmd == NULL || !rd_rbac_command_in(&r->commands, cmd, 0))) {
             why = "command";
             continue;
         }
-        int ok = 1;
-        if (r->nkeys) {
-            /* A role limited to some keys cannot run what reaches keys it
-             * cannot name (KEYS, SCAN, RANDOMKEY, FLUSHDB, ...). */
-            if (cmd && ((!keys_known && cmd->nspecs > 0)
-                        || (cmd->nspecs == 0
-                            && (cmd->acl & RD_CAT_KEYSPACE))))
-            {
-                ok = 0;
-                why = "unknown-keys";
-            }
-            for (int k = 0; ok && k < nkeys; k++) {
-                if (!rd_rbac_key_in(r, argv[idx[k]])) {
-                    ok = 0;
-                    why = "key";
-                    rd_rbac_printable(what, sizeof(what), argv[idx[k]]);
-                }
-            }
+        if (r->nkeys
+            && (at = rd_rbac_find_key(&q, argv, r->keys, r->nkeys, 0)) >= 0) {
+            why = "key";
+            rd_rbac_printable(what, sizeof(what), argv[at]);
+            continue;
         }
-        if (ok) {
-            d->allowed = 1;
-            d->role = roles[i]->name;
-            d->rule = "allow";
+        if (restricted && q.has_channels
+            && (at = rd_rbac_find_channel(&q, argv, r, 0)) >= 0) {
+            why = "channel";
+            rd_rbac_printable(what, sizeof(what), argv[at]);
+            continue;
         }
+        d->allowed = 1;
+        d->role = roles[i]->name;
+        d->rule = "allow";
     }
     if (!d->allowed) {
         if (why && strcmp(why, "key") == 0) {
             snprintf(d->reason, sizeof(d->reason), "key '%s' is not allowed "
                      "on database \"%s\" as user \"%s\"", what, db->name,
                      db_user);
-        } else if (why && strcmp(why, "unknown-keys") == 0) {
-            snprintf(d->reason, sizeof(d->reason), "the keys of command '%s' "
-                     "cannot be checked on database \"%s\"", name, db->name);
+        } else if (why && strcmp(why, "channel") == 0) {
+            snprintf(d->reason, sizeof(d->reason), "channel '%s' is not "
+                     "allowed on database \"%s\" as user \"%s\"", what,
+                     db->name, db_user);
+        } else if (why && strcmp(why, "unverifiable") == 0) {
+            snprintf(d->reason, sizeof(d->reason), "what command '%s' "
+                     "touches cannot be checked (%s) on database \"%s\" as "
+                     "user \"%s\"", name, q.unverifiable, db->name, db_user);
         } else {
             snprintf(d->reason, sizeof(d->reason), "command '%s' is not "
                      "allowed on database \"%s\" as user \"%s\"", name,
@@ -909,9 +1148,7 @@ rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
     }
 
 done:
-    if (idx != idx_small) {
-        free(idx);
-    }
+    rd_rbac_req_free(&q);
     return d->allowed;
 }
 
@@ -1082,7 +1319,12 @@ rd_rbac_authorize(rd_session_t *s, rd_request_t *r)
         rd_session_refuse(s, "ERR redoubt: %s", d.reason);
         return RD_ERROR;
     }
-    rd_rbac_set_user(s, route_user ? route_user : "default");
+    /* Until an AUTH succeeds Redis runs the connection as "default",
+     * route or not; a route only pins what AUTH may select. */
+    rd_rbac_set_user(s, "default");
+    rd_rbac_decision_t dd;
+    rd_rbac_session(s)->default_allowed =
+        rd_rbac_check_db(s->cycle, id, s->database, "default", &dd, NULL);
 
     /* The strictest session limits of the granting roles. */
     rd_worker_t *w = s->worker;
@@ -1123,8 +1365,9 @@ rd_rbac_request(rd_request_t *r)
     return rr;
 }
 
-/* Remember the user an AUTH would select, to adopt it on +OK; requests
- * after it wait for its reply. */
+/* Remember the user a request selects when Redis accepts it (AUTH, HELLO
+ * AUTH: that user; RESET: "default"); requests after it wait for its
+ * reply. */
 static void
 rd_rbac_pending_auth(rd_request_t *r, const char *user, size_t len)
 {
@@ -1134,48 +1377,64 @@ rd_rbac_pending_auth(rd_request_t *r, const char *user, size_t len)
     rd_rbac_session(r->session)->auths_inflight++;
 }
 
+/* A refused or failed AUTH; after limits.max_auth_failures of them the
+ * session is closed once that reply is written. */
+static void
+rd_rbac_auth_failed(rd_session_t *s, rd_request_t *r)
+{
+    rd_rbac_session_t *rs = rd_rbac_session(s);
+    rd_rbac_conf_t *c = rd_main_conf(s->cycle, rd_rbac_module);
+    rs->auth_failures++;
+    if (c->max_auth_failures > 0 && rs->auth_failures >= c->max_auth_failures
+        && !r->close_after)
+    {
+        rd_log_info("session %llu: client %s: %u failed AUTH attempts, "
+                    "closing", (unsigned long long)s->id, s->addr_text,
+                    rs->auth_failures);
+        /* Nothing after r is answered: the core frees the requests that
+         * wait here (they all came after r) once r's reply is out. */
+        r->close_after = 1;
+        rs->parked_head = NULL;
+        rs->parked_tail = NULL;
+    }
+}
+
+/* Refuse an AUTH here: counted as a failed attempt. */
+static int
+rd_rbac_auth_refuse(rd_session_t *s, rd_request_t *r, const char *fmt,
+                    const char *arg)
+{
+    rd_stats_refusal(RD_REFUSAL_AUTH_DENIED);
+    rd_rbac_auth_failed(s, r);
+    rd_request_error(r, fmt, arg);
+    return RD_DONE;
+}
+
 /*
- * AUTH and HELLO ... AUTH. With a route user the database user is fixed:
- * another name is refused here and a password-only AUTH is sent as that
- * user. Without one, the named user is checked against the roles now.
- * Returns RD_DONE when the request was answered here.
+ * AUTH and HELLO ... AUTH (r->conncmd: parsed as Redis parses them, so
+ * the user checked here is the user Redis will authenticate). With a
+ * route user the database user is fixed: another name is refused here
+ * and a password-only AUTH is sent as that user. Without one, the named
+ * user is checked against the roles now. Returns RD_DONE when the
+ * request was answered here.
  */
 static int
 rd_rbac_auth(rd_session_t *s, rd_request_t *r)
 {
     const rd_identity_t *id = s->identity;
-    size_t user_at = 0;         /* argv index of the user name, 0: none */
-    int is_hello = rd_str_eq_ci(r->argv[0], "hello");
-
-    if (is_hello) {
-        for (size_t i = 2; i + 2 < r->argc; i++) {
-            if (rd_str_eq_ci(r->argv[i], "auth")) {
-                user_at = i + 1;
-                break;
-            }
-        }
-        if (user_at == 0) {
-            return RD_DECLINED;
-        }
-    } else if (r->argc == 3) {
-        user_at = 1;
-    } else if (r->argc != 2) {
-        return RD_DECLINED;     /* Redis answers the arity error itself */
-    }
+    const rd_conncmd_t *cc = &r->conncmd;
+    rd_str_t u = rd_conncmd_user(cc, r->argv);
 
     if (id->route_db_user) {
-        if (user_at == 0) {
+        if (cc->kind == RD_CONN_AUTH && cc->user_at == 0) {
             /* AUTH password: the pinned user, with that password. */
             rd_str_t argv[3] = { r->argv[0],
                                  { id->route_db_user,
                                    strlen(id->route_db_user) },
                                  r->argv[1] };
             rd_request_set_command(r, 3, argv);
-            rd_rbac_pending_auth(r, id->route_db_user,
-                                 strlen(id->route_db_user));
-            return RD_DECLINED;
+            u = rd_conncmd_user(&r->conncmd, r->argv);
         }
-        rd_str_t u = r->argv[user_at];
         if (u.len != strlen(id->route_db_user)
             || memcmp(u.data, id->route_db_user, u.len) != 0)
         {
@@ -1183,21 +1442,18 @@ rd_rbac_auth(rd_session_t *s, rd_request_t *r)
                         "certificate's \"%s\" refused",
                         (unsigned long long)s->id, id->user,
                         id->route_db_user);
-            rd_stats_refusal(RD_REFUSAL_AUTH_DENIED);
-            rd_request_error(r, "ERR redoubt: this certificate allows only "
-                             "the database user \"%s\"", id->route_db_user);
-            return RD_DONE;
+            return rd_rbac_auth_refuse(s, r, "ERR redoubt: this certificate "
+                                       "allows only the database user "
+                                       "\"%s\"", id->route_db_user);
         }
         rd_rbac_pending_auth(r, u.data, u.len);
         return RD_DECLINED;
     }
 
     char user[256];
-    rd_str_t u = user_at ? r->argv[user_at] : RD_STR("default");
     if (u.len >= sizeof(user) || memchr(u.data, '\0', u.len)) {
-        rd_stats_refusal(RD_REFUSAL_AUTH_DENIED);
-        rd_request_error(r, "ERR redoubt: invalid user name");
-        return RD_DONE;
+        return rd_rbac_auth_refuse(s, r, "ERR redoubt: %s",
+                                   "invalid user name");
     }
     memcpy(user, u.data, u.len);
     user[u.len] = '\0';
@@ -1206,9 +1462,7 @@ rd_rbac_auth(rd_session_t *s, rd_request_t *r)
     if (!rd_rbac_check_db(s->cycle, id, s->database, user, &d, NULL)) {
         rd_log_info("session %llu: %s: %s", (unsigned long long)s->id,
                     id->user, d.reason);
-        rd_stats_refusal(RD_REFUSAL_AUTH_DENIED);
-        rd_request_error(r, "ERR redoubt: %s", d.reason);
-        return RD_DONE;
+        return rd_rbac_auth_refuse(s, r, "ERR redoubt: %s", d.reason);
     }
     rd_rbac_pending_auth(r, user, u.len);
     return RD_DECLINED;
@@ -1219,11 +1473,33 @@ rd_rbac_auth(rd_session_t *s, rd_request_t *r)
 static int
 rd_rbac_check(rd_session_t *s, rd_request_t *r)
 {
-    if (rd_str_eq_ci(r->argv[0], "auth") || rd_str_eq_ci(r->argv[0], "hello")) {
+    const rd_conncmd_t *cc = &r->conncmd;
+    rd_rbac_session_t *rs = rd_rbac_session(s);
+
+    if (rd_conncmd_has_auth(cc)) {
         return rd_rbac_auth(s, r);
     }
-    if (rd_str_eq_ci(r->argv[0], "quit")) {
+    if (cc->kind == RD_CONN_QUIT || cc->kind == RD_CONN_HELLO
+        || cc->kind == RD_CONN_AUTH
+        || (s->txn == RD_TXN_REFUSED
+            && (cc->kind == RD_CONN_EXEC || cc->kind == RD_CONN_DISCARD)))
+    {
+        /* (The EXEC or DISCARD of a refused MULTI never reaches Redis:
+         * the core answers it.) */
+        /* HELLO without AUTH changes no user; an AUTH without arguments
+         * gets Redis's arity error. */
         return RD_DECLINED;
+    }
+
+    if (!rs->default_allowed && strcmp(s->db_user, "default") == 0) {
+        /* Not authenticated as anybody the roles allow: Redis's own
+         * answer to a client that has not authenticated. */
+        const rd_command_t *cmd = rd_command_lookup(r->argc, r->argv);
+        if (cmd == NULL || !(cmd->flags & RD_CMD_NO_AUTH)) {
+            rd_stats_refusal(RD_REFUSAL_NOPERM);
+            rd_request_error(r, "NOAUTH Authentication required.");
+            return RD_DONE;
+        }
     }
 
     rd_rbac_decision_t d;
@@ -1236,6 +1512,10 @@ rd_rbac_check(rd_session_t *s, rd_request_t *r)
         rd_request_error(r, "NOPERM redoubt: %s", d.reason);
         return RD_DONE;
     }
+    if (cc->kind == RD_CONN_RESET) {
+        /* RESET runs the connection as "default" again. */
+        rd_rbac_pending_auth(r, "default", 7);
+    }
     return RD_DECLINED;
 }
 
@@ -1247,7 +1527,7 @@ rd_rbac_filter(rd_session_t *s, rd_request_t *r)
     }
     rd_rbac_session_t *rs = rd_rbac_session(s);
     if ((rs->auths_inflight > 0 || rs->parked_head)
-        && !rd_str_eq_ci(r->argv[0], "quit"))
+        && r->conncmd.kind != RD_CONN_QUIT)
     {
         /* Which user this runs as depends on the AUTH ahead of it. */
         rd_rbac_request_t *rr = rd_rbac_request(r);
@@ -1264,7 +1544,26 @@ rd_rbac_filter(rd_session_t *s, rd_request_t *r)
     return rd_rbac_check(s, r);
 }
 
-/* A successful AUTH makes its user the session's database user. */
+/* Did Redis accept r's credentials? Only the real success reply counts:
+ * +OK for AUTH (not +QUEUED), the HELLO map, +RESET. */
+static int
+rd_rbac_accepted(const rd_request_t *r)
+{
+    const char *h = r->reply_head;
+    unsigned n = r->reply_head_len;
+    switch (r->conncmd.kind) {
+    case RD_CONN_AUTH:
+        return n >= 5 && memcmp(h, "+OK\r\n", 5) == 0;
+    case RD_CONN_HELLO:
+        return n >= 1 && (h[0] == '*' || h[0] == '%');
+    case RD_CONN_RESET:
+        return n >= 8 && memcmp(h, "+RESET\r\n", 8) == 0;
+    default:
+        return 0;
+    }
+}
+
+/* The reply says which user the session runs as from now on. */
 static int
 rd_rbac_reply(rd_session_t *s, rd_request_t *r)
 {
@@ -1272,13 +1571,17 @@ rd_rbac_reply(rd_session_t *s, rd_request_t *r)
     if (rr == NULL || rr->auth_user == NULL) {
         return RD_DECLINED;
     }
-    if (r->reply_type == '+' || r->reply_type == '*'
-        || r->reply_type == '%') {
+    rd_rbac_session_t *rs = rd_rbac_session(s);
+    if (rd_rbac_accepted(r)) {
         rd_rbac_set_user(s, rr->auth_user);
         rd_log_info("session %llu: database user is now \"%s\"",
                     (unsigned long long)s->id, rr->auth_user);
+    } else if (r->conncmd.kind != RD_CONN_RESET
+               && !(r->reply_head_len >= 8
+                    && memcmp(r->reply_head, "-NOPROTO", 8) == 0)) {
+        rd_stats_refusal(RD_REFUSAL_AUTH_FAILED);
+        rd_rbac_auth_failed(s, r);
     }
-    rd_rbac_session_t *rs = rd_rbac_session(s);
     if (rs->auths_inflight > 0 && --rs->auths_inflight == 0
         && rs->parked_head)
     {
@@ -1301,6 +1604,7 @@ rd_module_t rd_rbac_module = {
     .name = "rbac",
     .directives = rd_rbac_directives,
     .create_conf = { rd_rbac_create_main, NULL, rd_rbac_create_db },
+    .init_conf = { rd_rbac_init_main, NULL, NULL },
     .postconfiguration = rd_rbac_postconfiguration,
     .free_request_ctx = rd_rbac_free_request_ctx,
 };

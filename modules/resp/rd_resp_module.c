@@ -155,25 +155,17 @@ rd_resp_decode(rd_session_t *s, rd_request_t *r)
  * redoubt speaks RESP2 to clients. "HELLO 3" gets -NOPROTO, as from a
  * server that does not know RESP3, so that modern clients fall back to
  * RESP2; HELLO without a version or with version 2 goes on to Redis.
+ * (Malformed versions and options are answered by the core with Redis's
+ * own errors: r->conncmd.)
  */
 static int
 rd_resp_intercept(rd_session_t *s, rd_request_t *r)
 {
-    if (!rd_str_eq_ci(r->argv[0], "hello") || r->argc < 2) {
+    (void)s;
+    if (r->conncmd.kind != RD_CONN_HELLO || r->conncmd.protover != 3) {
         return RD_DECLINED;
     }
-    rd_str_t v = r->argv[1];
-    if (v.len == 1 && v.data[0] == '2') {
-        return RD_DECLINED;
-    }
-    /* Redis's own answers: any other number is an unknown version. */
-    int digits = v.len > 0;
-    for (size_t i = 0; i < v.len; i++) {
-        digits &= v.data[i] >= '0' && v.data[i] <= '9';
-    }
-    rd_request_error(r, digits ? "NOPROTO unsupported protocol version"
-                     : "ERR Protocol version is not an integer or out of "
-                       "range");
+    rd_request_error(r, "NOPROTO unsupported protocol version");
     return RD_DONE;
 }
 

@@ -149,10 +149,11 @@ rd_upstream_remember(rd_buf_t *b, size_t argc, const rd_str_t *argv)
 static void
 rd_upstream_track(rd_upstream_t *up, rd_request_t *r)
 {
+    const rd_conncmd_t *cc = &r->conncmd;
     rd_str_t *a = r->argv;
     int ok = r->reply_type == '+' || r->reply_type == '*';
 
-    if (rd_str_eq_ci(a[0], "exec") || rd_str_eq_ci(a[0], "discard")) {
+    if (cc->kind == RD_CONN_EXEC || cc->kind == RD_CONN_DISCARD) {
         up->in_multi = 0;
         up->watching = 0;
         return;
@@ -162,52 +163,60 @@ rd_upstream_track(rd_upstream_t *up, rd_request_t *r)
     }
     if (up->in_multi) {
         /* Queued, not done: what it changes is known only after EXEC. */
-        if (rd_str_eq_ci(a[0], "auth") || rd_str_eq_ci(a[0], "hello")
-            || rd_str_eq_ci(a[0], "select") || rd_str_eq_ci(a[0], "client")
-            || rd_str_eq_ci(a[0], "reset"))
+        if (cc->kind == RD_CONN_AUTH || cc->kind == RD_CONN_HELLO
+            || cc->kind == RD_CONN_SELECT || cc->kind == RD_CONN_SETNAME
+            || cc->kind == RD_CONN_RESET)
         {
             up->unsure = 1;
         }
         return;
     }
-    if (rd_str_eq_ci(a[0], "auth") && (r->argc == 2 || r->argc == 3)) {
-        rd_upstream_remember(&up->auth, r->argc, a);
-    } else if (rd_str_eq_ci(a[0], "hello")) {
-        /* HELLO 2 AUTH user pass [SETNAME name] */
-        for (size_t i = 2; i < r->argc; i++) {
-            if (rd_str_eq_ci(a[i], "auth") && i + 2 < r->argc) {
-                rd_str_t auth[3] = { RD_STR("AUTH"), a[i + 1], a[i + 2] };
-                rd_upstream_remember(&up->auth, 3, auth);
-                i += 2;
-            } else if (rd_str_eq_ci(a[i], "setname") && i + 1 < r->argc) {
-                rd_str_t sn[3] = { RD_STR("CLIENT"), RD_STR("SETNAME"),
-                                   a[i + 1] };
-                rd_upstream_remember(&up->setname, 3, sn);
-                i += 1;
-            }
+    switch (cc->kind) {
+    case RD_CONN_AUTH:
+        if (cc->error == RD_CONN_OK && cc->pass_at) {
+            rd_upstream_remember(&up->auth, r->argc, a);
         }
-    } else if (rd_str_eq_ci(a[0], "select") && r->argc == 2) {
-        char db[24];
-        size_t n = a[1].len < sizeof(db) - 1 ? a[1].len : sizeof(db) - 1;
-        memcpy(db, a[1].data, n);
-        db[n] = '\0';
-        up->select_db = strtoll(db, NULL, 10);
-    } else if (rd_str_eq_ci(a[0], "client") && r->argc == 3
-               && rd_str_eq_ci(a[1], "setname"))
-    {
+        break;
+    case RD_CONN_HELLO:
+        /* HELLO 2 AUTH user pass SETNAME name: the parser's positions
+         * (one AUTH at most reaches Redis). */
+        if (cc->pass_at) {
+            rd_str_t auth[3] = { RD_STR("AUTH"), a[cc->user_at],
+                                 a[cc->pass_at] };
+            rd_upstream_remember(&up->auth, 3, auth);
+        }
+        if (cc->setname_at) {
+            rd_str_t sn[3] = { RD_STR("CLIENT"), RD_STR("SETNAME"),
+                               a[cc->setname_at] };
+            rd_upstream_remember(&up->setname, 3, sn);
+        }
+        break;
+    case RD_CONN_SELECT:
+        if (cc->db_ok) {
+            up->select_db = cc->db;
+        }
+        break;
+    case RD_CONN_SETNAME:
         rd_upstream_remember(&up->setname, 3, a);
-    } else if (rd_str_eq_ci(a[0], "multi")) {
+        break;
+    case RD_CONN_MULTI:
         up->in_multi = 1;
-    } else if (rd_str_eq_ci(a[0], "watch")) {
+        break;
+    case RD_CONN_WATCH:
         up->watching = 1;
-    } else if (rd_str_eq_ci(a[0], "unwatch")) {
+        break;
+    case RD_CONN_UNWATCH:
         up->watching = 0;
-    } else if (rd_str_eq_ci(a[0], "reset")) {
+        break;
+    case RD_CONN_RESET:
         rd_buf_wipe(&up->auth);
         rd_buf_wipe(&up->setname);
         up->select_db = -1;
         up->in_multi = 0;
         up->watching = 0;
+        break;
+    default:
+        break;
     }
 }
 

@@ -2,8 +2,8 @@
 # t_rbac: role-based access through redoubt to a real TLS redis-server
 # with ACL users alice, bob and reader: a route user allowed and refused,
 # AUTH pinned to the route user (also HELLO AUTH), AUTH selecting a
-# permitted user without a route, commands before AUTH checked as
-# "default", a role for env=dev refused on an env=prod database, a deny on
+# permitted user without a route, commands before AUTH answered -NOAUTH
+# when the roles do not allow "default", a role for env=dev refused on an env=prod database, a deny on
 # labels beating an allow, a read-only role (SET refused, GET allowed), key
 # rules on MGET and DEL, command denies; a reload that removes a role
 # refuses new sessions while an open one keeps working; and the output of
@@ -127,7 +127,9 @@ ACL WHOAMI
 GET app:1
 EOF
 )
-assert_eq $'default\nOK\nalice\none' "$out" "alice (route user alice): AUTH with the password only"
+# Before AUTH Redis runs the session as "default", route or not; the
+# roles do not allow "default", so redoubt answers as Redis does.
+assert_eq $'NOAUTH Authentication required.\nOK\nalice\none' "$out" "alice (route user alice): AUTH with the password only"
 
 out=$(rs "$T/alice" <<'EOF'
 AUTH bob bobpw
@@ -139,7 +141,7 @@ ACL WHOAMI
 EOF
 )
 want='ERR redoubt: this certificate allows only the database user "alice"'
-assert_eq "$want"$'\ndefault\n'"$want"$'\ndefault\nOK\nalice' "$out" \
+assert_eq "$want"$'\nNOAUTH Authentication required.\n'"$want"$'\nNOAUTH Authentication required.\nOK\nalice' "$out" \
     "alice (route user alice): AUTH and HELLO AUTH as bob refused, nothing sent to redis"
 
 # AUTH with no argument or more than two: Redis's own errors.
@@ -170,10 +172,10 @@ ACL WHOAMI
 EOF
 )
 hello=$(dt HELLO 2 2>&1 | head -n 1)
-want=$'NOPERM redoubt: command \'get\' is not allowed on database "cache" as user "default"'
+want=$'NOAUTH Authentication required.'
 want+=$'\nERR redoubt: access to database "cache" as user "reader" denied'
 want+=$'\nWRONGPASS invalid username-password pair or user is disabled.'
-want+=$'\nNOPERM redoubt: command \'get\' is not allowed on database "cache" as user "default"'
+want+=$'\nNOAUTH Authentication required.'
 want+=$'\nOK\nbob\none'
 want+=$'\nERR redoubt: access to database "cache" as user "reader" denied'
 want+=$'\nbob'
@@ -194,7 +196,7 @@ printf '*3\r\n$4\r\nAUTH\r\n$3\r\nbob\r\n$7\r\nwrongpw\r\n*2\r\n$3\r\nGET\r\n$5\
 pipe_done() { [ "$(tls_sess_output pipe | tr -d '\r' | grep -c .)" -ge 7 ]; }
 wait_for 10 pipe_done || fail "pipelined AUTH: replies missing: $(tls_sess_output pipe)"
 want=$'-WRONGPASS invalid username-password pair or user is disabled.'
-want+=$'\n-NOPERM redoubt: command \'get\' is not allowed on database "cache" as user "default"'
+want+=$'\n-NOAUTH Authentication required.'
 want+=$'\n+OK\n$3\none\n$3\nbob'
 assert_eq "$want" "$(tls_sess_output pipe | tr -d '\r')" "carol: commands pipelined behind AUTH run as the user it selects"
 tls_sess_close pipe
