@@ -8,11 +8,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "rd_cycle.h"
 #include "rd_log.h"
@@ -49,6 +51,8 @@ static const rd_conf_range_t rd_core_output_range = { 1024, INT64_MAX };
 static const rd_conf_range_t rd_core_backlog_range = { 1, 65535 };
 static const rd_conf_range_t rd_core_timeout_range = { 0, 365LL * 86400000 };
 static const rd_conf_range_t rd_core_connect_range = { 1, 3600000 };
+/* Linux caps RLIMIT_NOFILE at fs.nr_open, at most 1073741816. */
+static const rd_conf_range_t rd_core_nofile_range = { 32, 1073741816 };
 
 #define M(field) offsetof(rd_core_conf_t, field)
 #define L(field) offsetof(rd_listener_t, field)
@@ -61,6 +65,8 @@ static const rd_directive_t rd_core_directives[] = {
     { "user", RD_CONF_MAIN, rd_core_set_user, M(user), NULL },
     { "worker_shutdown_timeout", RD_CONF_MAIN, rd_conf_set_msec,
       M(worker_shutdown_timeout), &rd_core_timeout_range },
+    { "worker_rlimit_nofile", RD_CONF_MAIN, rd_conf_set_num,
+      M(worker_rlimit_nofile), &rd_core_nofile_range },
     { "error_log.path", RD_CONF_MAIN, rd_conf_set_path, M(error_log), NULL },
     { "error_log.level", RD_CONF_MAIN, rd_conf_set_enum,
       M(error_log_level), rd_core_log_levels },
@@ -70,6 +76,8 @@ static const rd_directive_t rd_core_directives[] = {
       M(idle_timeout), &rd_core_timeout_range },
     { "limits.handshake_timeout", RD_CONF_MAIN, rd_conf_set_msec,
       M(handshake_timeout), &rd_core_timeout_range },
+    { "limits.request_timeout", RD_CONF_MAIN, rd_conf_set_msec,
+      M(request_timeout), &rd_core_timeout_range },
     { "limits.max_pipeline", RD_CONF_MAIN, rd_conf_set_num,
       M(max_pipeline), &rd_core_pipeline_range },
     { "limits.client_output_limit", RD_CONF_MAIN, rd_conf_set_size,
@@ -97,10 +105,12 @@ rd_core_create_main(rd_conf_t *cf)
     rd_core_conf_t *c = rd_palloc(cf->pool, sizeof(*c));
     c->worker_processes = RD_CONF_UNSET;
     c->worker_shutdown_timeout = RD_CONF_UNSET;
+    c->worker_rlimit_nofile = RD_CONF_UNSET;
     c->error_log_level = RD_CONF_UNSET;
     c->max_sessions = RD_CONF_UNSET;
     c->idle_timeout = RD_CONF_UNSET;
     c->handshake_timeout = RD_CONF_UNSET;
+    c->request_timeout = RD_CONF_UNSET;
     c->max_pipeline = RD_CONF_UNSET;
     c->client_output_limit = RD_CONF_UNSET;
     return c;
@@ -120,10 +130,18 @@ rd_core_init_main(rd_conf_t *cf, void *conf)
 
     RD_DEFAULT(c->worker_processes, 0);
     RD_DEFAULT(c->worker_shutdown_timeout, 30000);
+    RD_DEFAULT(c->worker_rlimit_nofile, 0);        /* as inherited */
     RD_DEFAULT(c->error_log_level, RD_LOG_INFO);
     RD_DEFAULT(c->max_sessions, 10000);
-    RD_DEFAULT(c->idle_timeout, 0);
+    /* Ten minutes: an abandoned connection does not hold a session (and
+     * a connection to Redis) for ever, and connection pools that keep
+     * connections idle between bursts rarely leave one unused that
+     * long (Azure Cache for Redis closes idle connections after 10 m). */
+    RD_DEFAULT(c->idle_timeout, 600000);
     RD_DEFAULT(c->handshake_timeout, 10000);
+    /* A command's bytes normally arrive within milliseconds; 30 s leave
+     * room for a 512 MB value at about 17 MB/s. */
+    RD_DEFAULT(c->request_timeout, 30000);
     RD_DEFAULT(c->max_pipeline, 1024);
     RD_DEFAULT(c->client_output_limit, 64LL * 1024 * 1024);
     if (c->pid_file == NULL) {
@@ -418,6 +436,105 @@ rd_core_set_uri(rd_conf_t *cf, const config_setting_t *s,
     return NULL;
 }
 
+/* --- open files --------------------------------------------------------- */
+
+/* Descriptors a worker holds besides its sessions' (standard streams,
+ * logs, epoll, signalfd, ...), on top of one per listener and database. */
+#define RD_NOFILE_MARGIN 32
+
+int
+rd_core_set_nofile(int64_t n, char *err, size_t len)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        snprintf(err, len, "worker_rlimit_nofile: getrlimit(RLIMIT_NOFILE): "
+                 "%s", strerror(errno));
+        return -1;
+    }
+    struct rlimit want = { (rlim_t)n, rl.rlim_max };
+    if (rl.rlim_max != RLIM_INFINITY && (rlim_t)n > rl.rlim_max) {
+        want.rlim_max = (rlim_t)n;
+    }
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+        return 0;
+    }
+    int e = errno;
+    long long nr_open = -1;
+    FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+    if (f) {
+        if (fscanf(f, "%lld", &nr_open) != 1) {
+            nr_open = -1;
+        }
+        fclose(f);
+    }
+    snprintf(err, len, "worker_rlimit_nofile = %lld: cannot set the open "
+             "files limit (RLIMIT_NOFILE): %s (the hard limit is %llu and "
+             "only root, or CAP_SYS_RESOURCE, may raise it; no limit may "
+             "pass fs.nr_open = %lld)", (long long)n, strerror(e),
+             (unsigned long long)rl.rlim_max, nr_open);
+    errno = e;
+    return -1;
+}
+
+/*
+ * The workers set worker_rlimit_nofile for themselves when they start
+ * (rd_worker.c), so that each has its own cycle's value; the master only
+ * tries it here (for "redoubt -t", at start and on reload) and puts its
+ * own limit back, so that a value that cannot be set is a configuration
+ * error and not a worker that dies at every restart. Then it warns when
+ * limits.max_sessions needs more descriptors than the workers will have.
+ */
+static int
+rd_core_init_master(rd_cycle_t *cycle)
+{
+    rd_core_conf_t *c = rd_core_conf(cycle);
+    struct rlimit cur;
+    char err[512];
+
+    if (getrlimit(RLIMIT_NOFILE, &cur) != 0) {
+        rd_log_error("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return RD_ERROR;
+    }
+    rlim_t limit = cur.rlim_cur;
+    if (c->worker_rlimit_nofile > 0) {
+        if (rd_core_set_nofile(c->worker_rlimit_nofile, err,
+                               sizeof(err)) != 0)
+        {
+            rd_log_error("%s", err);
+            return RD_ERROR;
+        }
+        if (setrlimit(RLIMIT_NOFILE, &cur) != 0) {
+            rd_log_warn("cannot restore the master's open files limit: %s",
+                        strerror(errno));
+        }
+        limit = (rlim_t)c->worker_rlimit_nofile;
+    }
+
+    uint64_t margin = RD_NOFILE_MARGIN + cycle->nlisteners
+                      + cycle->ndatabases;
+    uint64_t need = 2 * (uint64_t)c->max_sessions + margin;
+    if (limit != RLIM_INFINITY && need > (uint64_t)limit) {
+        int set = c->worker_rlimit_nofile > 0;
+        rd_log_warn("limits.max_sessions = %lld per worker may need %llu "
+                    "open files in each worker, but %s is %llu (counting 2 "
+                    "per session, the client's connection and one to Redis, "
+                    "more to a Redis Cluster, plus %llu for logs, listeners "
+                    "and databases); connections past the limit wait in the "
+                    "listen queue and the error log says \"Too many open "
+                    "files\": %s worker_rlimit_nofile or lower "
+                    "limits.max_sessions to %llu",
+                    (long long)c->max_sessions, (unsigned long long)need,
+                    set ? "worker_rlimit_nofile"
+                        : "the open files limit redoubt was started with "
+                          "(RLIMIT_NOFILE)",
+                    (unsigned long long)limit, (unsigned long long)margin,
+                    set ? "raise" : "set",
+                    (unsigned long long)(limit > margin
+                                         ? (limit - margin) / 2 : 0));
+    }
+    return RD_OK;
+}
+
 /* --- phase handlers ----------------------------------------------------- */
 
 /* The target database: a module earlier in the registry may have chosen
@@ -465,4 +582,5 @@ rd_module_t rd_core_module = {
                      rd_core_create_db },
     .init_conf = { rd_core_init_main, rd_core_init_listen, rd_core_init_db },
     .postconfiguration = rd_core_postconfiguration,
+    .init_master = rd_core_init_master,
 };

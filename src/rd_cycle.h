@@ -80,11 +80,13 @@ typedef struct {
     gid_t    gid;
     char    *pid_file;
     int64_t  worker_shutdown_timeout;
+    int64_t  worker_rlimit_nofile;      /* 0 = as inherited */
     char    *error_log;
     int64_t  error_log_level;
     int64_t  max_sessions;
     int64_t  idle_timeout;
     int64_t  handshake_timeout;
+    int64_t  request_timeout;           /* a started request, whole */
     int64_t  max_pipeline;
     int64_t  client_output_limit;
     /* listen and databases elements, collected while reading */
@@ -95,6 +97,11 @@ typedef struct {
 } rd_core_conf_t;
 
 extern rd_module_t rd_core_module;
+
+/* Set this process's open files limit (RLIMIT_NOFILE) to n, raising the
+ * hard limit when it is lower (root or CAP_SYS_RESOURCE only). Returns 0,
+ * or -1 with a message for worker_rlimit_nofile in err. */
+int rd_core_set_nofile(int64_t n, char *err, size_t len);
 
 #define rd_main_conf(cycle, module) ((cycle)->main_conf[(module).index])
 #define rd_core_conf(cycle) \

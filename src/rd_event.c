@@ -93,6 +93,24 @@ rd_conn_new_listener(rd_loop_t *l, int fd, void *data)
 }
 
 int
+rd_conn_listen(rd_conn_t *c, int on)
+{
+    if (c->closed || (c->events != 0) == (on != 0)) {
+        return 0;
+    }
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
+                              .data.ptr = c };
+    if (epoll_ctl(c->loop->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, c->fd,
+                  &ev) != 0)
+    {
+        rd_log_error("epoll_ctl(%d) failed: %s", c->fd, strerror(errno));
+        return -1;
+    }
+    c->events = on ? EPOLLIN : 0;
+    return 0;
+}
+
+int
 rd_conn_watch(rd_conn_t *c, uint32_t events)
 {
     if (c->closed || c->events == events) {

@@ -67,6 +67,10 @@ rd_conn_t *rd_conn_new(rd_loop_t *l, int fd, void *data);
 /* Register a listening socket with EPOLLEXCLUSIVE, so that of all the
  * workers sleeping on it only one is woken per connection. */
 rd_conn_t *rd_conn_new_listener(rd_loop_t *l, int fd, void *data);
+/* Take a listener out of the epoll set (on = 0) or put it back (on = 1);
+ * an EPOLLEXCLUSIVE registration cannot be modified, only removed and
+ * added again. */
+int  rd_conn_listen(rd_conn_t *c, int on);
 /* Set the events wanted (EPOLLIN, EPOLLOUT); no system call if unchanged. */
 int  rd_conn_watch(rd_conn_t *c, uint32_t events);
 void rd_conn_post(rd_conn_t *c);

@@ -10,6 +10,14 @@
  *         worker_shutdown_timeout has passed (then close the rest);
  *   TERM, INT  exit now;
  *   USR1  reopen the error log (and let modules reopen theirs).
+ *
+ * Out of descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM), accept(2)
+ * leaves the connection in the listen queue and level-triggered epoll
+ * reports it again at once: the worker would spin and log each failure.
+ * Instead it takes its listeners out of the epoll set for
+ * RD_ACCEPT_PAUSE_MS, or until one of its sessions closes, counts every
+ * failure (redoubt_accept_errors_total) and logs at most one line a
+ * second, as nginx disables its accept events.
  */
 #include "config.h"
 
@@ -18,6 +26,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -28,7 +37,9 @@
 #include "rd_stats.h"
 #include "rd_worker.h"
 
-#define RD_ACCEPT_BATCH 64
+#define RD_ACCEPT_BATCH     64
+#define RD_ACCEPT_PAUSE_MS  100     /* no accepting after EMFILE & co */
+#define RD_ACCEPT_LOG_MS    1000    /* at most one such line this often */
 
 typedef struct rd_worker_listener_s {
     rd_worker_t   *worker;
@@ -39,6 +50,8 @@ typedef struct rd_worker_listener_s {
 static void
 rd_worker_stop_accepting(rd_worker_t *w)
 {
+    rd_timer_del(&w->loop.timers, &w->accept_timer);
+    w->accept_paused = 0;
     for (size_t i = 0; i < w->cycle->nlisteners; i++) {
         if (w->listeners[i].conn) {
             rd_conn_close(w->listeners[i].conn);
@@ -108,6 +121,85 @@ rd_worker_signal_handler(rd_conn_t *c)
 }
 
 static void
+rd_worker_listen(rd_worker_t *w, int on)
+{
+    for (size_t i = 0; i < w->cycle->nlisteners; i++) {
+        if (w->listeners[i].conn) {
+            rd_conn_listen(w->listeners[i].conn, on);
+        }
+    }
+}
+
+static void
+rd_worker_resume_accepting(rd_worker_t *w)
+{
+    rd_timer_del(&w->loop.timers, &w->accept_timer);
+    if (w->accept_paused) {
+        w->accept_paused = 0;
+        rd_worker_listen(w, 1);
+    }
+}
+
+static void
+rd_worker_accept_timer(rd_timer_t *t)
+{
+    rd_worker_resume_accepting(t->data);
+}
+
+/* accept(2) failed with err on l: count it; for want of descriptors or
+ * memory also stop accepting for a moment and log (once a second). */
+static void
+rd_worker_accept_failed(rd_worker_t *w, rd_listener_t *l, int err)
+{
+    rd_accept_err_t why;
+
+    switch (err) {
+    case EMFILE:  why = RD_ACCEPT_ERR_EMFILE; break;
+    case ENFILE:  why = RD_ACCEPT_ERR_ENFILE; break;
+    case ENOBUFS:
+    case ENOMEM:  why = RD_ACCEPT_ERR_ENOBUFS; break;
+    default:
+        /* A connection reset before it was accepted (ECONNABORTED), a
+         * firewall's EPERM, ...: about that connection only. */
+        rd_stats_accept_error(RD_ACCEPT_ERR_OTHER);
+        return;
+    }
+    rd_stats_accept_error(why);
+    if (!w->accept_paused) {
+        w->accept_paused = 1;
+        w->accept_paused_sessions = w->nsessions;
+        rd_worker_listen(w, 0);
+        w->accept_timer.handler = rd_worker_accept_timer;
+        w->accept_timer.data = w;
+        rd_timer_add(&w->loop.timers, &w->accept_timer, w->loop.now,
+                     RD_ACCEPT_PAUSE_MS);
+    }
+    if (w->accept_logged != 0
+        && w->loop.now - w->accept_logged < RD_ACCEPT_LOG_MS)
+    {
+        w->accept_unlogged++;
+        return;
+    }
+    struct rlimit rl;
+    char limit[64] = "";
+    if (why == RD_ACCEPT_ERR_EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        snprintf(limit, sizeof(limit), ", open files limit %llu",
+                 (unsigned long long)rl.rlim_cur);
+    }
+    char more[96] = "";
+    if (w->accept_unlogged > 0) {
+        snprintf(more, sizeof(more), "; %llu more such failures in the "
+                 "last %lld ms", (unsigned long long)w->accept_unlogged,
+                 (long long)(w->loop.now - w->accept_logged));
+    }
+    rd_log_error("accept on %s: %s (%zu sessions open%s): not accepting "
+                 "for %d ms%s", l->addr.text, strerror(err), w->nsessions,
+                 limit, RD_ACCEPT_PAUSE_MS, more);
+    w->accept_logged = w->loop.now;
+    w->accept_unlogged = 0;
+}
+
+static void
 rd_worker_accept_handler(rd_conn_t *c)
 {
     rd_worker_listener_t *wl = c->data;
@@ -115,15 +207,16 @@ rd_worker_accept_handler(rd_conn_t *c)
     rd_listener_t *l = wl->listener;
     rd_core_conf_t *ccf = rd_core_conf(w->cycle);
 
-    for (int i = 0; i < RD_ACCEPT_BATCH && !w->stopping; i++) {
+    for (int i = 0; i < RD_ACCEPT_BATCH && !w->stopping && !w->accept_paused;
+         i++)
+    {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
         int fd = accept4(c->fd, (struct sockaddr *)&peer, &plen,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE) {
-                rd_log_error("accept on %s: %s", l->addr.text,
-                             strerror(errno));
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                rd_worker_accept_failed(w, l, errno);
             }
             return;
         }
@@ -224,6 +317,17 @@ rd_worker_init(rd_worker_t *w, rd_cycle_t *cycle, int slot)
         wl->conn->read = rd_worker_accept_handler;
     }
 
+    /* Before dropping root: raising the hard limit needs it. */
+    rd_core_conf_t *ccf = rd_core_conf(cycle);
+    char err[512];
+    if (ccf->worker_rlimit_nofile > 0
+        && rd_core_set_nofile(ccf->worker_rlimit_nofile, err,
+                              sizeof(err)) != 0)
+    {
+        rd_log_error("%s", err);
+        return -1;
+    }
+
     if (rd_worker_drop_privileges(cycle) != 0) {
         return -1;
     }
@@ -254,6 +358,10 @@ rd_worker_main(rd_cycle_t *cycle, int slot)
     while (!w.exiting) {
         rd_loop_once(&w.loop);
         rd_worker_reap(&w);
+        if (w.accept_paused && w.nsessions < w.accept_paused_sessions) {
+            /* Descriptors were freed: try again now. */
+            rd_worker_resume_accepting(&w);
+        }
         if (w.stopping && w.nsessions == 0) {
             break;
         }

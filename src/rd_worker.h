@@ -25,6 +25,13 @@ struct rd_worker_s {
     unsigned        stopping:1;      /* graceful: no new sessions */
     unsigned        exiting:1;
     rd_timer_t      shutdown_timer;
+    /* Out of descriptors or memory at accept: the listeners are out of
+     * the epoll set until accept_timer fires or a session closes. */
+    unsigned        accept_paused:1;
+    rd_timer_t      accept_timer;
+    size_t          accept_paused_sessions;  /* nsessions at the pause */
+    rd_msec_t       accept_logged;           /* last such error logged */
+    uint64_t        accept_unlogged;         /* failures since then */
     void          **ctx;             /* per-module worker state */
 };
 

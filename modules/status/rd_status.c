@@ -275,6 +275,7 @@ typedef struct {
     uint64_t bytes_in, bytes_out, audit_written, audit_dropped;
     int64_t  audit_failing;
     uint64_t refusals[RD_REFUSAL_MAX];
+    uint64_t accept_errors[RD_ACCEPT_ERR_MAX];
     int64_t  minted_cert;
     rd_status_db_sum_t db[RD_STATS_DB_SLOTS];
 } rd_status_sum_t;
@@ -296,6 +297,9 @@ rd_status_sum(rd_stats_region_t *rg, rd_status_sum_t *t)
         t->audit_failing += RD_LOAD(sl->audit_failing);
         for (size_t k = 0; k < RD_REFUSAL_MAX; k++) {
             t->refusals[k] += RD_LOAD(sl->refusals[k]);
+        }
+        for (size_t k = 0; k < RD_ACCEPT_ERR_MAX; k++) {
+            t->accept_errors[k] += RD_LOAD(sl->accept_errors[k]);
         }
         int64_t minted = RD_LOAD(sl->minted_cert_not_after);
         if (minted > t->minted_cert) {
@@ -453,6 +457,18 @@ rd_status_metrics(rd_cycle_t *cycle, rd_buf_t *b)
         rd_buf_appendf(b, "redoubt_refusals_total{reason=\"%s\"} %llu\n",
                        rd_stats_refusal_names[k],
                        (unsigned long long)t->refusals[k]);
+    }
+
+    rd_status_family(b, "redoubt_accept_errors_total", "counter",
+                     "Failed accept(2) calls on client listeners, by reason: "
+                     "emfile (the worker's open files limit), enfile (the "
+                     "system's), enobufs (out of memory), other. After "
+                     "emfile, enfile or enobufs a worker stops accepting "
+                     "for 100 ms.");
+    for (unsigned k = 0; k < RD_ACCEPT_ERR_MAX; k++) {
+        rd_buf_appendf(b, "redoubt_accept_errors_total{reason=\"%s\"} %llu\n",
+                       rd_stats_accept_err_names[k],
+                       (unsigned long long)t->accept_errors[k]);
     }
 
     rd_status_family(b, "redoubt_commands_total", "counter",

@@ -118,6 +118,9 @@ START_TEST(test_minimal_config_gets_defaults)
     ck_assert_int_eq(ccf->worker_shutdown_timeout, 30000);
     ck_assert_int_eq(ccf->max_pipeline, 1024);
     ck_assert_int_eq(ccf->client_output_limit, 64LL << 20);
+    ck_assert_int_eq(ccf->idle_timeout, 600000);              /* 10m */
+    ck_assert_int_eq(ccf->request_timeout, 30000);            /* 30s */
+    ck_assert_int_eq(ccf->worker_rlimit_nofile, 0);           /* inherited */
     ck_assert_int_eq(c->nlisteners, 1);
     ck_assert_int_eq(c->ndatabases, 1);
     ck_assert_str_eq(c->databases[0].host, "127.0.0.1");
@@ -136,9 +139,11 @@ START_TEST(test_values_are_applied)
         "worker_processes = 3;\n"
         "pid_file = \"run/r.pid\";\n"
         "worker_shutdown_timeout = \"250ms\";\n"
+        "worker_rlimit_nofile = 4096;\n"
         "error_log = { path = \"stderr\"; level = \"debug\"; };\n"
         "limits = { max_pipeline = 16; client_output_limit = \"1mb\";\n"
-        "           idle_timeout = \"1h\"; max_bulk_length = \"1kb\"; };\n"
+        "           idle_timeout = \"1h\"; max_bulk_length = \"1kb\";\n"
+        "           request_timeout = \"0\"; };\n"
         GOOD_BASE, &err);
     ck_assert_msg(c != NULL, "%s", err);
     rd_core_conf_t *ccf = rd_core_conf(c);
@@ -148,6 +153,8 @@ START_TEST(test_values_are_applied)
     ck_assert_int_eq(ccf->max_pipeline, 16);
     ck_assert_int_eq(ccf->client_output_limit, 1 << 20);
     ck_assert_int_eq(ccf->idle_timeout, 3600000);
+    ck_assert_int_eq(ccf->request_timeout, 0);
+    ck_assert_int_eq(ccf->worker_rlimit_nofile, 4096);
     /* relative paths are resolved against the file's directory */
     char want[512];
     snprintf(want, sizeof(want), "%s/run/r.pid", tmpdir);
@@ -185,6 +192,10 @@ START_TEST(test_wrong_types)
                  "limits.idle_timeout: must be a duration");
     expect_error("limits = { idle_timeout = \"30\"; };\n" GOOD_BASE,
                  "limits.idle_timeout: must be a duration");
+    expect_error("limits = { request_timeout = 30; };\n" GOOD_BASE,
+                 "limits.request_timeout: must be a duration");
+    expect_error("worker_rlimit_nofile = \"lots\";\n" GOOD_BASE,
+                 "worker_rlimit_nofile: must be an integer");
     expect_error("limits = { client_output_limit = \"lots\"; };\n" GOOD_BASE,
                  "limits.client_output_limit: must be a size");
     expect_error("error_log = { level = \"loud\"; };\n" GOOD_BASE,
@@ -201,6 +212,8 @@ START_TEST(test_out_of_range)
                  "limits.max_pipeline: must be between 1 and");
     expect_error("worker_processes = 0;\n" GOOD_BASE,
                  "worker_processes: must be between 1 and 1024");
+    expect_error("worker_rlimit_nofile = 8;\n" GOOD_BASE,
+                 "worker_rlimit_nofile: must be between 32 and");
     expect_error("limits = { max_nesting_depth = 1000; };\n" GOOD_BASE,
                  "limits.max_nesting_depth: must be between 1 and 128");
     expect_error("listen = ( { address = \"127.0.0.1:70000\"; } );\n",
