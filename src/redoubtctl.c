@@ -1648,6 +1648,9 @@ ctl_put_decision(const rd_rbac_decision_t *d, const char *db,
         fputs("role \"", stdout);
         ctl_put_value(d->role);
         printf("\", %s rule", d->rule ? d->rule : "its");
+        if (d->scope != NULL) {
+            printf(" (%s: no db_labels)", d->scope);
+        }
     } else {
         fputs("no role allows", stdout);
     }

@@ -751,6 +751,7 @@ rd_rbac_check_db(rd_cycle_t *cycle, const rd_identity_t *id,
         {
             d->role = roles[i]->name;
             d->rule = "deny";
+            d->scope = r->nlabels == 0 ? "every database" : NULL;
             return 0;
         }
     }
@@ -912,7 +913,9 @@ typedef struct {
     size_t             *idx;
     size_t              idx_small[64];
     int                 nkeys;
-    const char         *unverifiable;  /* why redoubt cannot tell, or NULL */
+    const char         *unverifiable;  /* why redoubt cannot tell what the
+                                          command does, or NULL */
+    const char         *keys_unknown;  /* why its keys cannot be named */
     int                 has_channels;
     size_t              chan_from, chan_to;
     int                 chan_patterns;
@@ -946,15 +949,19 @@ rd_rbac_classify(rd_rbac_req_t *q, size_t argc, const rd_str_t *argv)
         q->unverifiable = "scripts";
     } else if (cmd->acl & (RD_CAT_ADMIN | RD_CAT_DANGEROUS)) {
         q->unverifiable = "admin";
-    } else if (n < 0 || n > RD_RBAC_MAX_KEYS || !rd_command_keys_exact(cmd)) {
-        q->unverifiable = "keys";
+    }
+    if (n < 0 || n > RD_RBAC_MAX_KEYS || !rd_command_keys_exact(cmd)) {
+        q->keys_unknown = "keys";
     } else if (cmd->nspecs == 0 && (cmd->acl & RD_CAT_KEYSPACE)) {
-        q->unverifiable = "keys";      /* KEYS, SCAN, FLUSHDB, SELECT ... */
+        q->keys_unknown = "keys";      /* KEYS, SCAN, FLUSHDB, SELECT ... */
     } else if ((strcmp(cmd->name, "sort") == 0
                 || strcmp(cmd->name, "sort_ro") == 0)
                && rd_rbac_sort_patterns(argc, argv))
     {
-        q->unverifiable = "keys";
+        q->keys_unknown = "key patterns";
+    }
+    if (q->unverifiable == NULL) {
+        q->unverifiable = q->keys_unknown;
     }
 }
 
@@ -1080,6 +1087,7 @@ rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
         }
         d->role = roles[i]->name;
         d->rule = "deny";
+        d->scope = r->nlabels == 0 ? "every database" : NULL;
     }
     if (d->rule) {
         goto done;
@@ -1111,6 +1119,11 @@ rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
             why = "command";
             continue;
         }
+        if (r->nkeys && q.keys_unknown) {
+            /* Naming the command does not name its keys. */
+            why = "unknown-keys";
+            continue;
+        }
         if (r->nkeys
             && (at = rd_rbac_find_key(&q, argv, r->keys, r->nkeys, 0)) >= 0) {
             why = "key";
@@ -1136,6 +1149,10 @@ rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
             snprintf(d->reason, sizeof(d->reason), "channel '%s' is not "
                      "allowed on database \"%s\" as user \"%s\"", what,
                      db->name, db_user);
+        } else if (why && strcmp(why, "unknown-keys") == 0) {
+            snprintf(d->reason, sizeof(d->reason), "the keys of command '%s' "
+                     "cannot be checked (%s) on database \"%s\" as user "
+                     "\"%s\"", name, q.keys_unknown, db->name, db_user);
         } else if (why && strcmp(why, "unverifiable") == 0) {
             snprintf(d->reason, sizeof(d->reason), "what command '%s' "
                      "touches cannot be checked (%s) on database \"%s\" as "

@@ -31,6 +31,8 @@ typedef struct {
     int          allowed;
     const char  *role;        /* the role whose rule decided, or NULL */
     const char  *rule;        /* "allow", "deny", or NULL */
+    const char  *scope;       /* a deny without db_labels: "every
+                                 database", else NULL */
     char         reason[256]; /* for the client and the log; never shows
                                  a role's definition */
 } rd_rbac_decision_t;

@@ -540,6 +540,12 @@ step5() {
             sess_close "$S"
             asess S
         fi
+        if [ "${c[0],,}" = multi ]; then
+            # A refused MULTI: what the client sends as its transaction
+            # is not run, and DISCARD ends it.
+            sess_expect "$S" "-ERR redoubt: not run: the MULTI of this transaction was refused" SET k5 in-refused-multi
+            sess_expect "$S" "+OK" DISCARD
+        fi
     done
     sess_expect "$S" "+PONG" PING
     sess_expect "$S" "+OK" SET k5 after

@@ -357,6 +357,11 @@ want+=$'\nNOPERM redoubt: key \'secret:\' is not allowed on database "s" as user
 assert_eq "$want" "$out" "s: deny globs and regexes match NUL and newline"
 assert_eq 0 "$(ds EXISTS "secret:" )" "s: secret: not written"
 
+# --- 5. a deny block without db_labels ------------------------------------------
+out=$("$REDOUBTCTL" access check --cert "$T/nobob-s.crt" -c "$CONF" --db s --db-user bob 2>&1)
+assert_contains 'decided by: role "no-bob", deny rule (every database: no db_labels)' "$out" \
+    "redoubtctl access check explains a deny without db_labels"
+
 # --- 6. the cluster ---------------------------------------------------------------
 dc() { ccli "$(cluster_slot_owner "$2")" "$@"; }
 run_tests c "$C_PORT"

@@ -92,14 +92,45 @@ static const char conf_main[] = BASE
     "  { name = \"bare\"; uri = \"redis://127.0.0.1:7007\"; }\n"
     ");\n";
 
+/* Issue 10's rules: fail closed, unchecked, channels, deny blocks without
+ * labels. */
+static const char conf_rules[] = BASE
+    "roles = (\n"
+    "  { name = \"all\";\n"
+    "    allow = { db_labels = { * = \"*\"; }; db_users = [ \"*\" ]; }; },\n"
+    "  { name = \"no-flush\";\n"
+    "    deny = { commands = [ \"flushall\" ]; }; },\n"
+    "  { name = \"no-bob\";\n"
+    "    deny = { db_users = [ \"bob\" ]; }; },\n"
+    "  { name = \"empty-deny\";\n"
+    "    allow = { db_labels = { * = \"*\"; }; db_users = [ \"*\" ]; };\n"
+    "    deny = { }; },\n"
+    "  { name = \"app\";\n"
+    "    allow = { db_labels = { * = \"*\"; }; db_users = [ \"*\" ];\n"
+    "              keys = [ \"app:*\" ]; }; },\n"
+    "  { name = \"app-eval\";\n"
+    "    allow = { db_labels = { * = \"*\"; }; db_users = [ \"*\" ];\n"
+    "              keys = [ \"app:*\" ]; unchecked = [ \"eval\", \"sort\", \"@admin\" ];\n"
+    "              channels = [ \"news.*\" ]; }; },\n"
+    "  { name = \"named\";\n"
+    "    allow = { db_labels = { * = \"*\"; }; db_users = [ \"*\" ];\n"
+    "              commands = [ \"@read\", \"keys\", \"@scripting\" ]; }; },\n"
+    "  { name = \"no-secret\";\n"
+    "    deny = { keys = [ \"secret:*\", \"^private:.*$\" ];\n"
+    "             channels = [ \"admin.*\" ]; }; }\n"
+    ");\n"
+    "databases = ( { name = \"cache\"; uri = \"redis://127.0.0.1:7001\";\n"
+    "                labels = { env = \"prod\"; }; } );\n";
+
 /* No roles at all: nobody gets anywhere. */
 static const char conf_noroles[] = BASE
     "databases = ( { name = \"cache\"; uri = \"redis://127.0.0.1:7001\";\n"
     "                labels = { env = \"prod\"; }; } );\n";
 
-enum { C_MAIN, C_NOROLES, C_COUNT };
+enum { C_MAIN, C_NOROLES, C_RULES, C_COUNT };
 
-static const char *const conf_text[C_COUNT] = { conf_main, conf_noroles };
+static const char *const conf_text[C_COUNT] = { conf_main, conf_noroles,
+                                                conf_rules };
 static rd_cycle_t *cycles[C_COUNT];
 static char tmpdir[256];
 
@@ -130,7 +161,95 @@ typedef struct {
 #define NOROLE   0, NULL, NULL
 #define NOLIM    -1, -1
 
+#define R(what, roles, cmd, verdict) \
+    { what, C_RULES, roles, NULL, NULL, NULL, "cache", "alice", cmd, verdict, \
+      NOLIM }
+
 static const rbac_case_t cases[] = {
+    /* --- issue 10: rules that cannot see what a command touches --------- */
+    R("deny flushall: FLUSHALL", "all,no-flush", "FLUSHALL", DENY("no-flush")),
+    R("deny flushall: EVAL may run it", "all,no-flush", "EVAL x 0", NOROLE),
+    R("deny flushall: EVALSHA", "all,no-flush", "EVALSHA abc 0", NOROLE),
+    R("deny flushall: SCRIPT LOAD", "all,no-flush", "SCRIPT LOAD x", NOROLE),
+    R("deny flushall: FUNCTION LOAD", "all,no-flush", "FUNCTION LOAD x",
+      NOROLE),
+    R("deny flushall: FCALL", "all,no-flush", "FCALL f 0", NOROLE),
+    R("deny flushall: FUNCTION FLUSH", "all,no-flush", "FUNCTION FLUSH",
+      NOROLE),
+    R("deny flushall: SWAPDB", "all,no-flush", "SWAPDB 0 1", NOROLE),
+    R("deny flushall: an unknown command", "all,no-flush", "NOSUCH x",
+      NOROLE),
+    R("deny flushall: GET still works", "all,no-flush", "GET k",
+      ALLOW("all")),
+    R("no rules anywhere: EVAL", "all", "EVAL x 0", ALLOW("all")),
+    R("no rules anywhere: an unknown command", "all", "NOSUCH x",
+      ALLOW("all")),
+    R("an empty deny block is no rule", "empty-deny", "EVAL x 0",
+      ALLOW("empty-deny")),
+    R("keys: EVAL with the key in ARGV", "app", "EVAL x 0 other:1", NOROLE),
+    R("keys: EVAL with app keys", "app", "EVAL x 1 app:1", NOROLE),
+    R("keys: SORT BY pattern", "app", "SORT app:l BY other:*", NOROLE),
+    R("keys: SORT is @dangerous", "app", "SORT app:l BY nosort", NOROLE),
+    R("unchecked sort: SORT BY without a star", "app-eval",
+      "SORT app:l BY nosort", ALLOW("app-eval")),
+    R("unchecked sort: SORT BY a pattern", "app-eval",
+      "SORT app:l BY other:*", NOROLE),
+    R("unchecked sort: SORT GET", "app-eval", "SORT app:l GET #", NOROLE),
+    R("unchecked sort: SORT STORE other", "app-eval",
+      "SORT app:l STORE other:x", NOROLE),
+    R("keys: SORT_RO GET", "app", "SORT_RO app:l GET #", NOROLE),
+    R("unchecked sort: SORT STORE app", "app-eval", "SORT app:l STORE app:x",
+      ALLOW("app-eval")),
+    R("keys: SORT STORE other", "app", "SORT app:l STORE other:x", NOROLE),
+    R("keys: DEBUG OBJECT", "app", "DEBUG OBJECT other:1", NOROLE),
+    R("keys: CONFIG GET", "app", "CONFIG GET requirepass", NOROLE),
+    R("keys: CLIENT LIST", "app", "CLIENT LIST", NOROLE),
+    R("keys: CLIENT SETNAME is harmless", "app", "CLIENT SETNAME x",
+      ALLOW("app")),
+    R("keys: ACL SETUSER", "app", "ACL SETUSER x on", NOROLE),
+    R("keys: KEYS", "app", "KEYS *", NOROLE),
+    R("keys: an unknown command", "app", "NOSUCH app:1", NOROLE),
+    R("keys: PUBLISH without channel rules", "app", "PUBLISH news.1 x",
+      NOROLE),
+    R("keys: GEORADIUS, the last STORE is written", "app",
+      "GEORADIUS app:g 0 0 1 km STORE app:ok STORE other:x", NOROLE),
+    R("keys: GEORADIUS STORE app", "app",
+      "GEORADIUS app:g 0 0 1 km STORE app:ok", ALLOW("app")),
+    R("unchecked eval: EVAL with app keys", "app-eval", "EVAL x 1 app:1",
+      ALLOW("app-eval")),
+    R("unchecked eval: the keys are still checked", "app-eval",
+      "EVAL x 1 other:1", NOROLE),
+    R("unchecked eval: FCALL is not eval", "app-eval", "FCALL f 0", NOROLE),
+    R("unchecked @admin: CONFIG GET", "app-eval", "CONFIG GET x",
+      ALLOW("app-eval")),
+    R("channels: PUBLISH news.1", "app-eval", "PUBLISH news.1 x",
+      ALLOW("app-eval")),
+    R("channels: PUBLISH other", "app-eval", "PUBLISH other x", NOROLE),
+    R("channels: SPUBLISH news.1", "app-eval", "SPUBLISH news.1 x",
+      ALLOW("app-eval")),
+    R("channels: SUBSCRIBE one bad", "app-eval", "SUBSCRIBE news.1 other",
+      NOROLE),
+    R("channels: PSUBSCRIBE the rule's pattern", "app-eval",
+      "PSUBSCRIBE news.*", ALLOW("app-eval")),
+    R("channels: PSUBSCRIBE a wider pattern", "app-eval", "PSUBSCRIBE *",
+      NOROLE),
+    R("deny channels", "all,no-secret", "PUBLISH admin.x y",
+      DENY("no-secret")),
+    R("deny channels: PSUBSCRIBE may reach them", "all,no-secret",
+      "PSUBSCRIBE n*", DENY("no-secret")),
+    R("named commands: KEYS by name", "named", "KEYS *", ALLOW("named")),
+    R("named commands: @scripting names EVAL's category only", "named",
+      "EVAL x 0", NOROLE),
+    R("named commands: SCAN is @read, not named", "named", "SCAN 0",
+      NOROLE),
+    { "deny without labels applies to every database", C_RULES,
+      "all,no-bob", NULL, NULL, NULL, "cache", "bob", NULL, DENY("no-bob"),
+      NOLIM },
+    { "deny without labels: other users", C_RULES, "all,no-bob", NULL, NULL,
+      NULL, "cache", "alice", NULL, ALLOW("all"), NOLIM },
+    R("deny key glob", "all,no-secret", "GET secret:x", DENY("no-secret")),
+    R("deny key regex", "all,no-secret", "GET private:x", DENY("no-secret")),
+
     /* --- wildcard labels and the db_users template --------------------- */
     { "wildcard label, user from the trait", C_MAIN, "access", "alice", NULL,
       NULL, "cache", "alice", NULL, ALLOW("access"), 0, 0 },
