@@ -201,32 +201,48 @@ rd_spec_inexact(const rd_key_spec_t *ks)
            || (ks->flags & RD_KS_INCOMPLETE);
 }
 
+/* Where a keyword begin search starts: startfrom, or argc + startfrom
+ * when it searches backwards. */
+static long
+rd_keyword_start(const rd_key_spec_t *ks, long argc)
+{
+    long from = ks->bs.keyword.startfrom;
+    return from > 0 ? from : argc + from;
+}
+
+/* The first argument from i on that is the spec's keyword, as Redis
+ * searches: forwards up to the second-last argument, or backwards down to
+ * argument 2. 0 when there is none. */
+static long
+rd_keyword_next(const rd_key_spec_t *ks, long argc, const rd_str_t *argv,
+                long i)
+{
+    if (ks->bs.keyword.startfrom > 0) {
+        for (; i >= 1 && i < argc - 1; i++) {
+            if (rd_arg_is(argv[i], ks->bs.keyword.keyword)) {
+                return i;
+            }
+        }
+    } else {
+        for (; i >= 2 && i < argc; i--) {
+            if (rd_arg_is(argv[i], ks->bs.keyword.keyword)) {
+                return i;
+            }
+        }
+    }
+    return 0;
+}
+
 /* The first key's position by the spec's begin search; 0 when its keyword
- * is absent (the spec then gives no keys), as in Redis: forwards from
- * startfrom up to the second-last argument, or backwards from
- * argc + startfrom down to argument 2. */
+ * is absent (the spec then gives no keys). */
 static long
 rd_spec_begin(const rd_key_spec_t *ks, long argc, const rd_str_t *argv)
 {
     if (ks->bs_type == RD_BS_INDEX) {
         return ks->bs.index;
     }
-
-    long i, from = ks->bs.keyword.startfrom;
-    if (from > 0) {
-        for (i = from; i < argc - 1; i++) {
-            if (rd_arg_is(argv[i], ks->bs.keyword.keyword)) {
-                return i + 1;
-            }
-        }
-    } else {
-        for (i = argc + from; i >= 2 && i < argc; i--) {
-            if (rd_arg_is(argv[i], ks->bs.keyword.keyword)) {
-                return i + 1;
-            }
-        }
-    }
-    return 0;
+    long k = rd_keyword_next(ks, argc, argv, rd_keyword_start(ks, argc));
+    return k == 0 ? 0 : k + 1;
 }
 
 /* The last key's position and the step, from the first one (which a
@@ -272,20 +288,15 @@ rd_spec_may_be_empty(const rd_key_spec_t *ks)
     return ks->fk.range.lastkey < 0 && ks->fk.range.limit == 0;
 }
 
-/* One spec's keys into out: 0, or -1 when the arguments are malformed. */
+/* The keys of one spec whose first key the begin search put at first,
+ * into out: 0, or -1 (and nothing added) when the arguments are
+ * malformed. */
 static int
 rd_spec_keys(const rd_key_spec_t *ks, long argc, const rd_str_t *argv,
-             rd_keys_out_t *out)
+             long first, rd_keys_out_t *out)
 {
-    long first, last, step;
+    long last, step;
 
-    if (ks->bs_type == RD_BS_UNKNOWN || ks->fk_type == RD_FK_UNKNOWN) {
-        return 0;
-    }
-    first = rd_spec_begin(ks, argc, argv);
-    if (first == 0) {
-        return 0;
-    }
     if (!rd_spec_find(ks, argc, argv, &first, &last, &step) || step < 1) {
         return -1;
     }
@@ -301,22 +312,99 @@ rd_spec_keys(const rd_key_spec_t *ks, long argc, const rd_str_t *argv,
     return 0;
 }
 
+static bool
+rd_spec_skipped(const rd_key_spec_t *ks, unsigned opts)
+{
+    return (ks->flags & RD_KS_NOT_KEY) && !(opts & RD_KEYS_NOT_KEYS);
+}
+
+/* Walk the key specs into out: 0, or -1 when the arguments are malformed.
+ * strict is Redis's own walk, for a command with a hand-written finder to
+ * fall back on: an unknown spec, or an incomplete one whose keyword is
+ * there, also fails it. Otherwise such specs are skipped and the others
+ * give their keys. */
+static int
+rd_specs_walk(const rd_command_t *c, long argc, const rd_str_t *argv,
+              unsigned opts, bool strict, rd_keys_out_t *out)
+{
+    for (unsigned i = 0; i < c->nspecs; i++) {
+        const rd_key_spec_t *ks = &c->specs[i];
+        if (rd_spec_skipped(ks, opts)) {
+            continue;
+        }
+        if (ks->bs_type == RD_BS_UNKNOWN || ks->fk_type == RD_FK_UNKNOWN) {
+            if (strict) {
+                return -1;
+            }
+            continue;
+        }
+        long first = rd_spec_begin(ks, argc, argv);
+        if (first == 0) {
+            continue;
+        }
+        if (rd_spec_keys(ks, argc, argv, first, out) < 0
+            || (strict && (ks->flags & RD_KS_INCOMPLETE))) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* RD_KEYS_TOUCHED: after the keys the walk found, the ones every further
+ * occurrence of a begin-search keyword would give. The command's own
+ * parser may take any of them for the option (GEORADIUS keeps the last
+ * STORE, the spec finds the first; XREADGROUP's GROUP may come after
+ * COUNT with a consumer named "streams"); an occurrence whose keys would
+ * not fit the arguments gives none. */
+static void
+rd_specs_touched(const rd_command_t *c, long argc, const rd_str_t *argv,
+                 unsigned opts, rd_keys_out_t *out)
+{
+    for (unsigned i = 0; i < c->nspecs; i++) {
+        const rd_key_spec_t *ks = &c->specs[i];
+        if (rd_spec_skipped(ks, opts) || ks->bs_type != RD_BS_KEYWORD
+            || ks->fk_type == RD_FK_UNKNOWN) {
+            continue;
+        }
+        long dir = ks->bs.keyword.startfrom > 0 ? 1 : -1;
+        long k = rd_keyword_next(ks, argc, argv, rd_keyword_start(ks, argc));
+        while (k != 0 && (k = rd_keyword_next(ks, argc, argv, k + dir)) != 0) {
+            (void)rd_spec_keys(ks, argc, argv, k + 1, out);
+        }
+    }
+}
+
 /*
  * Hand-written key finders for the commands whose specs Redis marks
  * unknown or incomplete, reading the arguments as Redis's sortGetKeys,
- * sortROGetKeys and migrateGetKeys do.
+ * sortROGetKeys and migrateGetKeys do; Redis uses them when its spec walk
+ * fails, and so do we. With RD_KEYS_TOUCHED they return what the command
+ * itself may touch.
  */
 
 /* SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC]
  *      [ALPHA] [STORE destination]: the sorted key, and the last STORE's
- * destination. BY and GET patterns name keys only through the data, which
- * no proxy can see; Redis's ACL treats them the same way. */
+ * destination as sortGetKeys finds it: it skips the arguments of LIMIT,
+ * GET and BY but not STORE's own, so in "STORE get STORE d" it takes
+ * "get" where SORT writes d; RD_KEYS_TOUCHED gives every argument that
+ * follows a STORE. BY and GET patterns name keys only through the data,
+ * which no proxy can see; no option returns them. */
 static void
-rd_keys_sort(size_t argc, const rd_str_t *argv, rd_keys_out_t *out)
+rd_keys_sort(size_t argc, const rd_str_t *argv, unsigned opts,
+             rd_keys_out_t *out)
 {
+    const uint32_t store_flags = RD_KS_OW | RD_KS_UPDATE;
     long store = 0;
 
     rd_keys_add(out, 1, RD_KS_RO | RD_KS_ACCESS);
+    for (size_t i = 2; i < argc; i++) {
+        if ((opts & RD_KEYS_TOUCHED) && rd_arg_is(argv[i], "store") && i + 1 < argc) {
+            rd_keys_add(out, (long)i + 1, store_flags);
+        }
+    }
+    if (opts & RD_KEYS_TOUCHED) {
+        return;
+    }
     for (size_t i = 2; i < argc; i++) {
         if (rd_arg_is(argv[i], "limit")) {
             i += 2;
@@ -327,27 +415,31 @@ rd_keys_sort(size_t argc, const rd_str_t *argv, rd_keys_out_t *out)
         }
     }
     if (store != 0) {
-        rd_keys_add(out, store, RD_KS_OW | RD_KS_UPDATE);
+        rd_keys_add(out, store, store_flags);
     }
 }
 
 static void
-rd_keys_sort_ro(size_t argc, const rd_str_t *argv, rd_keys_out_t *out)
+rd_keys_sort_ro(size_t argc, const rd_str_t *argv, unsigned opts,
+                rd_keys_out_t *out)
 {
     (void)argc;
     (void)argv;
+    (void)opts;
     rd_keys_add(out, 1, RD_KS_RO | RD_KS_ACCESS);
 }
 
 /* MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH pw]
  *         [AUTH2 user pw] [KEYS key ...]: argv[3], or every argument after
  * KEYS when argv[3] is empty (with a non-empty argv[3] KEYS is a syntax
- * error and there are no keys). */
+ * error and there are no keys). MIGRATE reads its options the same way. */
 static void
-rd_keys_migrate(size_t argc, const rd_str_t *argv, rd_keys_out_t *out)
+rd_keys_migrate(size_t argc, const rd_str_t *argv, unsigned opts,
+                rd_keys_out_t *out)
 {
     const uint32_t flags = RD_KS_RW | RD_KS_ACCESS | RD_KS_DELETE;
 
+    (void)opts;
     for (size_t i = 6; i < argc; i++) {
         if (rd_arg_is(argv[i], "keys")) {
             if (argv[3].len == 0) {
@@ -366,8 +458,37 @@ rd_keys_migrate(size_t argc, const rd_str_t *argv, rd_keys_out_t *out)
     rd_keys_add(out, 3, flags);
 }
 
+/* DEBUG has no key specs, but some of its subcommands read the key they
+ * name (RD_KEYS_TOUCHED only): OBJECT, SDSLEN, LISTPACK, QUICKLIST,
+ * HTSTATS-KEY key, DIGEST-VALUE key... Others touch keys no argument
+ * names (POPULATE, RELOAD, LOADAOF, REPLICATE). */
+static void
+rd_touched_debug(size_t argc, const rd_str_t *argv, rd_keys_out_t *out)
+{
+    static const char *const one_key[] = {
+        "object", "sdslen", "listpack", "quicklist", "htstats-key",
+    };
+    const uint32_t flags = RD_KS_RO | RD_KS_ACCESS;
+
+    if (argc < 3) {
+        return;
+    }
+    if (rd_arg_is(argv[1], "digest-value")) {
+        for (size_t i = 2; i < argc; i++) {
+            rd_keys_add(out, (long)i, flags);
+        }
+        return;
+    }
+    for (size_t i = 0; i < rd_countof(one_key); i++) {
+        if (rd_arg_is(argv[1], one_key[i])) {
+            rd_keys_add(out, 2, flags);
+            return;
+        }
+    }
+}
+
 typedef void (*rd_keys_proc_t)(size_t argc, const rd_str_t *argv,
-                               rd_keys_out_t *out);
+                               unsigned opts, rd_keys_out_t *out);
 
 static const struct {
     const char     *name;
@@ -419,17 +540,18 @@ rd_command_keys_ex(const rd_command_t *c, size_t argc, const rd_str_t *argv,
         return -1;
     }
     rd_keys_proc_t proc = rd_command_keys_proc(c);
-    if (proc != NULL) {
-        proc(argc, argv, &out);
+    if (rd_specs_walk(c, (long)argc, argv, opts, proc != NULL, &out) < 0) {
+        if (proc == NULL) {
+            return -1;
+        }
+        out.n = 0;
+        proc(argc, argv, opts, &out);
         return (int)out.n;
     }
-    for (unsigned i = 0; i < c->nspecs; i++) {
-        const rd_key_spec_t *ks = &c->specs[i];
-        if ((ks->flags & RD_KS_NOT_KEY) && !(opts & RD_KEYS_NOT_KEYS)) {
-            continue;
-        }
-        if (rd_spec_keys(ks, (long)argc, argv, &out) < 0) {
-            return -1;
+    if (opts & RD_KEYS_TOUCHED) {
+        rd_specs_touched(c, (long)argc, argv, opts, &out);
+        if (c->nspecs == 0 && strcmp(c->name, "debug") == 0) {
+            rd_touched_debug(argc, argv, &out);
         }
     }
     return (int)out.n;

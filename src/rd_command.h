@@ -37,19 +37,52 @@
  *    those itself with an error, so a caller may forward the command or
  *    refuse it, but must not guess keys.
  *
- *    Two departures from Redis, both deliberate:
+ *    Where Redis's walk fails, COMMAND GETKEYS (and Redis's ACL and
+ *    cluster routing) fall back to the command's own getkeys procedure.
+ *    We do so for SORT, SORT_RO and MIGRATE, whose specs are "unknown" or
+ *    "incomplete": their walk fails on an unknown spec, or on an
+ *    incomplete one whose keyword is there (MIGRATE ... KEYS k: with the
+ *    keyword absent, or last, the walk's argv[3] stands, as in Redis). Any
+ *    other command with such a spec (none in Redis 7.0) gets the keys the
+ *    complete specs give; rd_command_keys_exact() says false for it so a
+ *    key rule can refuse it rather than trust a partial answer.
+ *
+ *    Departures from Redis, all deliberate (t/integration/t_getkeys.sh
+ *    checks each against a real redis-server):
+ *      * A malformed count is -1 here, where Redis's fallback procedures
+ *        read it with atoi: COMMAND GETKEYS EVAL s 01 k names k, and EVAL
+ *        itself refuses "01".
  *      * A keynum of 0 (EVAL script 0), and a range of "all remaining
- *        arguments" when none remain (SUNSUBSCRIBE, with RD_KEYS_NOT_KEYS), yield no keys from
- *        that spec where Redis's spec walk gives up and asks the command's
- *        own getkeys procedure, which answers "no keys" for them too. For
- *        ZUNIONSTORE dst 0 the destination is still returned (Redis then
- *        refuses the command itself).
- *      * Where Redis marks a spec "incomplete" or "unknown" and falls back
- *        to a hand-written getkeys procedure, so do we, for the commands
- *        that have one here (SORT, SORT_RO, MIGRATE). Any other command
- *        with such a spec (none in Redis 7.0) gets the keys the complete
- *        specs give; rd_command_keys_exact() says false for it so a key
- *        rule can refuse it rather than trust a partial answer.
+ *        arguments" when none remain, yield no keys from that spec where
+ *        Redis's walk gives up and asks the getkeys procedure, which
+ *        answers "no keys" for them too. The command's other specs still
+ *        count: ZUNIONSTORE dst 0 gives the destination (Redis then
+ *        refuses the command itself), and PFMERGE dst, with no source,
+ *        gives dst, which PFMERGE creates, though COMMAND GETKEYS (with no
+ *        procedure to ask) names no key at all. SUNSUBSCRIBE with no
+ *        channel gives none (with RD_KEYS_NOT_KEYS).
+ *
+ *    What COMMAND GETKEYS names is not always what the command touches:
+ *    a keyword search takes the keyword's first occurrence, the command's
+ *    own parser may take another one. RD_KEYS_TOUCHED asks for every key
+ *    argument the command may touch: the keys above, followed by those
+ *    every further occurrence of a begin-search keyword would give (where
+ *    they fit the arguments), so it may repeat a position. It covers
+ *      * GEORADIUS, GEORADIUSBYMEMBER ... STORE a STORE b (or STOREDIST):
+ *        the last one is written, the spec finds the first;
+ *      * XREADGROUP with GROUP after another option and a group or
+ *        consumer named "streams" (XREADGROUP COUNT 1 GROUP g streams
+ *        STREAMS s >): the spec's search from argv[4] takes the name for
+ *        the keyword, the command reads s;
+ *      * SORT ... STORE get STORE d: Redis's procedure skips a word after
+ *        GET, BY and LIMIT, not after STORE, and names "get"; SORT writes
+ *        d. Every argument after a STORE is returned;
+ *      * DEBUG OBJECT, SDSLEN, LISTPACK, QUICKLIST, HTSTATS-KEY key and
+ *        DIGEST-VALUE key...: no key specs, but they read those keys.
+ *    It cannot name keys that no argument names: SORT's BY and GET
+ *    patterns, scripts and functions (EVAL, FCALL), keyspace-wide
+ *    commands (KEYS, SCAN, RANDOMKEY, FLUSHALL, SWAPDB, DEBUG POPULATE or
+ *    RELOAD, ...); a caller refuses those by command. -1 stays -1.
  *
  *  - Categories: rd_acl_category("@read") and ("read") give the RD_CAT_*
  *    bit, "all" gives RD_CAT_ALL, anything else 0. rd_acl_category_name()
@@ -212,6 +245,7 @@ int rd_command_keys(const rd_command_t *c, size_t argc, const rd_str_t *argv,
 
 /* Options for rd_command_keys_ex(). */
 #define RD_KEYS_NOT_KEYS  0x1   /* also return RD_KS_NOT_KEY positions */
+#define RD_KEYS_TOUCHED   0x2   /* every key argument it may touch (above) */
 
 /* As rd_command_keys(), with options and, when kflags is not NULL, each
  * key's RD_KS_* flags in kflags[i] (for a spec with RD_KS_VARIABLE_FLAGS,

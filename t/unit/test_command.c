@@ -402,7 +402,8 @@ START_TEST(test_keys_georadius_store)
     ck_keys("GEORADIUS a 0 0 1 km WITHDIST COUNT 5", "1");
     ck_keys("GEORADIUS a 0 0 1 km STORE d", "1 7");
     ck_keys("GEORADIUS a 0 0 1 km STOREDIST d", "1 7");
-    /* both: each spec finds its own keyword (Redis's proc keeps the last) */
+    /* both: each spec finds its own keyword (GEORADIUS writes the last;
+     * see RD_KEYS_TOUCHED) */
     ck_keys("GEORADIUS a 0 0 1 km STORE d STOREDIST e", "1 7 9");
     ck_keys("GEORADIUSBYMEMBER a m 1 km STORE d", "1 6");
     ck_keys("GEORADIUS_RO a 0 0 1 km", "1");
@@ -521,6 +522,149 @@ START_TEST(test_keys_flags_per_key)
     /* SET's flags vary with GET; the spec states the worst case */
     ck_assert_uint_eq(must_find("set")->specs[0].flags,
                       RD_KS_RW | RD_KS_ACCESS | RD_KS_UPDATE | RD_KS_VARIABLE_FLAGS);
+}
+END_TEST
+
+/* Redis walks MIGRATE's specs first and asks migrateGetKeys only when the
+ * walk fails: KEYS found by the backward search (from argv[argc-2]) fails
+ * it, being incomplete; no KEYS, or KEYS last, leaves argv[3]. */
+START_TEST(test_keys_migrate_walk_first)
+{
+    ck_keys("MIGRATE host 6379 \"\" 0 5000", "3");
+    ck_keys("MIGRATE host 6379 \"\" 0 5000 KEYS", "3");
+    ck_keys("MIGRATE host 6379 a 0 5000 COPY AUTH2 u p KEYS", "3");
+    ck_keys("MIGRATE host 6379 \"\" 0 5000 KEYS a", "7");
+    ck_keys("MIGRATE host 6379 \"\" 0 5000 AUTH KEYS", "3");
+}
+END_TEST
+
+/* PFMERGE dst with no source: Redis's walk gives up on the empty range of
+ * sources and names nothing (COMMAND GETKEYS: "Invalid arguments"), but
+ * PFMERGE creates dst; we name it. */
+START_TEST(test_keys_pfmerge_no_source)
+{
+    ck_keys("PFMERGE d", "1");
+    ck_keys("PFMERGE d a b", "1 2 3");
+}
+END_TEST
+
+#define ck_touched(line, expected) \
+    ck_assert_str_eq(keys_ex(line, RD_KEYS_TOUCHED), (expected))
+
+/* RD_KEYS_TOUCHED: GEORADIUS writes the last STORE/STOREDIST, the specs
+ * find the first of each; every occurrence is returned after them. */
+START_TEST(test_touched_georadius_every_store)
+{
+    ck_keys("GEORADIUS a 0 0 1 km STORE d STORE e", "1 7");
+    ck_touched("GEORADIUS a 0 0 1 km STORE d STORE e", "1 7 9");
+    ck_touched("GEORADIUS a 0 0 1 km STOREDIST d STOREDIST e", "1 7 9");
+    ck_touched("GEORADIUS a 0 0 1 km STORE d STOREDIST e", "1 7 9");
+    /* "STORE storedist STOREDIST b" writes b: the STOREDIST spec's first
+     * hit is the word "storedist" */
+    ck_keys("GEORADIUS a 0 0 1 km STORE storedist STOREDIST b", "1 7 8");
+    ck_touched("GEORADIUS a 0 0 1 km STORE storedist STOREDIST b", "1 7 8 9");
+    ck_touched("GEORADIUS a 0 0 1 km STORE STORE STORE b", "1 7 8 9");
+    ck_touched("GEORADIUSBYMEMBER a m 1 km STORE d STORE e", "1 6 8");
+    /* nothing more to find: the plain answer */
+    ck_touched("GEORADIUS a 0 0 1 km STORE d", "1 7");
+    ck_touched("GEORADIUS a 0 0 1 km WITHDIST", "1");
+    ck_touched("GEORADIUS a 0 0 1 km STORE d STORE", "1 7");
+
+    req_t r;
+    size_t idx[4];
+    uint32_t kf[4];
+    req_parse(&r, "GEORADIUS a 0 0 1 km STORE d STORE e");
+    ck_assert_int_eq(rd_command_keys_ex(must_find("georadius"), r.argc, r.argv,
+                                        RD_KEYS_TOUCHED, idx, kf, 4), 3);
+    ck_assert_uint_eq(kf[1], kf[2]);
+    ck_assert_uint_ne(kf[2] & RD_KS_OW, 0);
+}
+END_TEST
+
+/* XREADGROUP's STREAMS search starts at argv[4]; with GROUP after COUNT a
+ * consumer or group named "streams" is taken for the keyword. */
+START_TEST(test_touched_xreadgroup_streams_name)
+{
+    ck_keys("XREADGROUP COUNT 1 GROUP g streams STREAMS s >", "6");
+    ck_touched("XREADGROUP COUNT 1 GROUP g streams STREAMS s >", "6 7");
+    ck_keys("XREADGROUP COUNT 1 GROUP streams c STREAMS s >", "5 6");
+    ck_touched("XREADGROUP COUNT 1 GROUP streams c STREAMS s >", "5 6 7");
+    ck_touched("XREADGROUP NOACK GROUP g streams STREAMS a b > >", "5 6 6 7");
+    ck_touched("XREADGROUP GROUP g c STREAMS a b > >", "5 6");
+    ck_touched("XREAD COUNT 1 STREAMS a b 0 0", "4 5");
+}
+END_TEST
+
+/* SORT: Redis's procedure does not skip STORE's own argument, so in
+ * "STORE get STORE d" it skips the second STORE as GET's pattern. */
+START_TEST(test_touched_sort_every_store)
+{
+    ck_keys("SORT a STORE get STORE d", "1 3");
+    ck_touched("SORT a STORE get STORE d", "1 3 5");
+    ck_keys("SORT a STORE limit STORE d", "1 3");
+    ck_touched("SORT a STORE limit STORE d", "1 3 5");
+    ck_touched("SORT a STORE d1 STORE d2", "1 3 5");
+    ck_touched("SORT a BY w_* GET g_* STORE d", "1 7");
+    ck_touched("SORT a STORE", "1");
+    ck_touched("SORT a", "1");
+    ck_touched("SORT_RO a BY w_* GET g_*", "1");
+    ck_touched("MIGRATE host 6379 \"\" 0 5000 KEYS a b", "7 8");
+}
+END_TEST
+
+/* DEBUG has no key specs; the subcommands that read a key name it. */
+START_TEST(test_touched_debug_keys)
+{
+    ck_keys("DEBUG OBJECT a", "");
+    ck_touched("DEBUG OBJECT a", "2");
+    ck_touched("debug sdslen a", "2");
+    ck_touched("DEBUG QUICKLIST a 1", "2");
+    ck_touched("DEBUG DIGEST-VALUE a b c", "2 3 4");
+    ck_touched("DEBUG DIGEST-VALUE", "");
+    ck_touched("DEBUG OBJECT", "");
+    ck_touched("DEBUG SLEEP 0", "");
+    ck_touched("DEBUG HTSTATS 0", "");
+}
+END_TEST
+
+/* Malformed stays malformed, and every row's plain keys come first. */
+START_TEST(test_touched_keeps_plain_answer)
+{
+    ck_touched("EVAL s 3 a b", "error");
+    ck_touched("XREAD STREAMS a", "error");
+    ck_touched("GET", "error");
+    ck_touched("EVAL s 2 a b c", "3 4");
+    ck_touched("MSET a 1 b 2", "1 3");
+
+    size_t n;
+    const rd_command_t *t = rd_command_table(&n);
+    const char *words[] = { "1", "STORE", "streams", "keys", "2", "STREAMS" };
+    rd_str_t argv[12];
+    size_t plain[32], touched[32];
+
+    for (size_t i = 0; i < n; i++) {
+        size_t min = (size_t)abs(t[i].arity);
+        for (size_t argc = min; argc < min + 5 && argc <= 12; argc++) {
+            for (size_t a = 0; a < argc; a++) {
+                argv[a] = RD_STR(words[(a * 7 + argc + i) % rd_countof(words)]);
+            }
+            int k = rd_command_keys(&t[i], argc, argv, plain, 32);
+            int kt = rd_command_keys_ex(&t[i], argc, argv, RD_KEYS_TOUCHED,
+                                        touched, NULL, 32);
+            ck_assert_msg((k < 0) == (kt < 0), "%s", t[i].name);
+            ck_assert_msg(kt >= k, "%s", t[i].name);
+            if (strcmp(t[i].name, "sort") == 0) {
+                continue;       /* every STORE, not the last one */
+            }
+            for (int j = 0; j < k && j < 32; j++) {
+                ck_assert_msg(plain[j] == touched[j], "%s", t[i].name);
+            }
+            for (int j = 0; j < kt && j < 32; j++) {
+                ck_assert_uint_ge(touched[j], 1);
+                ck_assert_uint_lt(touched[j], argc);
+            }
+        }
+    }
 }
 END_TEST
 
@@ -662,6 +806,13 @@ main(void)
     tcase_add_test(tc, test_keys_count_beyond_max);
     tcase_add_test(tc, test_keys_flags_per_key);
     tcase_add_test(tc, test_keys_inexact_spec_without_finder);
+    tcase_add_test(tc, test_keys_migrate_walk_first);
+    tcase_add_test(tc, test_keys_pfmerge_no_source);
+    tcase_add_test(tc, test_touched_georadius_every_store);
+    tcase_add_test(tc, test_touched_xreadgroup_streams_name);
+    tcase_add_test(tc, test_touched_sort_every_store);
+    tcase_add_test(tc, test_touched_debug_keys);
+    tcase_add_test(tc, test_touched_keeps_plain_answer);
     tcase_add_test(tc, test_categories_get_set);
     tcase_add_test(tc, test_categories_dangerous);
     tcase_add_test(tc, test_command_flags);
