@@ -4,7 +4,7 @@
  *
  *   audit = {
  *       path = "/var/log/redoubt/audit.log";  # no path: auditing is off
- *       args = "full";            # "full" | "names" | "none"
+ *       args = "names";           # "names" | "full" | "none"
  *       max_arg_bytes = "1kb";    # each argument cut there, with a marker
  *       flush_interval = "1s";    # buffered at most this long
  *       buffer = "64kb";          # or until this many bytes are waiting
@@ -43,9 +43,15 @@
  *   roles     the certificate's roles (an array, maybe empty)
  *   db        the database (null when none was chosen)
  *   db_user   the database user at the time of the event (null for a
- *             session refused before it had an identity)
+ *             session refused before it had an identity); for
+ *             session.auth the user in effect after the reply (the rbac
+ *             module's reply handler runs before the audit phase)
  *   client    the client's "ip:port"
  *   worker    the worker's pid
+ *   seq       the line's number in this worker process: 1 for its first
+ *             line, then one more for every line formatted, whether it is
+ *             written or dropped later, so a gap in a worker's numbers
+ *             shows lost lines
  *   redoubt   redoubt's version
  * and per event:
  *   session.start  result ("allowed" | "refused"), listener, and for a
@@ -53,11 +59,15 @@
  *                  client, less "ERR redoubt: ", or why the connection
  *                  ended before the session started, e.g. "TLS handshake
  *                  failed")
- *   session.auth   command ("auth" | "hello"), auth_user (the user the
- *                  AUTH names: "default" for AUTH with only a password
- *                  on a listener without a route user), outcome, node,
- *                  error (as for session.query), latency_us. The
- *                  password is never written.
+ *   session.auth   AUTH and HELLO with an AUTH option (r->conncmd):
+ *                  command ("auth" | "hello"), auth_user (the user the
+ *                  command asks for, as Redis reads it: "default" for AUTH
+ *                  with only a password on a listener without a route
+ *                  user, the last AUTH option of a HELLO, null for an AUTH
+ *                  Redis refuses as a syntax error), outcome (from the
+ *                  reply: "ok", the error's class, "unanswered"), node,
+ *                  error (as for session.query), latency_us. No argument
+ *                  is ever written.
  *   session.query  command (lower case), subcommand (container commands
  *                  only), nkeys (null when the keys cannot be known),
  *                  node (the Redis "ip:port" it went to, null when
@@ -65,18 +75,45 @@
  *                  as "NOPERM", "ERR", "WRONGTYPE", or "unanswered" when
  *                  the session ended before the reply), error (the error's
  *                  first line, up to 63 bytes; not with args = "none"),
- *                  latency_us, and by audit.args: "args" (full: every
- *                  argument after the command and subcommand), "keys"
- *                  (names: the keys only), nothing (none). At most 1024
- *                  arguments or keys are listed, then one string
- *                  "…(+N arguments)"; each is cut at max_arg_bytes with
- *                  "…(+N bytes)" (see rd_json.h). Secrets are replaced
- *                  with "(redacted)": the rules of ACL SETUSER, the value
- *                  of CONFIG SET for a parameter whose name contains
- *                  "pass" or "auth", the password of MIGRATE ... AUTH and
- *                  AUTH2.
+ *                  latency_us, and by audit.args: "keys" (names, the
+ *                  default: the keys only, never values), "args" (full:
+ *                  every argument after the command and subcommand), or
+ *                  nothing (none). At most 1024 arguments or keys are
+ *                  listed, then one string "…(+N arguments)"; each is cut
+ *                  at max_arg_bytes with "…(+N bytes)" (see rd_json.h).
+ *                  With args = "full", scripts (EVAL's body, FUNCTION
+ *                  LOAD's code) are logged as any other argument.
  *   session.end    duration_us, bytes_in, bytes_out, commands, errors (error
  *                  replies), reason
+ *
+ * Secrets (rd_audit_plan) are replaced with "(redacted)", in "args", in
+ * "keys" and inside "error" texts that quote them: at least every argument
+ * redis-server 7.0 redacts from SLOWLOG and MONITOR, found the way Redis
+ * finds them, and more where Redis gives up early:
+ *   AUTH           every argument (session.auth: none is written);
+ *   HELLO          the user and password of every AUTH option, walking the
+ *                  options as Redis does (rd_hello_next); from an option
+ *                  Redis refuses (or a version that is no integer) on,
+ *                  every argument;
+ *   ACL SETUSER    every argument after SETUSER, the user name too (Redis
+ *                  redacts them all: rules carry passwords, >pw <pw #hash
+ *                  !hash);
+ *   CONFIG SET     the value of every pair whose parameter (any case) is
+ *                  one Redis marks SENSITIVE_CONFIG (requirepass,
+ *                  masterauth, masteruser), a TLS key passphrase
+ *                  (tls-key-file-pass, tls-client-key-file-pass), any
+ *                  name containing "pass", "auth" or "secret", or a
+ *                  module's parameter (a name with a '.', which may be
+ *                  sensitive: redoubt cannot know);
+ *   MIGRATE        the password after AUTH, the user and password after
+ *                  AUTH2, walking the options from argv[6] as Redis does
+ *                  (KEYS ends them); after an option Redis refuses, every
+ *                  argument;
+ *   a command the table does not know as Redis would run it (no row: a
+ *                  mistyped or a module's command; a container with an
+ *                  unknown subcommand; the wrong number of arguments,
+ *                  which Redis refuses unread): every argument, so that
+ *                  only the name and the count are written.
  *
  * session.start "allowed" comes from an authorize handler: the module is
  * last in the registry, so when it runs every other module has let the
@@ -100,6 +137,7 @@
 
 #include "rd_audit.h"
 #include "rd_command.h"
+#include "rd_conncmd.h"
 #include "rd_cycle.h"
 #include "rd_identity.h"
 #include "rd_json.h"
@@ -174,7 +212,7 @@ typedef struct {
     unsigned  refused:1;     /* the session never started */
     uint64_t  errors;
     rd_buf_t  head;        /* "sid":..,"user":..,"roles":[..],"db":.., */
-    rd_buf_t  tail;        /* ,"client":..,"worker":..,"redoubt":.. */
+    rd_buf_t  tail;        /* ,"client":..,"worker":.. (then seq) */
 } rd_audit_session_t;
 
 /* The worker's writer (one worker per process: plain statics). */
@@ -184,6 +222,7 @@ typedef struct {
     int              fd;
     rd_buf_t         buf;            /* whole lines waiting to be written */
     uint64_t         nevents;        /* lines in buf */
+    uint64_t         seq;            /* lines formatted by this worker */
     rd_timer_t       timer;
     unsigned         failing:1;
     unsigned         need_newline:1; /* a fragment may end the file */
@@ -254,7 +293,7 @@ rd_audit_init_main(rd_conf_t *cf, void *conf)
     rd_audit_conf_t *c = conf;
 
     if (c->args == RD_CONF_UNSET) {
-        c->args = RD_AUDIT_ARGS_FULL;
+        c->args = RD_AUDIT_ARGS_NAMES;  /* keys, never values */
     }
     if (c->max_arg_bytes == RD_CONF_UNSET) {
         c->max_arg_bytes = 1024;
@@ -598,8 +637,6 @@ rd_audit_render_common(rd_session_t *s, rd_audit_session_t *as)
     rd_json_cstr(t, s->addr_text);
     rd_buf_append_str(t, ",\"worker\":");
     rd_json_int(t, (int64_t)rd_aw.worker->pid);
-    rd_buf_append_str(t, ",\"redoubt\":");
-    rd_json_cstr(t, PACKAGE_VERSION);
 }
 
 /* One clock read per event: the monotonic time (for latencies) in
@@ -665,6 +702,10 @@ rd_audit_begin_event(rd_session_t *s, rd_audit_session_t *as,
         rd_json_cstr(b, s->db_user);
     }
     rd_audit_put(b, rd_buf_rpos(&as->tail), rd_buf_used(&as->tail));
+    /* Numbered when formatted: a line dropped later leaves a gap. */
+    RD_AUDIT_KEY(b, "seq");
+    rd_json_uint(b, ++rd_aw.seq);
+    RD_AUDIT_LIT(b, ",\"redoubt\":\"" PACKAGE_VERSION "\"");
     return b;
 }
 
@@ -713,10 +754,263 @@ rd_audit_ensure_started(rd_session_t *s, rd_audit_session_t *as)
     }
 }
 
-/* The error reply's first line (after "-") in *msg, *msglen, and the
- * length of its first word, the class: "-NOPERM redoubt: ..." -> NOPERM. */
+/* --- secrets ---------------------------------------------------------------- */
+
+#define RD_AUDIT_SECRET_AT  16      /* secret positions listed one by one */
+
+/* Which arguments of a request are secrets (see the top of the file):
+ * every argument from "from" on, those listed in "at", and, for CONFIG
+ * SET, the values of the secret parameters. */
+typedef struct {
+    size_t    from;                     /* 0: none */
+    size_t    nat;
+    size_t    at[RD_AUDIT_SECRET_AT];
+    unsigned  config_set:1;
+} rd_audit_redact_t;
+
+static void
+rd_audit_redact_from(rd_audit_redact_t *rp, size_t i)
+{
+    if (rp->from == 0 || i < rp->from) {
+        rp->from = i;
+    }
+}
+
+static void
+rd_audit_redact_at(rd_audit_redact_t *rp, size_t i)
+{
+    if (rp->from != 0 && i >= rp->from) {
+        return;
+    }
+    if (rp->nat < RD_AUDIT_SECRET_AT) {
+        rp->at[rp->nat++] = i;
+        return;
+    }
+    rd_audit_redact_from(rp, i);    /* too many to list: all from here */
+}
+
+/* Does the value of this CONFIG SET parameter hide a secret? Redis 7.0's
+ * SENSITIVE_CONFIG parameters, the TLS key passphrases (not marked in
+ * 7.0), names that say so, and every module parameter ("module.name"),
+ * which its module may have registered as sensitive. */
+static bool
+rd_audit_config_secret(rd_str_t name)
+{
+    static const char *const known[] = {
+        "requirepass", "masterauth", "masteruser",
+        "tls-key-file-pass", "tls-client-key-file-pass", NULL
+    };
+    for (const char *const *k = known; *k; k++) {
+        if (rd_str_eq_ci(name, *k)) {
+            return true;
+        }
+    }
+    if (memchr(name.data, '.', name.len)) {
+        return true;
+    }
+    static const char *const words[] = { "pass", "auth", "secret", NULL };
+    for (const char *const *w = words; *w; w++) {
+        size_t wl = strlen(*w);
+        for (size_t k = 0; k + wl <= name.len; k++) {
+            rd_str_t sub = { name.data + k, wl };
+            if (rd_str_eq_ci(sub, *w)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* HELLO [protover [AUTH user pass] [SETNAME name] ...]: Redis's option
+ * walk (rd_hello_next), every AUTH option. Redis 7.0 redacts only the
+ * options it walked before a failed AUTH or a bad option; here every
+ * AUTH is found, and from a bad option on everything is hidden (the
+ * error text quotes it, and what follows may be misplaced credentials). */
+static void
+rd_audit_plan_hello(rd_audit_redact_t *rp, const rd_request_t *r)
+{
+    if (r->conncmd.error == RD_CONN_ERR_PROTOVER) {
+        rd_audit_redact_from(rp, 1);    /* Redis reads nothing after it */
+        return;
+    }
+    size_t pos = 2;
+    for (;;) {
+        size_t at = pos;
+        switch (rd_hello_next(r->argc, r->argv, &pos)) {
+        case RD_HELLO_END:
+            return;
+        case RD_HELLO_AUTH:
+            rd_audit_redact_at(rp, at + 1);
+            rd_audit_redact_at(rp, at + 2);
+            break;
+        case RD_HELLO_SETNAME:
+            break;
+        case RD_HELLO_BAD:
+            rd_audit_redact_from(rp, at);
+            return;
+        }
+    }
+}
+
+/* MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH password |
+ * AUTH2 username password] [KEYS key ...]: the options from argv[6], as
+ * Redis's migrateCommand walks them. */
+static void
+rd_audit_plan_migrate(rd_audit_redact_t *rp, const rd_request_t *r)
+{
+    for (size_t j = 6; j < r->argc; j++) {
+        rd_str_t o = r->argv[j];
+        size_t more = r->argc - 1 - j;
+        if (rd_str_eq_ci(o, "copy") || rd_str_eq_ci(o, "replace")) {
+            continue;
+        }
+        if (rd_str_eq_ci(o, "auth")) {
+            if (more < 1) {
+                return;
+            }
+            rd_audit_redact_at(rp, ++j);
+        } else if (rd_str_eq_ci(o, "auth2")) {
+            if (more < 2) {
+                rd_audit_redact_from(rp, j + 1);
+                return;
+            }
+            rd_audit_redact_at(rp, ++j);
+            rd_audit_redact_at(rp, ++j);
+        } else if (rd_str_eq_ci(o, "keys")) {
+            return;                     /* the rest are keys */
+        } else {
+            rd_audit_redact_from(rp, j);    /* Redis: syntax error */
+            return;
+        }
+    }
+}
+
+/* Is cmd (the table's row for r, or NULL) the command Redis will run?
+ * Not when there is no row, when a container's subcommand is unknown, or
+ * when the number of arguments is wrong: then nothing about its
+ * arguments can be known. */
+static bool
+rd_audit_known(const rd_command_t *cmd, const rd_request_t *r)
+{
+    return cmd != NULL && cmd->subcommands == 0
+           && rd_command_arity_ok(cmd, r->argc);
+}
+
+static void
+rd_audit_plan(rd_audit_redact_t *rp, const rd_command_t *cmd, bool known,
+              const rd_request_t *r)
+{
+    rp->from = 0;
+    rp->nat = 0;
+    rp->config_set = 0;
+
+    switch (r->conncmd.kind) {
+    case RD_CONN_AUTH:
+        rd_audit_redact_from(rp, 1);
+        return;
+    case RD_CONN_HELLO:
+        rd_audit_plan_hello(rp, r);
+        return;
+    default:
+        break;
+    }
+    if (!known) {
+        rd_audit_redact_from(rp, 1);
+    } else if (cmd == rd_aw.acl_setuser) {
+        rd_audit_redact_from(rp, 2);    /* as Redis: the user name too */
+    } else if (cmd == rd_aw.config_set) {
+        rp->config_set = 1;
+    } else if (cmd == rd_aw.migrate) {
+        rd_audit_plan_migrate(rp, r);
+    }
+}
+
+/* Is argv[i] a secret? */
+static bool
+rd_audit_secret(const rd_audit_redact_t *rp, const rd_request_t *r, size_t i)
+{
+    if (rp->from != 0 && i >= rp->from) {
+        return true;
+    }
+    for (size_t k = 0; k < rp->nat; k++) {
+        if (rp->at[k] == i) {
+            return true;
+        }
+    }
+    /* CONFIG SET name value [name value ...]: values at 3, 5, ... */
+    return rp->config_set && i >= 3 && (i - 3) % 2 == 0
+           && rd_audit_config_secret(r->argv[i - 1]);
+}
+
+/* How many bytes of p (n of them) are the secret a, or (the text being
+ * cut at its end) a's beginning? Redis writes CR and LF of an argument
+ * it quotes in an error as spaces. */
 static size_t
-rd_audit_error_class(const rd_request_t *r, const char **msg, size_t *msglen)
+rd_audit_secret_at(const char *p, size_t n, rd_str_t a, bool cut)
+{
+    if (a.len == 0 || (a.len > n && !cut)) {
+        return 0;
+    }
+    size_t m = a.len < n ? a.len : n;
+    for (size_t k = 0; k < m; k++) {
+        char x = a.data[k];
+        if (x == '\r' || x == '\n') {
+            x = ' ';
+        }
+        if (p[k] != x) {
+            return 0;
+        }
+    }
+    return m;
+}
+
+/* Write an error text with every secret argument of r it quotes replaced
+ * ("unknown command 'x', with args beginning with: ...", "Error in ACL
+ * SETUSER modifier '>pw'", "Syntax error in HELLO option '...'"). cut:
+ * the text is the beginning of a longer line, so it may end inside one. */
+static void
+rd_audit_error_text(rd_buf_t *b, const char *msg, size_t len, bool cut,
+                    const rd_audit_redact_t *rp, const rd_request_t *r)
+{
+    if (rp == NULL || (rp->from == 0 && rp->nat == 0 && !rp->config_set)) {
+        rd_json_str(b, msg, len);
+        return;
+    }
+    size_t last = r->argc < RD_AUDIT_MAX_LIST + 1 ? r->argc
+                                                  : RD_AUDIT_MAX_LIST + 1;
+    char out[sizeof(r->reply_head) * sizeof(RD_AUDIT_REDACTED)];
+    size_t n = 0;
+
+    for (size_t p = 0; p < len && n + sizeof(RD_AUDIT_REDACTED) < sizeof(out);) {
+        size_t best = 0;
+        for (size_t i = 1; i < last; i++) {
+            if (rd_audit_secret(rp, r, i)) {
+                size_t m = rd_audit_secret_at(msg + p, len - p, r->argv[i],
+                                              cut);
+                if (m > best) {
+                    best = m;
+                }
+            }
+        }
+        if (best > 0) {
+            memcpy(out + n, RD_AUDIT_REDACTED, sizeof(RD_AUDIT_REDACTED) - 1);
+            n += sizeof(RD_AUDIT_REDACTED) - 1;
+            p += best;
+        } else {
+            out[n++] = msg[p++];
+        }
+    }
+    rd_json_str(b, out, n);
+}
+
+/* --- events ----------------------------------------------------------------- */
+
+/* The error reply's first line (after "-") in *msg, *msglen, and the
+ * length of its first word, the class: "-NOPERM redoubt: ..." -> NOPERM.
+ * *cut: the reply head ends before the line does. */
+static size_t
+rd_audit_error_class(const rd_request_t *r, const char **msg, size_t *msglen,
+                     bool *cut)
 {
     const char *p = r->reply_head + 1;
     size_t n = r->reply_head_len > 0 ? r->reply_head_len - 1 : 0;
@@ -730,11 +1024,14 @@ rd_audit_error_class(const rd_request_t *r, const char **msg, size_t *msglen)
     }
     *msg = p;
     *msglen = line;
+    *cut = line == n;
     return k;
 }
 
+/* outcome, and error (with_message) with r's secrets (rp) hidden. */
 static void
-rd_audit_outcome(rd_buf_t *b, const rd_request_t *r, int with_message)
+rd_audit_outcome(rd_buf_t *b, const rd_request_t *r, int with_message,
+                 const rd_audit_redact_t *rp)
 {
     RD_AUDIT_KEY(b, "outcome");
     if (r->reply_type != '-') {
@@ -743,7 +1040,8 @@ rd_audit_outcome(rd_buf_t *b, const rd_request_t *r, int with_message)
     }
     const char *msg;
     size_t msglen;
-    size_t k = rd_audit_error_class(r, &msg, &msglen);
+    bool cut;
+    size_t k = rd_audit_error_class(r, &msg, &msglen, &cut);
     if (k == 0) {
         RD_AUDIT_LIT(b, "\"ERR\"");
     } else {
@@ -751,7 +1049,7 @@ rd_audit_outcome(rd_buf_t *b, const rd_request_t *r, int with_message)
     }
     if (with_message) {
         RD_AUDIT_KEY(b, "error");
-        rd_json_str(b, msg, msglen);
+        rd_audit_error_text(b, msg, msglen, cut, rp, r);
     }
 }
 
@@ -763,88 +1061,48 @@ rd_audit_latency(rd_buf_t *b, const rd_request_t *r)
     rd_json_int(b, us > 0 ? us : 0);
 }
 
+/* AUTH, and HELLO with an AUTH option, as Redis parses them: session.auth
+ * events, which never list arguments. */
 static bool
-rd_audit_is_auth(const rd_request_t *r, size_t *user_at)
+rd_audit_is_auth(const rd_request_t *r)
 {
-    *user_at = 0;
-    if (r->argc == 0) {
-        return false;
-    }
-    if (rd_str_eq_ci(r->argv[0], "auth")) {
-        *user_at = r->argc >= 3 ? 1 : 0;
-        return true;
-    }
-    if (rd_str_eq_ci(r->argv[0], "hello")) {
-        for (size_t i = 2; i < r->argc; i++) {
-            if (rd_str_eq_ci(r->argv[i], "auth")) {
-                *user_at = i + 1 < r->argc ? i + 1 : 0;
-                return true;
-            }
-        }
-    }
-    return false;
+    const rd_conncmd_t *cc = &r->conncmd;
+    return r->argc > 0
+           && (cc->kind == RD_CONN_AUTH
+               || (cc->kind == RD_CONN_HELLO && cc->pass_at != 0));
 }
 
 static void
 rd_audit_auth_event(rd_session_t *s, rd_audit_session_t *as, rd_request_t *r,
-                    size_t user_at)
+                    int unanswered)
 {
     rd_audit_conf_t *c = rd_aw.conf;
+    const rd_conncmd_t *cc = &r->conncmd;
     rd_buf_t *b = rd_audit_begin(s, as, "session.auth");
+    rd_audit_redact_t rp;
+
+    rd_audit_plan(&rp, NULL, true, r);
     RD_AUDIT_KEY(b, "command");
-    rd_json_cstr(b, rd_str_eq_ci(r->argv[0], "auth") ? "auth" : "hello");
+    rd_json_cstr(b, cc->kind == RD_CONN_AUTH ? "auth" : "hello");
     RD_AUDIT_KEY(b, "auth_user");
-    if (user_at) {
-        rd_json_str_cut(b, r->argv[user_at].data, r->argv[user_at].len,
-                        (size_t)c->max_arg_bytes);
-    } else if (rd_str_eq_ci(r->argv[0], "auth") && r->argc == 2) {
-        rd_json_cstr(b, "default");
+    if (cc->pass_at != 0) {
+        /* The user Redis authenticates (the last AUTH option of a HELLO;
+         * "default" for AUTH password). */
+        rd_str_t u = rd_conncmd_user(cc, r->argv);
+        rd_json_str_cut(b, u.data, u.len, (size_t)c->max_arg_bytes);
     } else {
-        rd_json_null(b);
+        rd_json_null(b);    /* an AUTH Redis refuses unread */
     }
-    rd_audit_outcome(b, r, c->args != RD_AUDIT_ARGS_NONE);
+    if (unanswered) {
+        RD_AUDIT_KEY(b, "outcome");
+        RD_AUDIT_LIT(b, "\"unanswered\"");
+    } else {
+        rd_audit_outcome(b, r, c->args != RD_AUDIT_ARGS_NONE, &rp);
+    }
     RD_AUDIT_KEY(b, "node");
     rd_json_cstr(b, r->upstream);
     rd_audit_latency(b, r);
     rd_audit_commit(b);
-}
-
-/* Is argv[i] of this command a secret? */
-static bool
-rd_audit_secret(const rd_command_t *cmd, const rd_request_t *r, size_t i)
-{
-    if (cmd == rd_aw.acl_setuser) {
-        return i >= 3;
-    }
-    if (cmd == rd_aw.config_set) {
-        /* CONFIG SET name value [name value ...] */
-        if (i < 3 || (i - 2) % 2 == 1) {
-            return false;
-        }
-        rd_str_t name = r->argv[i - 1];
-        for (size_t k = 0; k + 4 <= name.len; k++) {
-            rd_str_t w = { name.data + k, 4 };
-            if (rd_str_eq_ci(w, "pass") || rd_str_eq_ci(w, "auth")) {
-                return true;
-            }
-        }
-        return false;
-    }
-    if (cmd == rd_aw.migrate) {
-        /* ... AUTH password | AUTH2 username password */
-        for (size_t k = 6; k < i; k++) {
-            if (rd_str_eq_ci(r->argv[k], "keys")) {
-                return false;
-            }
-            if (rd_str_eq_ci(r->argv[k], "auth") && i == k + 1) {
-                return true;
-            }
-            if (rd_str_eq_ci(r->argv[k], "auth2") && i == k + 2) {
-                return true;
-            }
-        }
-    }
-    return false;
 }
 
 static void
@@ -913,13 +1171,15 @@ rd_audit_query_event(rd_session_t *s, rd_audit_session_t *as,
         rd_json_null(b);
         RD_AUDIT_KEY(b, "node");
         rd_json_null(b);
-        rd_audit_outcome(b, r, c->args != RD_AUDIT_ARGS_NONE);
+        rd_audit_outcome(b, r, c->args != RD_AUDIT_ARGS_NONE, NULL);
         rd_audit_latency(b, r);
         rd_audit_commit(b);
         return;
     }
 
     const rd_command_t *cmd = rd_audit_lookup(r->argc, r->argv);
+    rd_audit_redact_t rp;
+    rd_audit_plan(&rp, cmd, rd_audit_known(cmd, r), r);
     rd_audit_command_name(b, cmd, r->argv[0]);
 
     size_t small[64];
@@ -947,16 +1207,13 @@ rd_audit_query_event(rd_session_t *s, rd_audit_session_t *as,
         RD_AUDIT_KEY(b, "outcome");
         RD_AUDIT_LIT(b, "\"unanswered\"");
     } else {
-        rd_audit_outcome(b, r, c->args != RD_AUDIT_ARGS_NONE);
+        rd_audit_outcome(b, r, c->args != RD_AUDIT_ARGS_NONE, &rp);
     }
     rd_audit_latency(b, r);
 
     if (c->args == RD_AUDIT_ARGS_FULL) {
         size_t first = cmd && strchr(cmd->name, '|') ? 2 : 1;
         size_t listed = 0;
-        bool secrets = cmd && (cmd == rd_aw.acl_setuser
-                               || cmd == rd_aw.config_set
-                               || cmd == rd_aw.migrate);
         RD_AUDIT_KEY(b, "args");
         RD_AUDIT_LIT(b, "[");
         for (size_t i = first; i < r->argc; i++) {
@@ -966,7 +1223,7 @@ rd_audit_query_event(rd_session_t *s, rd_audit_session_t *as,
                                r->argc - i);
                 break;
             }
-            if (secrets && rd_audit_secret(cmd, r, i)) {
+            if (rd_audit_secret(&rp, r, i)) {
                 RD_AUDIT_LIT(b, "\"" RD_AUDIT_REDACTED "\"");
             } else {
                 rd_json_str_cut(b, r->argv[i].data, r->argv[i].len, max);
@@ -986,6 +1243,10 @@ rd_audit_query_event(rd_session_t *s, rd_audit_session_t *as,
                 rd_buf_appendf(b, "\"" RD_JSON_CUT_MARK "%d arguments)\"",
                                nkeys - k);
                 break;
+            }
+            if (rd_audit_secret(&rp, r, idx[k])) {
+                RD_AUDIT_LIT(b, "\"" RD_AUDIT_REDACTED "\"");
+                continue;
             }
             rd_str_t key = r->argv[idx[k]];
             rd_json_str_cut(b, key.data, key.len, max);
@@ -1026,14 +1287,13 @@ static int
 rd_audit_request(rd_session_t *s, rd_request_t *r)
 {
     rd_audit_session_t *as = rd_audit_session(s);
-    size_t user_at;
 
     rd_audit_ensure_started(s, as);
     if (r->reply_type == '-') {
         as->errors++;
     }
-    if (rd_audit_is_auth(r, &user_at)) {
-        rd_audit_auth_event(s, as, r, user_at);
+    if (rd_audit_is_auth(r)) {
+        rd_audit_auth_event(s, as, r, 0);
     } else {
         rd_audit_query_event(s, as, r, 0);
     }
@@ -1061,12 +1321,11 @@ rd_audit_session_end(rd_session_t *s)
 
     /* Commands still waiting for their replies: they may have run. */
     for (rd_request_t *r = s->head; r; r = r->next) {
-        size_t user_at;
         if (r->argc == 0) {
             continue;
         }
-        if (rd_audit_is_auth(r, &user_at)) {
-            rd_audit_auth_event(s, as, r, user_at);
+        if (rd_audit_is_auth(r)) {
+            rd_audit_auth_event(s, as, r, 1);
         } else {
             rd_audit_query_event(s, as, r, 1);
         }
@@ -1108,6 +1367,7 @@ rd_audit_init_worker(rd_worker_t *w)
     rd_aw.conf = c;
     rd_aw.worker = w;
     rd_aw.st.enabled = true;
+    rd_aw.seq = 0;
     rd_aw.timer.handler = rd_audit_timer;
     rd_aw.acl_setuser = rd_command_find(RD_STR("acl|setuser"));
     rd_aw.config_set = rd_command_find(RD_STR("config|set"));
