@@ -2,7 +2,8 @@
 # Builds the fuzzers with clang and runs each for N seconds (default 60)
 # over its seed corpus. New corpus entries and crash reproducers go to
 # $FUZZ_OUT (default /tmp/redoubt-fuzz), never into the seed directories.
-# $FUZZ_TARGETS picks some of: request reply cluster_slots (default all).
+# $FUZZ_TARGETS picks some of: request reply cluster_slots conncmd glob
+# (default all).
 set -eu
 
 secs=${1:-60}
@@ -10,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=${FUZZ_OUT:-${TMPDIR:-/tmp}/redoubt-fuzz}
 cc=${CC:-clang}
-targets=${FUZZ_TARGETS:-request reply cluster_slots}
+targets=${FUZZ_TARGETS:-request reply cluster_slots conncmd glob}
 
 mkdir -p "$out/include"
 : > "$out/include/config.h"
@@ -18,7 +19,7 @@ mkdir -p "$out/include"
 # The target's source file for a corpus name.
 src() {
     case $1 in
-    cluster_slots) echo fuzz_cluster_slots ;;
+    cluster_slots|conncmd|glob) echo "fuzz_$1" ;;
     *) echo "fuzz_resp_$1" ;;
     esac
 }
@@ -30,7 +31,9 @@ for t in $targets; do
         -I"$top/modules/cluster" \
         -o "$out/$(src "$t")" "$here/$(src "$t").c" \
         "$top/modules/resp/rd_resp_codec.c" "$top/src/rd_buf.c" \
-        "$top/src/rd_alloc.c" "$top/modules/cluster/rd_cluster_slots.c"
+        "$top/src/rd_alloc.c" "$top/modules/cluster/rd_cluster_slots.c" \
+        "$top/src/rd_conncmd.c" "$top/src/rd_match.c" \
+        $(pkg-config --cflags --libs libpcre2-8)
 done
 
 for t in $targets; do
