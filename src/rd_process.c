@@ -17,6 +17,10 @@
  *   USR1  reopen logs, here and in every worker.
  *   CHLD  reap; a worker of the current cycle that died is restarted, at
  *         once the first time, then with a growing delay if it keeps dying.
+ *
+ * Under systemd (Type=notify) the master reports READY=1 once its workers
+ * are started, RELOADING=1 ... READY=1 around a reload (also a failed one:
+ * the old configuration keeps serving) and STOPPING=1 (rd_notify.c).
  */
 #include "config.h"
 
@@ -32,6 +36,7 @@
 
 #include "rd_cycle.h"
 #include "rd_log.h"
+#include "rd_notify.h"
 #include "rd_process.h"
 #include "rd_stats.h"
 #include "rd_timer.h"
@@ -262,7 +267,8 @@ rd_master_reload(rd_master_t *m)
 
     /* The new cycle is complete: retire the old workers. */
     rd_msec_t deadline = rd_msec_now()
-        + rd_core_conf(m->cycle)->worker_shutdown_timeout + RD_KILL_GRACE_MS;
+        + rd_core_conf(m->cycle)->worker_shutdown_timeout
+        + rd_core_conf(m->cycle)->worker_shutdown_grace + RD_KILL_GRACE_MS;
     for (size_t i = 0; i < m->nchildren; i++) {
         m->children[i].old = 1;
         m->children[i].kill_at = deadline;
@@ -354,6 +360,7 @@ rd_master_stop(rd_master_t *m, int graceful)
         m->quitting = 1;
         rd_msec_t deadline = now
             + rd_core_conf(m->cycle)->worker_shutdown_timeout
+            + rd_core_conf(m->cycle)->worker_shutdown_grace
             + RD_KILL_GRACE_MS;
         for (size_t i = 0; i < m->nchildren; i++) {
             m->children[i].kill_at = deadline;
@@ -383,6 +390,7 @@ rd_master_run(rd_cycle_t *cycle)
     rd_process_signal_set(&set);
 
     rd_master_start_workers(m);
+    rd_notify_ready();
 
     for (;;) {
         if ((m->quitting || m->terminating) && m->nchildren == 0) {
@@ -408,14 +416,18 @@ rd_master_run(rd_cycle_t *cycle)
             break;
         case SIGHUP:
             if (!m->quitting && !m->terminating) {
+                rd_notify_reloading();
                 rd_master_reload(m);
+                rd_notify_ready();
             }
             break;
         case SIGQUIT:
+            rd_notify_stopping();
             rd_master_stop(m, 1);
             break;
         case SIGTERM:
         case SIGINT:
+            rd_notify_stopping();
             rd_master_stop(m, 0);
             break;
         case SIGUSR1:

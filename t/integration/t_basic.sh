@@ -129,21 +129,32 @@ out=$("$REDOUBT" -t -c "$T/no-such-file.conf" 2>&1)
 rc=$?
 [ "$rc" -ne 0 ] || fail "-t on a missing file exited 0: $out"
 
-# The annotated sample must be accepted as shipped, next to the CAs and
-# the certificate it names (made here with redoubtctl); without them -t
-# must say which file is missing.
+# The annotated sample must be accepted as shipped, with no certificate
+# (a fresh install: its TLS parts are commented out). With the lines
+# between its "# [TLS]" and "# [/TLS]" marks uncommented, as it tells the
+# operator to do, it must be accepted next to the CAs and the certificate
+# it names (made here with redoubtctl); without them -t must say which
+# file is missing.
 mkdir -p "$T/sample"
 cp "$RD_SRCDIR/conf/redoubt.conf" "$T/sample/redoubt.conf"
 out=$("$REDOUBT" -t -c "$T/sample/redoubt.conf" 2>&1)
 rc=$?
-[ "$rc" -ne 0 ] || fail "-t on the sample without its certificates exited 0"
+[ "$rc" -eq 0 ] || fail "-t on conf/redoubt.conf as shipped exited $rc: $out"
+awk '/^# \[TLS\]/ { tls = 1; print; next } /^# \[\/TLS\]/ { tls = 0; print; next }
+     tls { if (!sub(/^#/, "")) { print "not commented out: " $0 > "/dev/stderr"; exit 1 } }
+     { print }' "$RD_SRCDIR/conf/redoubt.conf" > "$T/sample/redoubt.conf" ||
+    fail "the sample's [TLS] parts"
+grep -q '^tls = {' "$T/sample/redoubt.conf" || fail "no tls group between the sample's [TLS] marks"
+out=$("$REDOUBT" -t -c "$T/sample/redoubt.conf" 2>&1)
+rc=$?
+[ "$rc" -ne 0 ] || fail "-t on the sample with TLS on and without its certificates exited 0"
 assert_contains "redoubt.crt" "$out" "-t names the missing certificate"
 "$REDOUBTCTL" ca init "$T/sample" >/dev/null 2>&1 || fail "redoubtctl ca init"
 "$REDOUBTCTL" cert server --ca-dir "$T/sample" --ca user --host localhost \
     --out "$T/sample/redoubt" >/dev/null 2>&1 || fail "redoubtctl cert server"
 out=$("$REDOUBT" -t -c "$T/sample/redoubt.conf" 2>&1)
 rc=$?
-[ "$rc" -eq 0 ] || fail "-t on conf/redoubt.conf exited $rc: $out"
+[ "$rc" -eq 0 ] || fail "-t on conf/redoubt.conf with TLS on exited $rc: $out"
 
 # The running server was not disturbed by any of this.
 assert_eq hello "$(rcli GET greeting)" "GET after the -t runs"
