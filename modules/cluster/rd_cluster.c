@@ -29,17 +29,49 @@
  * returns replies in request order and bounds the requests in flight per
  * session (limits.max_pipeline): past it, the client is not read.
  *
+ * Ordering invariant. Commands of one session that touch one slot reach
+ * Redis in the order the client sent them, whatever happens in between
+ * (a wait for a slot map, MOVED, ASK, TRYAGAIN, a reconnect, a failover);
+ * replies return in request order (the core). One rule keeps it:
+ *
+ *   a part (a command, or one slot's share of a split MGET) for slot S is
+ *   sent to node N only when no earlier part of the session for S is
+ *   parked, and every earlier part of the session for S still in flight
+ *   went on the session's connection to N, which Redis answers in order.
+ *
+ * Per session and slot, a lane (rd_clane_t) counts the parts in flight,
+ * remembers their node and the latest of them, and keeps the parked parts
+ * in request order; it sends from its head only. A part is parked when the
+ * rule holds it back (a command routed with a new map behind one still on
+ * its way to the old node), when its node could not be reached (until a
+ * newer map), after MOVED or ASK (until the later parts already in flight
+ * on the old node are back) and for cluster.tryagain_delay after TRYAGAIN.
+ * Parking never reorders: a later command for the slot queues behind. A
+ * TRYAGAIN that comes back while later parts for its slot are already in
+ * flight behind it goes to the client (the command did not run; run later,
+ * it would run after them). Commands sent before a redirection came back
+ * may run on the old node before the redirected one runs on the new one;
+ * Redis redirects those too when they touch the same key (MOVED for the
+ * whole slot, ASK for keys that left). Keyless commands and those that go
+ * to every master are not ordered by slot.
+ *
  * Redirections. An error reply is held back until it is whole: MOVED
- * updates the slot's entry, starts a refresh and resends the command to
- * the named node; ASK sends ASKING and the command to the named node and
- * leaves the map alone; TRYAGAIN resends after cluster.tryagain_delay.
- * After cluster.max_redirects of them the last error goes to the client.
+ * updates the slot's entry, starts a refresh and sends the command again,
+ * to the named node; ASK sends ASKING and the command to the named node
+ * and leaves the map alone; TRYAGAIN sends it again after
+ * cluster.tryagain_delay (each through its lane, as above). After
+ * cluster.max_redirects of them the last error goes to the client.
  *
  * Node failure. When a node connection fails, each command pending on it
  * gets "-ERR redoubt: upstream ..." (a reply already partly sent to the
  * client cannot be repaired: the session is closed then), a refresh
  * starts, and the next command for that node connects again, possibly to
- * the replica promoted in its place.
+ * the replica promoted in its place. Commands that never reached the node
+ * (its connection could not be made) wait, parked, for a map learned after
+ * the failure: they are sent again, in their order, when it names another
+ * node for their slot; otherwise their error stands. A refresh that ends
+ * wakes the waiting sessions from the event loop (a zero timer), never
+ * inside the call that started it.
  *
  * Special commands (as in Teleport's Redis Cluster support): DBSIZE sums,
  * KEYS merges, FLUSHDB/FLUSHALL/SCRIPT FLUSH/SCRIPT LOAD run on every
@@ -251,6 +283,13 @@ typedef struct {
     char                  auth_error[200]; /* the AUTH's error reply */
     char                  why[600];
     rd_csess_t           *waiters;        /* sessions waiting for a map */
+
+    /* The refreshes that ended, and the last one's result, for the
+     * waiters woken by the wake timer. */
+    uint64_t              gen;
+    int                   wake_ok;
+    char                  wake_why[600];
+    rd_timer_t            wake;
 } rd_ctopo_t;
 
 /* Markers for replies nobody reads (a replayed AUTH, ASKING). */
@@ -381,8 +420,16 @@ typedef enum {
 } rd_ckind_t;
 
 typedef struct rd_creq_s rd_creq_t;
+typedef struct rd_cpart_s rd_cpart_t;
 
-typedef struct {
+/* Why a parked part waits (it is sent from its lane's head only). */
+enum {
+    RD_CWAIT_NONE = 0,     /* for the parts before it (the rule) */
+    RD_CWAIT_MAP,          /* for a map newer than map_gen */
+    RD_CWAIT_DELAY         /* for its retry timer (TRYAGAIN) */
+};
+
+struct rd_cpart_s {
     rd_creq_t      *cr;
     rd_buf_t        cmd;            /* own command; empty: the request's */
     int             slot;           /* -1: sent to node */
@@ -393,11 +440,14 @@ typedef struct {
     unsigned        done:1;
     unsigned        any:1;          /* keyless: any node will do */
     rd_buf_t        reply;          /* held reply (fan-out, errors) */
-    void           *next_wait;      /* waiting for a new map */
+    unsigned        inflight:1;     /* counted in its lane, on a node */
+    unsigned        wait:2;         /* RD_CWAIT_*, when parked */
+    uint64_t        map_gen;        /* RD_CWAIT_MAP: t->gen when parked */
+    rd_cpart_t     *next_park;      /* the lane's parked list */
     size_t         *pos;            /* MGET: argv positions of the keys */
     size_t          npos;
     rd_timer_t      retry;
-} rd_cpart_t;
+};
 
 struct rd_creq_s {
     rd_request_t   *r;
@@ -407,8 +457,27 @@ struct rd_creq_s {
     rd_cpart_t     *parts;
     size_t          nparts;
     size_t          left;           /* parts without a final reply */
+    uint64_t        seq;            /* the session's request order */
+    uint64_t        map_gen;        /* in wait_head: t->gen when queued */
     rd_creq_t      *next_wait;
 };
+
+/*
+ * A session's lane for one slot (the ordering invariant at the top): the
+ * parts in flight all went to node, on the session's connection to it,
+ * in request order, the latest being last_seq; the parked ones wait in
+ * request order. Lanes live in a small open-addressing table per session
+ * (slot -1: a free entry) while they hold a part.
+ */
+typedef struct {
+    int32_t         slot;
+    int32_t         node;
+    uint32_t        inflight;
+    uint32_t        nparked;
+    uint64_t        last_seq;
+    rd_cpart_t     *head;
+    rd_cpart_t     *tail;
+} rd_clane_t;
 
 struct rd_csess_s {
     rd_session_t   *session;
@@ -418,16 +487,20 @@ struct rd_csess_s {
     int             last_node;
     rd_buf_t        auth;           /* the session's AUTH, as RESP */
     rd_buf_t        prev_auth;      /* before an AUTH in flight */
-    rd_creq_t      *wait_head;      /* requests waiting for a map */
+    rd_creq_t      *wait_head;      /* requests waiting for a map, or
+                                       behind one that does */
     rd_creq_t      *wait_tail;
-    void           *wait_parts;     /* parts that never reached their node,
-                                       waiting for a new map */
+    uint64_t        seq;            /* requests routed so far */
+    rd_clane_t     *lanes;          /* by slot (rd_clane_t) */
+    size_t          nlanes;
+    size_t          lanes_cap;      /* 0 or a power of two */
     rd_csess_t     *next_waiter;
     rd_csess_t     *prev_waiter;
     unsigned        waiting:1;
 };
 
 static void rd_cpart_send(rd_cpart_t *p);
+static void rd_cpart_transmit(rd_cpart_t *p, int node);
 static void rd_cpart_final(rd_cpart_t *p);
 static void rd_csess_wait(rd_csess_t *cs, rd_creq_t *cr);
 
@@ -439,14 +512,229 @@ rd_cpart_set_error(rd_cpart_t *p, const char *msg)
     p->type = '-';
 }
 
+/* --- lanes: the ordering invariant (see the top) ------------------------- */
+
+/* A part's place in the session's order: its request, then its index (a
+ * split MGET has at most one part per slot, so fewer than 2^16). */
+static uint64_t
+rd_cpart_seq(const rd_cpart_t *p)
+{
+    return (p->cr->seq << 16) | (uint64_t)(p - p->cr->parts);
+}
+
+static size_t
+rd_clane_hash(int slot)
+{
+    uint32_t h = (uint32_t)slot * 0x9e3779b1u;
+    return (size_t)(h ^ (h >> 15));
+}
+
+static rd_clane_t *
+rd_clane_find(rd_csess_t *cs, int slot)
+{
+    if (cs->lanes_cap == 0) {
+        return NULL;
+    }
+    size_t mask = cs->lanes_cap - 1;
+    for (size_t i = rd_clane_hash(slot) & mask;; i = (i + 1) & mask) {
+        rd_clane_t *l = &cs->lanes[i];
+        if (l->slot == slot) {
+            return l;
+        }
+        if (l->slot < 0) {
+            return NULL;
+        }
+    }
+}
+
+static rd_clane_t *
+rd_clane_slot_entry(rd_clane_t *lanes, size_t cap, int slot)
+{
+    size_t mask = cap - 1;
+    size_t i = rd_clane_hash(slot) & mask;
+    while (lanes[i].slot >= 0 && lanes[i].slot != slot) {
+        i = (i + 1) & mask;
+    }
+    return &lanes[i];
+}
+
+/* The lane of slot, made when it has none (at most half the entries are
+ * used, so a probe always ends). */
+static rd_clane_t *
+rd_clane_get(rd_csess_t *cs, int slot)
+{
+    rd_clane_t *l = rd_clane_find(cs, slot);
+    if (l) {
+        return l;
+    }
+    if ((cs->nlanes + 1) * 2 > cs->lanes_cap) {
+        size_t cap = cs->lanes_cap ? cs->lanes_cap * 2 : 8;
+        rd_clane_t *lanes = rd_alloc(cap * sizeof(*lanes));
+        for (size_t i = 0; i < cap; i++) {
+            lanes[i].slot = -1;
+        }
+        for (size_t i = 0; i < cs->lanes_cap; i++) {
+            if (cs->lanes[i].slot >= 0) {
+                *rd_clane_slot_entry(lanes, cap, cs->lanes[i].slot) =
+                    cs->lanes[i];
+            }
+        }
+        free(cs->lanes);
+        cs->lanes = lanes;
+        cs->lanes_cap = cap;
+    }
+    l = rd_clane_slot_entry(cs->lanes, cs->lanes_cap, slot);
+    memset(l, 0, sizeof(*l));
+    l->slot = slot;
+    l->node = -1;
+    cs->nlanes++;
+    return l;
+}
+
+/* Forget slot's lane once it holds nothing (backward-shift deletion, so
+ * no tombstones); a table left empty goes back to the smallest size. */
+static void
+rd_clane_gc(rd_csess_t *cs, int slot)
+{
+    rd_clane_t *l = rd_clane_find(cs, slot);
+    if (l == NULL || l->inflight > 0 || l->nparked > 0) {
+        return;
+    }
+    size_t mask = cs->lanes_cap - 1;
+    size_t i = (size_t)(l - cs->lanes);
+    for (size_t j = (i + 1) & mask; cs->lanes[j].slot >= 0;
+         j = (j + 1) & mask)
+    {
+        size_t home = rd_clane_hash(cs->lanes[j].slot) & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            cs->lanes[i] = cs->lanes[j];
+            i = j;
+        }
+    }
+    cs->lanes[i].slot = -1;
+    if (--cs->nlanes == 0 && cs->lanes_cap > 8) {
+        free(cs->lanes);
+        cs->lanes = NULL;
+        cs->lanes_cap = 0;
+    }
+}
+
+/* Park p in its lane, in request order. */
+static void
+rd_cpart_park(rd_cpart_t *p, unsigned wait)
+{
+    rd_clane_t *l = rd_clane_get(p->cr->cs, p->slot);
+    uint64_t seq = rd_cpart_seq(p);
+
+    p->wait = wait & 3;
+    if (l->tail == NULL || rd_cpart_seq(l->tail) < seq) {
+        p->next_park = NULL;
+        if (l->tail) {
+            l->tail->next_park = p;
+        } else {
+            l->head = p;
+        }
+        l->tail = p;
+    } else {
+        rd_cpart_t **pp = &l->head;
+        while (rd_cpart_seq(*pp) < seq) {
+            pp = &(*pp)->next_park;
+        }
+        p->next_park = *pp;
+        *pp = p;
+    }
+    l->nparked++;
+}
+
+/* p went to node on the session's connection to it. */
+static void
+rd_clane_sent(rd_cpart_t *p, int node)
+{
+    rd_clane_t *l = rd_clane_get(p->cr->cs, p->slot);
+    l->inflight++;
+    l->node = node;
+    l->last_seq = rd_cpart_seq(p);
+    p->inflight = 1;
+}
+
+/* p's reply came back, or its connection failed. */
+static void
+rd_clane_back(rd_cpart_t *p)
+{
+    if (!p->inflight) {
+        return;
+    }
+    rd_csess_t *cs = p->cr->cs;
+    rd_clane_t *l = rd_clane_find(cs, p->slot);
+    p->inflight = 0;
+    if (l) {
+        l->inflight--;
+        rd_clane_gc(cs, p->slot);
+    }
+}
+
+/*
+ * Send what the rule lets go from the head of slot's lane: the oldest
+ * parked part, once it waits for nothing but its turn, when nothing is in
+ * flight for the slot or all of it went to the same node before it. A
+ * part that is sent, fails or parks again changes the lane, so it is
+ * looked up afresh each time round.
+ */
+static void
+rd_clane_run(rd_csess_t *cs, int slot)
+{
+    rd_ctopo_t *t = cs->topo;
+
+    while (!cs->session->conn->closed) {
+        rd_clane_t *l = rd_clane_find(cs, slot);
+        if (l == NULL || l->head == NULL) {
+            return;
+        }
+        rd_cpart_t *p = l->head;
+        if (p->wait != RD_CWAIT_NONE) {
+            return;
+        }
+        int node = p->ask_node >= 0 ? p->ask_node : t->slot[slot];
+        if (node >= 0 && l->inflight > 0
+            && (l->node != node || l->last_seq > rd_cpart_seq(p)))
+        {
+            return;
+        }
+        l->head = p->next_park;
+        if (l->head == NULL) {
+            l->tail = NULL;
+        }
+        l->nparked--;
+        p->next_park = NULL;
+        rd_clane_gc(cs, slot);
+        rd_cpart_transmit(p, node);
+    }
+}
+
+/* The slots of the session's lanes that hold parked parts (to run them
+ * all: running changes the table). Free the array; *n its length. */
+static int *
+rd_csess_parked_slots(rd_csess_t *cs, size_t *n)
+{
+    int *slots = rd_alloc((cs->nlanes + 1) * sizeof(int));
+    *n = 0;
+    for (size_t i = 0; i < cs->lanes_cap; i++) {
+        if (cs->lanes[i].slot >= 0 && cs->lanes[i].nparked > 0) {
+            slots[(*n)++] = cs->lanes[i].slot;
+        }
+    }
+    return slots;
+}
+
 /* --- node connections ---------------------------------------------------- */
 
 /*
  * A part that never reached its node (the connection could not be made)
- * waits for a new map: after a failover it names the promoted replica.
- * Its error reply is set already and stands if the map still names the
- * same node. A keyless one goes to another node at once. 1 when it waits
- * or was sent again, 0 when it cannot (an ASK, too many tries).
+ * waits, parked in its lane, for a map learned after now: after a
+ * failover it names the promoted replica. Its error reply is set already
+ * and stands if the map still names the same node. A keyless one goes to
+ * another node at once. 1 when it waits or was sent again, 0 when it
+ * cannot (an ASK, too many tries).
  */
 static int
 rd_cpart_wait_map(rd_cpart_t *p)
@@ -472,8 +760,8 @@ rd_cpart_wait_map(rd_cpart_t *p)
         return 0;
     }
     p->redirects++;
-    p->next_wait = cs->wait_parts;
-    cs->wait_parts = p;
+    p->map_gen = t->gen;
+    rd_cpart_park(p, RD_CWAIT_MAP);
     rd_csess_wait(cs, NULL);
     return 1;
 }
@@ -483,7 +771,8 @@ rd_cconn_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
                int last)
 {
     rd_cconn_t *cc = uc->owner;
-    rd_session_t *s = cc->cs->session;
+    rd_csess_t *cs = cc->cs;
+    rd_session_t *s = cs->session;
 
     if (data == &rd_cluster_discard) {
         return 0;
@@ -491,7 +780,11 @@ rd_cconn_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
     rd_cpart_t *part = data;
     rd_creq_t *cr = part->cr;
     rd_request_t *r = cr->r;
+    int slot = part->slot;      /* part may be gone once answered */
 
+    if (last) {
+        rd_clane_back(part);
+    }
     if (part->type == 0 && n > 0) {
         part->type = p[0];
     }
@@ -507,16 +800,21 @@ rd_cconn_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
                                      - r->start_usec);
             rd_request_done(r);
         }
-        return s->conn->closed ? -1 : 0;
+    } else {
+        rd_buf_append(&part->reply, p, n);
+        if (last) {
+            rd_cpart_final(part);
+        }
     }
-    rd_buf_append(&part->reply, p, n);
-    if (last) {
-        rd_cpart_final(part);
+    if (last && slot >= 0) {
+        rd_clane_run(cs, slot);
     }
     return s->conn->closed ? -1 : 0;
 }
 
-/* A node connection failed: every command pending on it gets an error. */
+/* A node connection failed: every command pending on it gets an error,
+ * or waits for a new map when none of them was sent (never_up). They are
+ * taken off the connection first: a part sent again may reconnect it. */
 static void
 rd_cconn_fail(rd_upconn_t *uc, const char *why)
 {
@@ -524,18 +822,27 @@ rd_cconn_fail(rd_upconn_t *uc, const char *why)
     rd_csess_t *cs = cc->cs;
     rd_session_t *s = cs->session;
     char msg[512];
+    int never_up = uc->never_up;
 
     rd_log_warn("session %llu: database \"%s\", node %s: %s",
                 (unsigned long long)s->id, uc->db->name, uc->addr->text, why);
     snprintf(msg, sizeof(msg), "ERR redoubt: %s (node %s)", why,
              uc->addr->text);
 
-    while (uc->count > 0 && !s->conn->closed) {
+    size_t n = 0;
+    rd_cpart_t **parts = rd_alloc((uc->count + 1) * sizeof(*parts));
+    int *slots = rd_alloc((uc->count + 1) * sizeof(int));
+    while (uc->count > 0) {
         void *data = rd_upconn_pop(uc);
-        if (data == &rd_cluster_discard) {
-            continue;
+        if (data != &rd_cluster_discard) {
+            parts[n] = data;
+            slots[n] = parts[n]->slot;
+            rd_clane_back(parts[n]);
+            n++;
         }
-        rd_cpart_t *part = data;
+    }
+    for (size_t i = 0; i < n && !s->conn->closed; i++) {
+        rd_cpart_t *part = parts[i];
         rd_request_t *r = part->cr->r;
         if (part->cr->kind == RD_CK_DIRECT && r->streaming) {
             rd_session_close(s, "upstream connection lost mid-reply");
@@ -548,15 +855,21 @@ rd_cconn_fail(rd_upconn_t *uc, const char *why)
             r->reply_head_len = 0;
         }
         rd_cpart_set_error(part, msg);
-        if (uc->never_up && rd_cpart_wait_map(part)) {
+        if (never_up && rd_cpart_wait_map(part)) {
             continue;
         }
         rd_cpart_final(part);
     }
-    uc->count = 0;
     if (!s->conn->closed) {
         rd_ctopo_refresh(cs->topo, cs);
     }
+    for (size_t i = 0; i < n && !s->conn->closed; i++) {
+        if (slots[i] >= 0) {
+            rd_clane_run(cs, slots[i]);
+        }
+    }
+    free(parts);
+    free(slots);
 }
 
 static const rd_upconn_handler_t rd_cconn_handler = {
@@ -644,42 +957,62 @@ static void
 rd_cpart_retry_handler(rd_timer_t *tm)
 {
     rd_cpart_t *p = tm->data;
-    rd_cpart_send(p);
+    rd_csess_t *cs = p->cr->cs;
+
+    if (cs->session->conn->closed) {
+        return;
+    }
+    if (p->slot >= 0) {
+        p->wait = RD_CWAIT_NONE;
+        rd_clane_run(cs, p->slot);
+    } else {
+        rd_cpart_send(p);
+    }
 }
 
+/* Send p (new, or again after a redirection): a part for a slot goes
+ * through its lane, the others to their node at once. */
 static void
 rd_cpart_send(rd_cpart_t *p)
 {
-    rd_creq_t *cr = p->cr;
-    rd_csess_t *cs = cr->cs;
-    rd_ctopo_t *t = cs->topo;
-    char msg[512];
+    rd_csess_t *cs = p->cr->cs;
     int node;
 
     if (cs->session->conn->closed) {
         return;
     }
+    if (p->slot >= 0) {
+        rd_cpart_park(p, RD_CWAIT_NONE);
+        rd_clane_run(cs, p->slot);
+        return;
+    }
     if (p->ask_node >= 0) {
         node = p->ask_node;
-    } else if (p->slot >= 0) {
-        node = t->slot[p->slot];
-        if (node < 0) {
-            rd_cpart_set_error(p, "CLUSTERDOWN Hash slot not served");
-            rd_cpart_final(p);
-            return;
-        }
     } else {
         if (p->node < 0) {
             p->any = 1;
         }
         node = p->any ? rd_csess_any_node(cs) : p->node;
-        if (node < 0) {
-            rd_cpart_set_error(p, "ERR redoubt: no cluster node known");
-            rd_cpart_final(p);
-            return;
-        }
     }
+    rd_cpart_transmit(p, node);
+}
 
+/* Put p on the session's connection to node (-1: no node serves it). */
+static void
+rd_cpart_transmit(rd_cpart_t *p, int node)
+{
+    rd_creq_t *cr = p->cr;
+    rd_csess_t *cs = cr->cs;
+    rd_ctopo_t *t = cs->topo;
+    char msg[512];
+
+    if (node < 0) {
+        rd_cpart_set_error(p, p->slot >= 0
+                              ? "CLUSTERDOWN Hash slot not served"
+                              : "ERR redoubt: no cluster node known");
+        rd_cpart_final(p);
+        return;
+    }
     rd_cconn_t *cc = rd_csess_conn(cs, (size_t)node);
     if (cc == NULL) {
         snprintf(msg, sizeof(msg), "ERR redoubt: upstream unavailable: %s "
@@ -707,10 +1040,14 @@ rd_cpart_send(rd_cpart_t *p)
     }
     rd_buf_t *cmd = rd_buf_used(&p->cmd) > 0 ? &p->cmd : &cr->r->raw;
     rd_upconn_send(&cc->uc, rd_buf_rpos(cmd), rd_buf_used(cmd), p);
+    if (p->slot >= 0) {
+        rd_clane_sent(p, node);
+    }
 }
 
 /* "MOVED 3999 127.0.0.1:6381", "ASK ...", "TRYAGAIN ...": 1 when the part
- * was sent again (or will be), 0 when the error is for the client. */
+ * was sent again (or will be), 0 when the error is for the client. A part
+ * for a slot is parked in its lane (the caller runs the lane). */
 static int
 rd_cpart_redirect(rd_cpart_t *p)
 {
@@ -754,6 +1091,13 @@ rd_cpart_redirect(rd_cpart_t *p)
         if (node < 0) {
             return 0;
         }
+    } else if (p->slot >= 0) {
+        /* Later parts for the slot already went out behind this one: run
+         * after its delay, it would run after them. It did not run. */
+        rd_clane_t *l = rd_clane_find(cr->cs, p->slot);
+        if (l && l->inflight > 0) {
+            return 0;
+        }
     }
 
     p->redirects++;
@@ -768,13 +1112,20 @@ rd_cpart_redirect(rd_cpart_t *p)
             p->node = node;
         }
         rd_ctopo_refresh(t, cr->cs);
-        rd_cpart_send(p);
     } else if (ask) {
         p->ask_node = node;
-        rd_cpart_send(p);
     } else {
         rd_timer_add(&cr->worker->loop.timers, &p->retry,
                      cr->worker->loop.now, t->conf->tryagain_delay);
+        if (p->slot >= 0) {
+            rd_cpart_park(p, RD_CWAIT_DELAY);
+        }
+        return 1;
+    }
+    if (p->slot >= 0) {
+        rd_cpart_park(p, RD_CWAIT_NONE);
+    } else {
+        rd_cpart_send(p);
     }
     return 1;
 }
@@ -1082,6 +1433,7 @@ rd_creq_new(rd_csess_t *cs, rd_request_t *r, rd_ckind_t kind, size_t nparts)
     cr->worker = cs->session->worker;
     cr->cs = cs;
     cr->kind = kind;
+    cr->seq = ++cs->seq;
     cr->nparts = nparts;
     cr->left = nparts;
     cr->parts = rd_calloc(nparts ? nparts : 1, sizeof(rd_cpart_t));
@@ -1186,39 +1538,80 @@ rd_creq_split_mget(rd_creq_t *cr)
     free(slot);
 }
 
-/* Requests that waited for a map go on now that one is known (or fail). */
+/*
+ * A refresh ended (t->gen counts them; t->wake_ok and t->wake_why say how
+ * the last one went): what waited for a map goes on. Parked parts whose
+ * node could not be reached are sent again, in their lane's order, when
+ * the map now names another node for their slot; otherwise their error
+ * stands. Parts parked after that refresh ended wait for the next one.
+ */
 static void
-rd_csess_resume(rd_csess_t *cs, int ok, const char *why)
+rd_csess_resume(rd_csess_t *cs)
 {
     rd_session_t *s = cs->session;
     rd_ctopo_t *t = cs->topo;
+    int again = 0;
 
-    /* Parts whose node could not be reached: resent if the map now names
-     * another node for their slot, else their error stands. */
-    void *parts = cs->wait_parts;
-    cs->wait_parts = NULL;
-    while (parts && !s->conn->closed) {
-        rd_cpart_t *p = parts;
-        parts = p->next_wait;
-        p->next_wait = NULL;
-        if (ok && t->slot[p->slot] >= 0 && t->slot[p->slot] != p->node) {
-            rd_buf_reset(&p->reply);
-            p->type = 0;
-            rd_cpart_send(p);
-        } else {
+    size_t nslots;
+    int *slots = rd_csess_parked_slots(cs, &nslots);
+    for (size_t k = 0; k < nslots && !s->conn->closed; k++) {
+        int slot = slots[k];
+        rd_clane_t *l = rd_clane_find(cs, slot);
+        rd_cpart_t *failed = NULL, **ft = &failed;
+        if (l == NULL) {
+            continue;
+        }
+        /* Take the parts whose error stands off the lane first: they
+         * are answered once the lane is consistent again. */
+        rd_cpart_t **pp = &l->head, *last = NULL;
+        while (*pp) {
+            rd_cpart_t *p = *pp;
+            if (p->wait == RD_CWAIT_MAP && p->map_gen < t->gen) {
+                if (t->wake_ok && t->slot[slot] >= 0
+                    && t->slot[slot] != p->node)
+                {
+                    rd_buf_reset(&p->reply);
+                    p->type = 0;
+                    p->wait = RD_CWAIT_NONE;
+                } else {
+                    *pp = p->next_park;
+                    l->nparked--;
+                    p->next_park = NULL;
+                    *ft = p;
+                    ft = &p->next_park;
+                    continue;
+                }
+            } else if (p->wait == RD_CWAIT_MAP) {
+                again = 1;
+            }
+            last = p;
+            pp = &p->next_park;
+        }
+        l->tail = last;
+        rd_clane_gc(cs, slot);
+        while (failed && !s->conn->closed) {
+            rd_cpart_t *p = failed;
+            failed = p->next_park;
+            p->next_park = NULL;
             rd_cpart_final(p);
         }
+        rd_clane_run(cs, slot);
     }
+    free(slots);
 
     while (cs->wait_head && !s->conn->closed) {
         rd_creq_t *cr = cs->wait_head;
+        if (!t->ready && cr->map_gen >= t->gen) {
+            again = 1;
+            break;
+        }
         cs->wait_head = cr->next_wait;
         if (cs->wait_head == NULL) {
             cs->wait_tail = NULL;
         }
-        if (!ok) {
+        if (!t->ready) {
             rd_request_error(cr->r, "ERR redoubt: cluster topology "
-                             "unavailable: %s", why);
+                             "unavailable: %s", t->wake_why);
             continue;
         }
         if (cr->kind == RD_CK_MGET) {
@@ -1232,10 +1625,13 @@ rd_csess_resume(rd_csess_t *cs, int ok, const char *why)
         }
         rd_creq_dispatch(cr);
     }
+    if (again && !s->conn->closed) {
+        rd_csess_wait(cs, NULL);
+    }
 }
 
-/* Wait for the next map: request cr (if not NULL), and the parts in
- * cs->wait_parts. */
+/* Wait for the next map: request cr (if not NULL, after the requests
+ * already waiting), and the parts parked for a map. */
 static void
 rd_csess_wait(rd_csess_t *cs, rd_creq_t *cr)
 {
@@ -1244,9 +1640,11 @@ rd_csess_wait(rd_csess_t *cs, rd_creq_t *cr)
     if (cr == NULL) {
         /* only parts */
     } else if (cs->wait_tail) {
+        cr->map_gen = t->gen;
         cs->wait_tail->next_wait = cr;
         cs->wait_tail = cr;
     } else {
+        cr->map_gen = t->gen;
         cs->wait_head = cr;
         cs->wait_tail = cr;
     }
@@ -1294,6 +1692,7 @@ rd_csess_cleanup(rd_session_t *s, void *data)
         }
     }
     free(cs->conns);
+    free(cs->lanes);
     rd_buf_wipe(&cs->auth);
     rd_buf_wipe(&cs->prev_auth);
     free(cs);
@@ -1439,7 +1838,7 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
     if (kind == RD_CK_DIRECT) {
         rd_creq_t *cr = rd_creq_new(cs, r, kind, 1);
         cr->parts[0].slot = slot;
-        if (slot >= 0 && !t->ready) {
+        if (slot >= 0 && (!t->ready || cs->wait_head)) {
             rd_csess_wait(cs, cr);
             return RD_AGAIN;
         }
@@ -1449,7 +1848,7 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
 
     rd_creq_t *cr = rd_creq_new(cs, r, kind, 0);
     r->upstream = "(all masters)";
-    if (!t->ready) {
+    if (!t->ready || cs->wait_head) {
         rd_csess_wait(cs, cr);
         return RD_AGAIN;
     }
@@ -1601,12 +2000,36 @@ rd_ctopo_refresh_done(rd_ctopo_t *t, int ok)
     rd_stats_cluster_map(t->db, t->ready ? 1 : -1);
     t->refreshed_at = t->worker->loop.now;
 
-    /* Wake the waiting sessions. A session may close while its requests
-     * are answered, and unlinks itself then: take each off first. */
-    while (t->waiters) {
-        rd_csess_t *cs = t->waiters;
-        rd_csess_unwait(cs);
-        rd_csess_resume(cs, ok, t->why);
+    /* The waiting sessions go on from the event loop, not inside whatever
+     * started this refresh (it may end at once when no node can be
+     * reached, in the middle of a session's send). */
+    t->gen++;
+    t->wake_ok = ok;
+    snprintf(t->wake_why, sizeof(t->wake_why), "%s", t->why);
+    if (t->waiters) {
+        rd_timer_add(&t->worker->loop.timers, &t->wake, t->worker->loop.now,
+                     0);
+    }
+}
+
+/* Wake the sessions that waited when the last refresh ended; those that
+ * wait again (for a map newer than that one) join a new list. */
+static void
+rd_ctopo_wake(rd_timer_t *tm)
+{
+    rd_ctopo_t *t = tm->data;
+    rd_csess_t *list = t->waiters;
+
+    t->waiters = NULL;
+    while (list) {
+        rd_csess_t *cs = list;
+        list = cs->next_waiter;
+        cs->waiting = 0;
+        cs->next_waiter = cs->prev_waiter = NULL;
+        if (list) {
+            list->prev_waiter = NULL;
+        }
+        rd_csess_resume(cs);
     }
 }
 
@@ -1687,6 +2110,8 @@ rd_cluster_init_worker(rd_worker_t *w)
         }
         rd_upconn_init(&t->rc, w, db, NULL, NULL, t->ruser,
                        &rd_ctopo_handler, t);
+        t->wake.handler = rd_ctopo_wake;
+        t->wake.data = t;
         const char *seed = db->addr.text;
         for (size_t k = 0; seed; k++) {
             int node = rd_ctopo_node_text(t, seed, strlen(seed), NULL);
@@ -1724,6 +2149,7 @@ rd_cluster_exit_worker(rd_worker_t *w)
         if (t == NULL) {
             continue;
         }
+        rd_timer_del(&w->loop.timers, &t->wake);
         rd_upconn_free(&t->rc);
         rd_buf_wipe(&t->rauth);
         rd_buf_free(&t->reply);
