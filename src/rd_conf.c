@@ -185,6 +185,116 @@ rd_conf_error(rd_conf_t *cf, const config_setting_t *s, const char *directive,
     return -1;
 }
 
+/* --- where directives were set -------------------------------------------
+ *
+ * The libconfig tree is gone once the file was read; what later checks
+ * need of it is the file and line of each directive, kept here.
+ */
+
+static void
+rd_conf_remember(rd_conf_t *cf, void **ctx, const char *name,
+                 const char *element, const config_setting_t *s)
+{
+    rd_cycle_t *cycle = cf->cycle;
+    if (cycle == NULL) {
+        return;
+    }
+    const char *file = config_setting_source_file(s);
+    if (file == NULL) {
+        file = cf->file;
+    }
+    if (file != cf->last_file) {
+        /* libconfig keeps one copy of each file name: copy it once. */
+        cf->last_file = file;
+        cf->last_copy = rd_pstrdup(cycle->pool, file);
+    }
+    rd_conf_where_t *w = rd_palloc(cycle->pool, sizeof(*w));
+    w->ctx = ctx;
+    w->name = name ? rd_pstrdup(cycle->pool, name) : NULL;
+    w->element = element ? rd_pstrdup(cycle->pool, element) : NULL;
+    w->file = cf->last_copy;
+    w->line = config_setting_source_line(s);
+    w->next = cycle->where;
+    cycle->where = w;
+}
+
+const char *
+rd_conf_where(rd_cycle_t *cycle, void **ctx, const char *directive,
+              char *buf, size_t n)
+{
+    const rd_conf_where_t *w = NULL, *elem = NULL;
+    for (const rd_conf_where_t *p = cycle ? cycle->where : NULL; p;
+         p = p->next)
+    {
+        if (p->ctx != ctx) {
+            continue;
+        }
+        if (p->name == NULL) {
+            elem = p;
+        } else if (directive && strcmp(p->name, directive) == 0) {
+            w = p;
+            break;
+        }
+    }
+    if (w == NULL) {
+        w = elem;
+        if (directive == NULL && elem) {
+            directive = elem->element;
+        }
+    }
+    const char *file = w ? w->file : cycle ? cycle->conf_file : "?";
+    int k;
+    if (w && w->line > 0) {
+        k = snprintf(buf, n, "%s:%u", file, w->line);
+    } else {
+        k = snprintf(buf, n, "%s", file);
+    }
+    if (directive && k >= 0 && (size_t)k < n) {
+        snprintf(buf + k, n - (size_t)k, ": %s", directive);
+    }
+    return buf;
+}
+
+static char *
+rd_conf_vlocated(rd_pool_t *pool, rd_cycle_t *cycle, void **ctx,
+                 const char *directive, const char *fmt, va_list ap)
+{
+    char where[1024], msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    rd_conf_where(cycle, ctx, directive, where, sizeof(where));
+    return rd_psprintf(pool, "%s: %s", where, msg);
+}
+
+int
+rd_conf_error_at(rd_conf_t *cf, void **ctx, const char *directive,
+                 const char *fmt, ...)
+{
+    if (cf->error) {
+        return -1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    cf->error = rd_conf_vlocated(cf->pool, cf->cycle, ctx, directive, fmt,
+                                 ap);
+    va_end(ap);
+    return -1;
+}
+
+int
+rd_cycle_error(rd_cycle_t *cycle, void **ctx, const char *directive,
+               const char *fmt, ...)
+{
+    if (cycle->error) {
+        return RD_ERROR;    /* the first error is the cause */
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    cycle->error = rd_conf_vlocated(cycle->pool, cycle, ctx, directive, fmt,
+                                    ap);
+    va_end(ap);
+    return RD_ERROR;
+}
+
 /* --- setters ------------------------------------------------------------ */
 
 static const char *
@@ -408,7 +518,11 @@ rd_conf_apply(rd_conf_t *cf, const config_setting_t *s, unsigned level,
         if (err) {
             return rd_conf_error(cf, s, name, "%s", err);
         }
-        return cf->error ? -1 : 0;
+        if (cf->error) {
+            return -1;
+        }
+        rd_conf_remember(cf, ctx, name, NULL, s);
+        return 0;
     }
 
     if (is_prefix) {
@@ -435,6 +549,9 @@ rd_conf_apply_group(rd_conf_t *cf, const config_setting_t *g, unsigned level,
         return rd_conf_error(cf, g, cf->name, "each element must be a "
                              "group { ... }");
     }
+    /* A list element (listen, databases) is remembered as a whole too,
+     * for errors about a directive it left to its default. */
+    rd_conf_remember(cf, ctx, NULL, cf->name, g);
     void **saved = cf->ctx;
     cf->ctx = ctx;
     int rc = 0;
@@ -462,19 +579,22 @@ int
 rd_conf_init_level(rd_conf_t *cf, unsigned level, void **ctx,
                    const config_setting_t *where)
 {
-    for (unsigned i = 0; i < rd_nmodules; i++) {
+    void **saved = cf->ctx;
+    cf->ctx = ctx;              /* for rd_conf_error_at() in the hooks */
+    int rc = 0;
+    for (unsigned i = 0; i < rd_nmodules && rc == 0; i++) {
         if (rd_modules[i]->init_conf[level] == NULL) {
             continue;
         }
         const char *err = rd_modules[i]->init_conf[level](cf, ctx[i]);
         if (err) {
-            return rd_conf_error(cf, where, NULL, "%s", err);
-        }
-        if (cf->error) {
-            return -1;
+            rc = rd_conf_error(cf, where, NULL, "%s", err);
+        } else if (cf->error) {
+            rc = -1;
         }
     }
-    return 0;
+    cf->ctx = saved;
+    return rc;
 }
 
 int
@@ -520,4 +640,74 @@ rd_conf_read(rd_conf_t *cf, const char *path)
 done:
     config_destroy(&lc);
     return rc;
+}
+
+/* --- redoubt -T ------------------------------------------------------------ */
+
+#define RD_CONF_DUMP_FILES 64
+
+/* The files settings came from: the main file and those it included. */
+static void
+rd_conf_dump_files(const config_setting_t *s, const char **files,
+                   size_t *nfiles)
+{
+    const char *f = config_setting_source_file(s);
+    if (f) {
+        size_t i;
+        for (i = 0; i < *nfiles && strcmp(files[i], f) != 0; i++) {
+        }
+        if (i == *nfiles && *nfiles < RD_CONF_DUMP_FILES) {
+            files[(*nfiles)++] = f;
+        }
+    }
+    if (config_setting_is_aggregate(s)) {
+        for (int i = 0; i < config_setting_length(s); i++) {
+            rd_conf_dump_files(config_setting_get_elem(s, (unsigned)i),
+                               files, nfiles);
+        }
+    }
+}
+
+int
+rd_conf_dump(const char *path, FILE *out, char *err, size_t n)
+{
+    config_t lc;
+    char *tmp = rd_strdup(path);
+    const char *dir = dirname(tmp);
+
+    config_init(&lc);
+    config_set_include_dir(&lc, dir);
+    config_set_options(&lc, 0);
+    if (config_read_file(&lc, path) != CONFIG_TRUE) {
+        const char *f = config_error_file(&lc);
+        snprintf(err, n, "%s:%d: %s", f ? f : path, config_error_line(&lc),
+                 config_error_text(&lc));
+        config_destroy(&lc);
+        free(tmp);
+        return -1;
+    }
+
+    const char *files[RD_CONF_DUMP_FILES];
+    size_t nfiles = 0;
+    rd_conf_dump_files(config_root_setting(&lc), files, &nfiles);
+    fprintf(out, "# configuration file %s:\n", path);
+    for (size_t i = 0; i < nfiles; i++) {
+        if (strcmp(files[i], path) != 0) {
+            fprintf(out, "# with @include file %s expanded\n", files[i]);
+        }
+    }
+    fprintf(out, "# (as redoubt read it: comments are not kept, relative "
+            "paths are relative to %s)\n", dir);
+
+    config_set_options(&lc, CONFIG_OPTION_SEMICOLON_SEPARATORS);
+    config_set_tab_width(&lc, 2);
+    config_write(&lc, out);
+    config_destroy(&lc);
+    free(tmp);
+    if (fflush(out) != 0 || ferror(out)) {
+        snprintf(err, n, "cannot write the configuration: %s",
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
 }

@@ -22,6 +22,8 @@
 #ifndef RD_CONF_H
 #define RD_CONF_H
 
+#include <stdio.h>
+
 #include <libconfig.h>
 
 #include "rd_core.h"
@@ -90,7 +92,20 @@ struct rd_conf_s {
     rd_listener_t  *listener;   /* while reading one listen element */
     rd_database_t  *database;   /* while reading one databases element */
     char           *error;      /* first error, formatted */
+    const char     *last_file;  /* libconfig's name of the file last */
+    const char     *last_copy;  /* remembered, and our copy of it */
 };
+
+/* Where one directive, or one listen or databases element (name NULL),
+ * was set; a list kept in the cycle's pool (rd_conf_where()). */
+typedef struct rd_conf_where_s {
+    struct rd_conf_where_s *next;
+    void          **ctx;        /* the level's confs */
+    const char     *name;       /* the directive, NULL: the element */
+    const char     *element;    /* the element's directive ("listen") */
+    const char     *file;
+    unsigned        line;
+} rd_conf_where_t;
 
 /* Setters for the common types. Integer fields are int64_t (numbers,
  * sizes in bytes, durations in milliseconds, flags as 0/1, enums); string
@@ -129,8 +144,36 @@ int rd_conf_error(rd_conf_t *cf, const config_setting_t *s,
     const char *directive, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/*
+ * Errors found after a directive was read (an init_conf hook that checks
+ * two settings together, a module's init_master hook that loads the file
+ * a directive names, a socket a directive asks for) point at that
+ * directive all the same: the reader remembers, with the cycle, where
+ * each directive of each level was set. ctx is the level's confs
+ * (cycle->main_conf, l->ctx or db->ctx; cf->ctx in an init_conf hook).
+ * A directive that was not set (its default was used) is reported at its
+ * listen or databases element, else at the file:
+ *     redoubt.conf:42: tls.certificate: cannot open "/etc/x.crt": ...
+ */
+/* Write "FILE:LINE: DIRECTIVE" (or "FILE:LINE" when directive is NULL)
+ * into buf and return buf. */
+const char *rd_conf_where(rd_cycle_t *cycle, void **ctx,
+    const char *directive, char *buf, size_t n);
+/* In an init_conf hook: record the first error at that directive. */
+int rd_conf_error_at(rd_conf_t *cf, void **ctx, const char *directive,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* In an init_master hook: record the first error of the cycle
+ * (cycle->error) at that directive. Returns RD_ERROR. */
+int rd_cycle_error(rd_cycle_t *cycle, void **ctx, const char *directive,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Read and check the file into cf->cycle. Returns 0 or -1 (cf->error). */
 int rd_conf_read(rd_conf_t *cf, const char *path);
+
+/* "redoubt -T": write the configuration at path, with its @include files
+ * expanded, to out as libconfig reads it (comments are not kept). Returns
+ * 0, or -1 with a message in err. */
+int rd_conf_dump(const char *path, FILE *out, char *err, size_t n);
 
 #define rd_conf_field(conf, off, type) ((type *)((char *)(conf) + (off)))
 

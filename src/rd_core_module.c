@@ -51,6 +51,7 @@ static const rd_conf_range_t rd_core_output_range = { 1024, INT64_MAX };
 static const rd_conf_range_t rd_core_backlog_range = { 1, 65535 };
 static const rd_conf_range_t rd_core_timeout_range = { 0, 365LL * 86400000 };
 static const rd_conf_range_t rd_core_connect_range = { 1, 3600000 };
+static const rd_conf_range_t rd_core_grace_range = { 0, 3600000 };
 /* Linux caps RLIMIT_NOFILE at fs.nr_open, at most 1073741816. */
 static const rd_conf_range_t rd_core_nofile_range = { 32, 1073741816 };
 
@@ -65,6 +66,8 @@ static const rd_directive_t rd_core_directives[] = {
     { "user", RD_CONF_MAIN, rd_core_set_user, M(user), NULL },
     { "worker_shutdown_timeout", RD_CONF_MAIN, rd_conf_set_msec,
       M(worker_shutdown_timeout), &rd_core_timeout_range },
+    { "worker_shutdown_grace", RD_CONF_MAIN, rd_conf_set_msec,
+      M(worker_shutdown_grace), &rd_core_grace_range },
     { "worker_rlimit_nofile", RD_CONF_MAIN, rd_conf_set_num,
       M(worker_rlimit_nofile), &rd_core_nofile_range },
     { "error_log.path", RD_CONF_MAIN, rd_conf_set_path, M(error_log), NULL },
@@ -105,6 +108,7 @@ rd_core_create_main(rd_conf_t *cf)
     rd_core_conf_t *c = rd_palloc(cf->pool, sizeof(*c));
     c->worker_processes = RD_CONF_UNSET;
     c->worker_shutdown_timeout = RD_CONF_UNSET;
+    c->worker_shutdown_grace = RD_CONF_UNSET;
     c->worker_rlimit_nofile = RD_CONF_UNSET;
     c->error_log_level = RD_CONF_UNSET;
     c->max_sessions = RD_CONF_UNSET;
@@ -130,6 +134,9 @@ rd_core_init_main(rd_conf_t *cf, void *conf)
 
     RD_DEFAULT(c->worker_processes, 0);
     RD_DEFAULT(c->worker_shutdown_timeout, 30000);
+    /* After worker_shutdown_timeout: for the replies of the commands a
+     * session had already sent to Redis (rd_session_drain). */
+    RD_DEFAULT(c->worker_shutdown_grace, 5000);
     RD_DEFAULT(c->worker_rlimit_nofile, 0);        /* as inherited */
     RD_DEFAULT(c->error_log_level, RD_LOG_INFO);
     RD_DEFAULT(c->max_sessions, 10000);
@@ -369,9 +376,13 @@ rd_core_init_db(rd_conf_t *cf, void *conf)
 }
 
 /*
- * "redis://host:port" or "rediss://host:port", with an optional query
- * "?mode=standalone|cluster". The address is resolved now, in the master,
- * so that workers never block on DNS.
+ * "redis://host:port" or "rediss://host:port", then an optional database
+ * number "/N" (standalone databases: the standalone module sends SELECT N
+ * on each new connection before the session's commands) and an optional
+ * query "?mode=standalone|cluster". The address is resolved now, in the
+ * master, so that workers never block on DNS. Credentials are refused:
+ * redoubt has no password of its own for Redis (see below), and an error
+ * message never repeats the uri, which would show the password.
  */
 static const char *
 rd_core_set_uri(rd_conf_t *cf, const config_setting_t *s,
@@ -396,16 +407,42 @@ rd_core_set_uri(rd_conf_t *cf, const config_setting_t *s,
         return "must start with redis:// or rediss://";
     }
 
-    const char *q = strchr(p, '?');
-    size_t n = q ? (size_t)(q - p) : strlen(p);
-    if (n > 0 && p[n - 1] == '/') {
-        n--;
+    /* host:port ends at the path or the query. */
+    size_t n = strcspn(p, "/?");
+    const char *path = p[n] == '/' ? p + n + 1 : NULL;
+    const char *q = strchr(p + n, '?');
+    if (memchr(p, '@', n) != NULL) {
+        return "must not hold a user or password (\"user:password@\"): "
+               "each session authenticates to Redis with its own AUTH (or "
+               "HELLO ... AUTH), passed through, or with the client "
+               "certificate minted for its database user on rediss://; a "
+               "cluster database reads its slot map as "
+               "cluster.discovery_user with cluster.discovery_password";
     }
-    if (n == 0 || n >= sizeof(hostport)) {
+    if (n == 0 || n >= sizeof(hostport) - 6) {
         return "needs host:port after the scheme";
     }
     memcpy(hostport, p, n);
     hostport[n] = '\0';
+
+    /* "/N": the database number; "/" alone is allowed. */
+    db->select_db = 0;
+    if (path && path != q && *path != '?' && *path != '\0') {
+        size_t m = q ? (size_t)(q - path) : strlen(path);
+        int64_t v = 0;
+        for (size_t i = 0; i < m; i++) {
+            if (path[i] < '0' || path[i] > '9' || v > 100000000) {
+                return "the path after host:port must be a database "
+                       "number, such as \"/2\" (SELECT 2 when a session "
+                       "connects)";
+            }
+            v = v * 10 + (path[i] - '0');
+        }
+        if (v > INT32_MAX) {
+            return "the database number after host:port is too large";
+        }
+        db->select_db = v;
+    }
 
     db->mode = RD_DB_STANDALONE;
     if (q) {
@@ -418,7 +455,13 @@ rd_core_set_uri(rd_conf_t *cf, const config_setting_t *s,
                    "mode=cluster";
         }
     }
-    if (strchr(hostport, ':') == NULL) {
+    if (db->mode == RD_DB_CLUSTER && db->select_db != 0) {
+        return "a Redis Cluster has only database 0: remove the \"/N\" "
+               "after host:port, or use a standalone database";
+    }
+    if (strchr(hostport, ':') == NULL
+        || (hostport[0] == '[' && hostport[n - 1] == ']'))
+    {
         strcat(hostport, ":6379");
     }
     if (rd_sockaddr_parse(cf->pool, hostport, &db->addr, &err) != 0) {
@@ -492,15 +535,26 @@ rd_core_init_master(rd_cycle_t *cycle)
     char err[512];
 
     if (getrlimit(RLIMIT_NOFILE, &cur) != 0) {
-        rd_log_error("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
-        return RD_ERROR;
+        return rd_cycle_error(cycle, cycle->main_conf, NULL,
+                              "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
     }
     rlim_t limit = cur.rlim_cur;
     if (c->worker_rlimit_nofile > 0) {
         if (rd_core_set_nofile(c->worker_rlimit_nofile, err,
                                sizeof(err)) != 0)
         {
-            rd_log_error("%s", err);
+            /* err starts with the directive's name: put its file and
+             * line in front, "FILE:LINE: worker_rlimit_nofile = N: ..." */
+            char where[1024];
+            size_t k = strlen("worker_rlimit_nofile");
+            rd_conf_where(cycle, cycle->main_conf, "worker_rlimit_nofile",
+                          where, sizeof(where));
+            int named = strncmp(err, "worker_rlimit_nofile", k) == 0;
+            if (cycle->error == NULL) {
+                cycle->error = rd_psprintf(cycle->pool, "%s%s%s", where,
+                                           named ? "" : ": ",
+                                           named ? err + k : err);
+            }
             return RD_ERROR;
         }
         if (setrlimit(RLIMIT_NOFILE, &cur) != 0) {

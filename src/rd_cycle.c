@@ -107,10 +107,16 @@ rd_cycle_init_master(rd_cycle_t *cycle, char **err)
         if (rd_modules[i]->init_master
             && rd_modules[i]->init_master(cycle) != RD_OK)
         {
-            char buf[128];
-            snprintf(buf, sizeof(buf), "module \"%s\" could not start "
-                     "(the reason is logged above)", rd_modules[i]->name);
-            *err = rd_strdup(buf);
+            /* A hook says what is wrong with rd_cycle_error(), at the
+             * directive that named the file or the socket. */
+            if (cycle->error) {
+                *err = rd_strdup(cycle->error);
+            } else {
+                char buf[128];
+                snprintf(buf, sizeof(buf), "%s: module \"%s\" could not "
+                         "start", cycle->conf_file, rd_modules[i]->name);
+                *err = rd_strdup(buf);
+            }
             return -1;
         }
     }
@@ -118,9 +124,10 @@ rd_cycle_init_master(rd_cycle_t *cycle, char **err)
 }
 
 static int
-rd_listener_bind(rd_listener_t *l, unsigned k, char **err)
+rd_listener_bind(rd_cycle_t *cycle, rd_listener_t *l, unsigned k, char **err)
 {
-    char buf[512];
+    char buf[1536], where[1024];
+    int e;
     int fd = socket(l->addr.addr.ss_family,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -144,7 +151,10 @@ rd_listener_bind(rd_listener_t *l, unsigned k, char **err)
     return 0;
 
 fail:
-    snprintf(buf, sizeof(buf), "listen %s: %s", l->addr.text, strerror(errno));
+    e = errno;
+    snprintf(buf, sizeof(buf), "%s: cannot listen on %s: %s",
+             rd_conf_where(cycle, l->ctx, "address", where, sizeof(where)),
+             l->addr.text, strerror(e));
     if (fd >= 0) {
         close(fd);
     }
@@ -186,7 +196,7 @@ rd_cycle_open_listeners(rd_cycle_t *cycle, rd_cycle_t *old, char **err)
                 }
                 continue;
             }
-            if (rd_listener_bind(l, k, err) != 0) {
+            if (rd_listener_bind(cycle, l, k, err) != 0) {
                 rd_cycle_give_back_listeners(cycle, old);
                 return -1;
             }

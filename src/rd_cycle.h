@@ -50,6 +50,7 @@ struct rd_database_s {
     rd_db_mode_t    mode;
     char           *host;
     uint16_t        port;
+    int64_t         select_db;          /* the uri's "/N", 0: none */
     rd_sockaddr_t   addr;
     int64_t         connect_timeout;    /* ms */
     void          **ctx;                /* per-module database confs */
@@ -60,6 +61,8 @@ struct rd_cycle_s {
     rd_pool_t      *pool;
     char           *conf_file;
     void          **main_conf;
+    rd_conf_where_t *where;             /* where directives were set */
+    char           *error;              /* first init_master error */
 
     rd_listener_t  *listeners;
     size_t          nlisteners;
@@ -80,6 +83,7 @@ typedef struct {
     gid_t    gid;
     char    *pid_file;
     int64_t  worker_shutdown_timeout;
+    int64_t  worker_shutdown_grace;     /* then, for replies already due */
     int64_t  worker_rlimit_nofile;      /* 0 = as inherited */
     char    *error_log;
     int64_t  error_log_level;

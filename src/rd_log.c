@@ -19,6 +19,7 @@ int rd_log_level = RD_LOG_INFO;
 
 static int   rd_log_fd_ = STDERR_FILENO;
 static char *rd_log_path_;
+static const char *rd_log_prefix_;     /* rd_log_plain() */
 
 static const char *rd_log_names[] = {
     "error", "warn", "notice", "info", "debug"
@@ -86,6 +87,12 @@ rd_log_fd(void)
 }
 
 void
+rd_log_plain(const char *prefix)
+{
+    rd_log_prefix_ = prefix;
+}
+
+void
 rd_log_write(int level, const char *fmt, ...)
 {
     char line[2048];
@@ -96,10 +103,16 @@ rd_log_write(int level, const char *fmt, ...)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
 
-    size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(line + n, sizeof(line) - n, ".%06ldZ [%s] %d: ",
-                          (long)tv.tv_usec, rd_log_names[level],
-                          (int)getpid());
+    size_t n;
+    if (rd_log_prefix_) {
+        n = (size_t)snprintf(line, sizeof(line), "%s: [%s] ", rd_log_prefix_,
+                             rd_log_names[level]);
+    } else {
+        n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+        n += (size_t)snprintf(line + n, sizeof(line) - n, ".%06ldZ [%s] %d: ",
+                              (long)tv.tv_usec, rd_log_names[level],
+                              (int)getpid());
+    }
 
     va_list ap;
     va_start(ap, fmt);

@@ -35,6 +35,10 @@ int rd_log_reopen(void);
 /* The log's descriptor, so that a daemon can point stderr at it. */
 int rd_log_fd(void);
 
+/* "redoubt -t": lines on stderr read "redoubt: [warn] message", as
+ * nginx -t prints them, without the time and pid of a log line. */
+void rd_log_plain(const char *prefix);
+
 void rd_log_write(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -3,8 +3,16 @@
  *
  *   redoubt [-c FILE] [-g]     start (daemon unless -g)
  *   redoubt -t [-c FILE]       test the configuration and exit
+ *   redoubt -T [-c FILE]       test it and print it, includes expanded
  *   redoubt -s SIGNAL [-c FILE]  send reload|quit|stop|reopen to the master
  *   redoubt -v                 print the version
+ *   redoubt -V                 the version, libraries, configure arguments
+ *
+ * -t and -T print what they find as nginx -t does: the problems, one a
+ * line ("redoubt: FILE:LINE: directive: what is wrong", warnings as
+ * "redoubt: [warn] ..."), then "configuration file FILE test is
+ * successful" or "... test failed", on stderr; -T the configuration on
+ * stdout.
  */
 #include "config.h"
 
@@ -18,10 +26,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libconfig.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "rd_command.h"
 #include "rd_cycle.h"
 #include "rd_log.h"
 #include "rd_module.h"
 #include "rd_process.h"
+#include "rd_proctitle.h"
 #include "rd_stats.h"
 
 #ifndef RD_SYSCONFDIR
@@ -32,13 +48,45 @@ static void
 rd_usage(FILE *f)
 {
     fprintf(f,
-        "usage: redoubt [-c FILE] [-g] [-t] [-s reload|quit|stop|reopen] [-v]\n"
+        "usage: redoubt [-c FILE] [-g] [-t | -T] [-s reload|quit|stop|reopen]"
+        " [-v | -V]\n"
         "  -c FILE   configuration file (default %s/redoubt/redoubt.conf)\n"
         "  -g        stay in the foreground\n"
         "  -t        test the configuration and exit\n"
+        "  -T        test the configuration, print it (with @include files\n"
+        "            expanded) and exit\n"
         "  -s SIG    send a signal to the running master: reload, quit,\n"
         "            stop or reopen\n"
-        "  -v        print the version and exit\n", RD_SYSCONFDIR);
+        "  -v        print the version and exit\n"
+        "  -V        print the version, the libraries and the configure\n"
+        "            arguments, and exit\n", RD_SYSCONFDIR);
+}
+
+/* redoubt -V: what this binary is made of, built with and running with. */
+static void
+rd_show_build(FILE *f)
+{
+    char pcre2[64] = "?";
+    pcre2_config(PCRE2_CONFIG_VERSION, pcre2);
+
+    fprintf(f, "redoubt version %s\n", PACKAGE_VERSION);
+#ifdef __VERSION__
+    fprintf(f, "built by %s %s\n",
+#ifdef __clang__
+            "clang",
+#else
+            "gcc",
+#endif
+            __VERSION__);
+#endif
+    fprintf(f, "built with %s\n", OPENSSL_VERSION_TEXT);
+    fprintf(f, "running with %s\n", OpenSSL_version(OPENSSL_VERSION));
+    fprintf(f, "built with PCRE2 %d.%d, running with PCRE2 %s\n",
+            PCRE2_MAJOR, PCRE2_MINOR, pcre2);
+    fprintf(f, "built with libconfig %d.%d.%d\n", LIBCONFIG_VER_MAJOR,
+            LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
+    fprintf(f, "command table from Redis %s\n", rd_command_table_version());
+    fprintf(f, "configure arguments: %s\n", RD_CONFIGURE_ARGS);
 }
 
 static int
@@ -125,16 +173,24 @@ main(int argc, char **argv)
 {
     const char *conf = RD_SYSCONFDIR "/redoubt/redoubt.conf";
     const char *signame = NULL;
-    int test = 0, foreground = 0, opt;
+    int test = 0, dump = 0, foreground = 0, opt;
 
-    while ((opt = getopt(argc, argv, "c:gts:vh")) != -1) {
+    /* Before anything keeps a pointer into the environment (the title
+     * is written over it, rd_proctitle.h). */
+    rd_proctitle_init(argc, argv);
+
+    while ((opt = getopt(argc, argv, "c:gtTs:vVh")) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 'g': foreground = 1; break;
         case 't': test = 1; break;
+        case 'T': test = 1; dump = 1; break;
         case 's': signame = optarg; break;
         case 'v':
             printf("redoubt version %s\n", PACKAGE_VERSION);
+            return 0;
+        case 'V':
+            rd_show_build(stdout);
             return 0;
         case 'h':
             rd_usage(stdout);
@@ -158,18 +214,16 @@ main(int argc, char **argv)
     }
 
     rd_modules_init();
+    if (test || signame) {
+        rd_log_plain("redoubt");     /* no time or pid: not a log */
+    }
 
     char *err = NULL;
     rd_cycle_t *cycle = rd_cycle_load(conf_abs, &err);
-    if (cycle == NULL) {
+    if (cycle == NULL || rd_cycle_init_master(cycle, &err) != 0) {
         fprintf(stderr, "redoubt: %s\n", err);
         fprintf(stderr, "redoubt: configuration file %s test failed\n",
                 conf_abs);
-        free(err);
-        return 1;
-    }
-    if (rd_cycle_init_master(cycle, &err) != 0) {
-        fprintf(stderr, "redoubt: %s\n", err);
         free(err);
         rd_cycle_destroy(cycle);
         return 1;
@@ -180,6 +234,11 @@ main(int argc, char **argv)
                 "redoubt: configuration file %s test is successful\n",
                 conf_abs, conf_abs);
         rd_cycle_destroy(cycle);
+        char buf[1024];
+        if (dump && rd_conf_dump(conf_abs, stdout, buf, sizeof(buf)) != 0) {
+            fprintf(stderr, "redoubt: %s\n", buf);
+            return 1;
+        }
         return 0;
     }
     if (signame) {
@@ -196,9 +255,13 @@ main(int argc, char **argv)
         rd_cycle_destroy(cycle);
         return 1;
     }
+    char where[1024];
     if (rd_log_open(ccf->error_log, (int)ccf->error_log_level) != 0) {
-        fprintf(stderr, "redoubt: cannot open error log \"%s\": %s\n",
-                ccf->error_log, strerror(errno));
+        int e = errno;
+        fprintf(stderr, "redoubt: %s: cannot open \"%s\": %s\n",
+                rd_conf_where(cycle, cycle->main_conf, "error_log.path",
+                              where, sizeof(where)),
+                ccf->error_log, strerror(e));
         rd_cycle_destroy(cycle);
         return 1;
     }
@@ -221,15 +284,19 @@ main(int argc, char **argv)
         return 1;
     }
     if (rd_pid_file_write(ccf->pid_file) != 0) {
-        rd_log_error("cannot write pid file \"%s\": %s", ccf->pid_file,
-                     strerror(errno));
-        fprintf(stderr, "redoubt: cannot write pid file \"%s\": %s\n",
-                ccf->pid_file, strerror(errno));
+        int e = errno;
+        rd_conf_where(cycle, cycle->main_conf, "pid_file", where,
+                      sizeof(where));
+        rd_log_error("%s: cannot write \"%s\": %s", where, ccf->pid_file,
+                     strerror(e));
+        fprintf(stderr, "redoubt: %s: cannot write \"%s\": %s\n", where,
+                ccf->pid_file, strerror(e));
         rd_cycle_destroy(cycle);
         return 1;
     }
     rd_log_notice("redoubt %s started, master pid %d, configuration %s",
                   PACKAGE_VERSION, (int)getpid(), conf_abs);
+    rd_proctitle_set("master process %s", rd_proctitle_cmdline());
 
     return rd_master_run(cycle);
 }

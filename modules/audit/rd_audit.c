@@ -130,7 +130,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -207,7 +206,6 @@ static const rd_directive_t rd_audit_directives[] = {
 
 /* Per session: its id and the pre-rendered common fields. */
 typedef struct {
-    char      sid[33];
     unsigned  start_written:1;
     unsigned  refused:1;     /* the session never started */
     uint64_t  errors;
@@ -243,8 +241,6 @@ typedef struct {
     const rd_command_t *acl_setuser; /* commands with secrets */
     const rd_command_t *config_set;
     const rd_command_t *migrate;
-    unsigned char    rnd[512];       /* randomness for session ids */
-    size_t           rnd_left;
 } rd_audit_worker_t;
 
 static rd_audit_worker_t rd_aw = { .fd = -1 };
@@ -311,7 +307,8 @@ rd_audit_init_main(rd_conf_t *cf, void *conf)
         return NULL;
     }
     if (strcmp(c->path, "stderr") == 0) {
-        return "audit.path: must be a file";
+        rd_conf_error_at(cf, cf->ctx, "audit.path", "must be a file");
+        return NULL;
     }
     /* The file is created by the workers; its directory must exist. */
     char *dir = rd_pstrdup(cf->pool, c->path);
@@ -320,8 +317,9 @@ rd_audit_init_main(rd_conf_t *cf, void *conf)
         *(slash == dir ? slash + 1 : slash) = '\0';
         struct stat st;
         if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            return rd_psprintf(cf->pool, "audit.path: the directory \"%s\" "
-                               "does not exist", dir);
+            rd_conf_error_at(cf, cf->ctx, "audit.path", "the directory "
+                             "\"%s\" does not exist", dir);
+            return NULL;
         }
     }
     return NULL;
@@ -559,36 +557,6 @@ rd_audit_blocked(void)
 /* --- formatting ------------------------------------------------------------- */
 
 static void
-rd_audit_sid(char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-
-    if (rd_aw.rnd_left < 16) {
-        ssize_t n = getrandom(rd_aw.rnd, sizeof(rd_aw.rnd), 0);
-        if (n != (ssize_t)sizeof(rd_aw.rnd)) {
-            /* Never expected on Linux >= 3.17; still unique per worker. */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t x[2] = { (uint64_t)ts.tv_sec << 20 ^ (uint64_t)ts.tv_nsec,
-                              (uint64_t)getpid() << 32 ^ rd_aw.st.written };
-            for (size_t i = 0; i < sizeof(rd_aw.rnd); i += 16) {
-                x[1]++;
-                memcpy(rd_aw.rnd + i, x, 16);
-            }
-        }
-        rd_aw.rnd_left = sizeof(rd_aw.rnd);
-    }
-    unsigned char *r = rd_aw.rnd + sizeof(rd_aw.rnd) - rd_aw.rnd_left;
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[r[i] >> 4];
-        out[2 * i + 1] = hex[r[i] & 0xf];
-    }
-    out[32] = '\0';
-    explicit_bzero(r, 16);          /* each random byte is used once */
-    rd_aw.rnd_left -= 16;
-}
-
-static void
 rd_audit_session_cleanup(rd_session_t *s, void *data)
 {
     rd_audit_session_t *as = data;
@@ -603,7 +571,6 @@ rd_audit_session(rd_session_t *s)
     rd_audit_session_t *as = rd_session_ctx(s, rd_audit_module);
     if (as == NULL) {
         as = rd_calloc(1, sizeof(*as));
-        rd_audit_sid(as->sid);
         rd_session_ctx(s, rd_audit_module) = as;
         rd_session_cleanup_add(s, rd_audit_session_cleanup, as);
     }
@@ -619,7 +586,7 @@ rd_audit_render_common(rd_session_t *s, rd_audit_session_t *as)
 
     rd_buf_reset(h);
     rd_buf_append_str(h, "\"sid\":\"");
-    rd_buf_append(h, as->sid, 32);
+    rd_buf_append(h, s->sid, 32);
     rd_buf_append_str(h, "\",\"user\":");
     rd_json_cstr(h, id ? id->user : NULL);
     rd_buf_append_str(h, ",\"roles\":[");

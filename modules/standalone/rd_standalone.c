@@ -22,6 +22,11 @@
  * commands are checked and not forwarded. State that cannot be replayed
  * honestly (an open MULTI, a WATCH) makes a lost connection close the
  * session instead. The remembered password is wiped when the session ends.
+ * The database number of the uri ("redis://host:port/2") is the state a
+ * session starts in: SELECT 2 goes out on each new connection before the
+ * first command that is not an AUTH or a HELLO (a session's own AUTH
+ * comes first on a server with passwords), and the client's own SELECT
+ * moves the session as it would on a direct connection.
  *
  * Commands after which Redis does not send exactly one reply per request
  * (SUBSCRIBE and friends, MONITOR, CLIENT REPLY) are refused for now with
@@ -53,6 +58,8 @@ typedef struct {
     /* Connection state to replay on a new connection. */
     rd_buf_t                  auth;           /* "AUTH ..." as RESP */
     int64_t                   select_db;      /* -1: never selected */
+    unsigned                  select_due:1;   /* SELECT before the next
+                                                 command but AUTH/HELLO */
     rd_buf_t                  setname;        /* "CLIENT SETNAME ..." */
     unsigned                  in_multi:1;
     unsigned                  watching:1;
@@ -70,8 +77,7 @@ rd_upstream_fail(rd_upconn_t *uc, const char *why)
     rd_upstream_t *up = uc->owner;
     rd_session_t *s = up->session;
 
-    rd_log_warn("session %llu: database \"%s\" (%s): %s",
-                (unsigned long long)s->id, uc->db->name, uc->addr->text, why);
+    rd_session_log(s, RD_LOG_WARN, "%s, upstream: %s", why, uc->addr->text);
 
     if (up->in_multi || up->watching || up->unsure) {
         /* A new connection would silently drop the transaction. */
@@ -120,19 +126,32 @@ rd_upstream_replay(rd_upstream_t *up)
         rd_upstream_replay_one(up, rd_buf_rpos(&up->auth),
                                rd_buf_used(&up->auth));
     }
-    if (up->select_db > 0) {
-        char db[24];
-        int n = snprintf(db, sizeof(db), "%lld", (long long)up->select_db);
-        rd_str_t argv[2] = { RD_STR("SELECT"), { db, (size_t)n } };
-        rd_buf_t b = { 0 };
-        rd_resp_encode_command(&b, 2, argv);
-        rd_upstream_replay_one(up, rd_buf_rpos(&b), rd_buf_used(&b));
-        rd_buf_free(&b);
-    }
+    /* The database goes out just before the first command that is not
+     * an AUTH or a HELLO (rd_upstream_select): on a server with
+     * passwords, a new session's own AUTH must come first. */
+    up->select_due = up->select_db > 0;
     if (rd_buf_used(&up->setname) > 0) {
         rd_upstream_replay_one(up, rd_buf_rpos(&up->setname),
                                rd_buf_used(&up->setname));
     }
+}
+
+static void
+rd_upstream_select(rd_upstream_t *up, const rd_request_t *r)
+{
+    if (!up->select_due || r->conncmd.kind == RD_CONN_AUTH
+        || r->conncmd.kind == RD_CONN_HELLO)
+    {
+        return;
+    }
+    char db[24];
+    int n = snprintf(db, sizeof(db), "%lld", (long long)up->select_db);
+    rd_str_t argv[2] = { RD_STR("SELECT"), { db, (size_t)n } };
+    rd_buf_t b = { 0 };
+    rd_resp_encode_command(&b, 2, argv);
+    rd_upstream_replay_one(up, rd_buf_rpos(&b), rd_buf_used(&b));
+    rd_buf_free(&b);
+    up->select_due = 0;
 }
 
 static void
@@ -211,7 +230,8 @@ rd_upstream_track(rd_upstream_t *up, rd_request_t *r)
     case RD_CONN_RESET:
         rd_buf_wipe(&up->auth);
         rd_buf_wipe(&up->setname);
-        up->select_db = -1;
+        up->select_db = -1;             /* Redis is back in db 0 */
+        up->select_due = 0;
         up->in_multi = 0;
         up->watching = 0;
         break;
@@ -308,7 +328,10 @@ rd_standalone_route(rd_session_t *s, rd_request_t *r)
     if (up == NULL) {
         up = rd_calloc(1, sizeof(*up));
         up->session = s;
-        up->select_db = -1;
+        /* The uri's "/N" is where a session starts; the client's own
+         * SELECT moves it as on a direct connection (tracked below). */
+        up->select_db = s->database->select_db > 0
+                        ? s->database->select_db : -1;
         /* s->db_user may change with AUTH; the certificate follows it. */
         rd_upconn_init(&up->uc, s->worker, s->database, &s->database->addr,
                        NULL, s->db_user, &rd_upstream_handler, up);
@@ -326,6 +349,7 @@ rd_standalone_route(rd_session_t *s, rd_request_t *r)
         }
         rd_upstream_replay(up);
     }
+    rd_upstream_select(up, r);
     rd_upconn_send(&up->uc, rd_buf_rpos(&r->raw), rd_buf_used(&r->raw), r);
     r->upstream = up->uc.addr->text;
     return RD_AGAIN;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "rd_ssl.h"
 
@@ -23,6 +24,53 @@ rd_ssl_error(char *buf, size_t n, const char *what)
     snprintf(buf, n, "%s: %s", what, reason);
 }
 
+void
+rd_ssl_reasons(char *buf, size_t n)
+{
+    size_t k = 0;
+    unsigned long e;
+    buf[0] = '\0';
+    while ((e = ERR_get_error()) != 0) {
+        const char *r = ERR_reason_error_string(e);
+        char code[32];
+        if (r == NULL) {
+            snprintf(code, sizeof(code), "error %d", (int)ERR_GET_REASON(e));
+            r = code;
+        }
+        if (strstr(buf, r) != NULL || k >= n) {
+            continue;           /* said already, or no room */
+        }
+        int w = snprintf(buf + k, n - k, "%s%s", k ? "; " : "", r);
+        k += w > 0 ? (size_t)w : 0;
+    }
+    if (buf[0] == '\0') {
+        snprintf(buf, n, "unknown error");
+    }
+}
+
+int
+rd_ssl_key_mismatch(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    return ERR_GET_LIB(e) == ERR_LIB_X509
+           && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+}
+
+void
+rd_ssl_file_error(char *buf, size_t n, const char *path, const char *what)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(buf, n, "cannot open \"%s\": %s", path, strerror(errno));
+        ERR_clear_error();
+        return;
+    }
+    fclose(f);
+    char reasons[256];
+    rd_ssl_reasons(reasons, sizeof(reasons));
+    snprintf(buf, n, "%s \"%s\": %s", what, path, reasons);
+}
+
 static ssize_t
 rd_ssl_result(SSL *ssl, int read, char *why, size_t wn)
 {
@@ -33,6 +81,16 @@ rd_ssl_result(SSL *ssl, int read, char *why, size_t wn)
         return RD_AGAIN;
     case SSL_ERROR_ZERO_RETURN:
         if (read) {
+            return 0;
+        }
+        break;
+    case SSL_ERROR_SSL:
+        /* Most clients close the socket without a close_notify alert:
+         * for a read that is an orderly end of the stream (a command cut
+         * short is still noticed by the RESP parser), not an error. */
+        if (read && ERR_GET_REASON(ERR_peek_error())
+                    == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+            ERR_clear_error();
             return 0;
         }
         break;

@@ -126,7 +126,10 @@ rd_tls_init_main(rd_conf_t *cf, void *conf)
         c->ciphers = RD_TLS_DEFAULT_CIPHERS;
     }
     if ((c->certificate == NULL) != (c->certificate_key == NULL)) {
-        return "tls: certificate and certificate_key go together";
+        rd_conf_error_at(cf, cf->ctx, c->certificate ? "tls.certificate"
+                                                      : "tls.certificate_key",
+                         "tls.certificate and tls.certificate_key go "
+                         "together");
     }
     return NULL;
 }
@@ -175,32 +178,33 @@ static int
 rd_tls_init_master(rd_cycle_t *cycle)
 {
     rd_tls_conf_t *c = rd_main_conf(cycle, rd_tls_module);
-    size_t ntls = 0;
-    char err[512];
+    void **top = cycle->main_conf;
+    rd_listener_t *first = NULL;
+    char err[768], why[256];
 
     for (size_t i = 0; i < cycle->nlisteners; i++) {
         if (rd_tls_listen_conf(&cycle->listeners[i])->enabled) {
-            ntls++;
+            first = first ? first : &cycle->listeners[i];
         } else {
             rd_log_warn("listener %s is plaintext (tls = false): clients are "
                         "not authenticated; use this only for tests",
                         cycle->listeners[i].addr.text);
         }
     }
-    if (ntls == 0) {
+    if (first == NULL) {
         return RD_OK;
     }
     if (c->certificate == NULL || c->client_ca == NULL) {
-        rd_log_error("tls: a TLS listener needs tls.certificate, "
-                     "tls.certificate_key and tls.client_ca (or tls = false "
-                     "on the listener, for tests only)");
-        return RD_ERROR;
+        return rd_cycle_error(cycle, first->ctx, NULL, "a TLS listener "
+                              "needs tls.certificate, tls.certificate_key "
+                              "and tls.client_ca (or tls = false on the "
+                              "listener, for tests only)");
     }
 
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
-        rd_ssl_error(err, sizeof(err), "tls: SSL_CTX_new");
-        goto fail;
+        rd_ssl_reasons(why, sizeof(why));
+        return rd_cycle_error(cycle, top, "tls", "SSL_CTX_new: %s", why);
     }
     rd_pool_cleanup_add(cycle->pool, rd_tls_ctx_free, ctx);
 
@@ -220,43 +224,56 @@ rd_tls_init_master(rd_cycle_t *cycle)
     if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1)
         != 1)
     {
-        rd_ssl_error(err, sizeof(err), "tls: SSL_CTX_set_session_id_context");
-        goto fail;
+        rd_ssl_reasons(why, sizeof(why));
+        return rd_cycle_error(cycle, top, "tls",
+                              "SSL_CTX_set_session_id_context: %s", why);
     }
 
+    /* Each error names the directive, its file and line, and what is
+     * wrong with the file it names (rd_cycle_error). */
     if (SSL_CTX_set_cipher_list(ctx, c->ciphers) != 1) {
-        rd_ssl_error(err, sizeof(err), "tls.ciphers");
-        goto fail;
+        rd_ssl_reasons(why, sizeof(why));
+        return rd_cycle_error(cycle, top, "tls.ciphers", "OpenSSL "
+                              "accepts none of \"%s\": %s", c->ciphers,
+                              why);
     }
     if (c->ciphersuites && SSL_CTX_set_ciphersuites(ctx, c->ciphersuites)
                            != 1)
     {
-        rd_ssl_error(err, sizeof(err), "tls.ciphersuites");
-        goto fail;
+        rd_ssl_reasons(why, sizeof(why));
+        return rd_cycle_error(cycle, top, "tls.ciphersuites", "OpenSSL "
+                              "accepts none of \"%s\": %s",
+                              c->ciphersuites, why);
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1) {
-        rd_ssl_error(err, sizeof(err), c->certificate);
-        goto fail;
+        rd_ssl_file_error(err, sizeof(err), c->certificate,
+                          "cannot load the certificate chain from");
+        return rd_cycle_error(cycle, top, "tls.certificate", "%s", err);
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, c->certificate_key,
-                                    SSL_FILETYPE_PEM) != 1)
+                                    SSL_FILETYPE_PEM) != 1
+        && !rd_ssl_key_mismatch())
     {
-        rd_ssl_error(err, sizeof(err), c->certificate_key);
-        goto fail;
+        rd_ssl_file_error(err, sizeof(err), c->certificate_key,
+                          "cannot load the private key from");
+        return rd_cycle_error(cycle, top, "tls.certificate_key", "%s", err);
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        rd_ssl_error(err, sizeof(err), "tls: certificate_key does not "
-                         "match certificate");
-        goto fail;
+        ERR_clear_error();
+        return rd_cycle_error(cycle, top, "tls.certificate_key", "\"%s\" "
+                              "is not the key of tls.certificate \"%s\"",
+                              c->certificate_key, c->certificate);
     }
     if (SSL_CTX_load_verify_locations(ctx, c->client_ca, NULL) != 1) {
-        rd_ssl_error(err, sizeof(err), c->client_ca);
-        goto fail;
+        rd_ssl_file_error(err, sizeof(err), c->client_ca,
+                          "cannot load CA certificates from");
+        return rd_cycle_error(cycle, top, "tls.client_ca", "%s", err);
     }
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(c->client_ca);
     if (names == NULL) {
-        rd_ssl_error(err, sizeof(err), c->client_ca);
-        goto fail;
+        rd_ssl_file_error(err, sizeof(err), c->client_ca,
+                          "cannot read CA names from");
+        return rd_cycle_error(cycle, top, "tls.client_ca", "%s", err);
     }
     SSL_CTX_set_client_CA_list(ctx, names);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
@@ -267,10 +284,6 @@ rd_tls_init_master(rd_cycle_t *cycle)
     c->ctx = ctx;
     rd_stats_listener_cert(SSL_CTX_get0_certificate(ctx));
     return RD_OK;
-
-fail:
-    rd_log_error("%s", err);
-    return RD_ERROR;
 }
 
 /* --- TLS I/O for a session ------------------------------------------------ */
@@ -310,8 +323,26 @@ rd_tls_shutdown(rd_session_t *s)
     ERR_clear_error();
 }
 
+/*
+ * SSL_MODE_RELEASE_BUFFERS gives the record buffers back only on some
+ * paths (a read that consumed a whole application record, a complete
+ * application write); the write buffer set up for the handshake, and a
+ * read buffer left by a read that found nothing, stay with the connection
+ * for as long as it is idle (issue 11: 23 kB of a 77 kB idle session).
+ * SSL_free_buffers() frees both when no record is partly read or written,
+ * and leaves them otherwise.
+ */
+static void
+rd_tls_release(rd_session_t *s)
+{
+    SSL *ssl = rd_tls_ssl(s);
+    if (SSL_is_init_finished(ssl)) {
+        SSL_free_buffers(ssl);
+    }
+}
+
 static const rd_session_io_t rd_tls_io = {
-    rd_tls_recv, rd_tls_send, rd_tls_pending, rd_tls_shutdown
+    rd_tls_recv, rd_tls_send, rd_tls_pending, rd_tls_shutdown, rd_tls_release
 };
 
 /* --- handshake phase ----------------------------------------------------- */
@@ -327,6 +358,7 @@ rd_tls_session_cleanup(rd_session_t *s, void *data)
         rd_identity_free(s->identity);
         free(s->identity);
         s->identity = NULL;
+        s->user = NULL;
     }
 }
 
@@ -334,8 +366,7 @@ static void
 rd_tls_handshake_timeout(rd_timer_t *t)
 {
     rd_session_t *s = t->data;
-    rd_log_info("session %llu: client %s: TLS handshake timed out",
-                (unsigned long long)s->id, s->addr_text);
+    rd_session_log(s, RD_LOG_INFO, "TLS handshake timed out");
     rd_stats_refusal(RD_REFUSAL_TLS_HANDSHAKE);
     rd_session_close(s, "TLS handshake timed out");
 }
@@ -353,15 +384,13 @@ rd_tls_handshake_handler(rd_conn_t *c)
         if (SSL_session_reused(ts->ssl)) {
             /* Cannot happen with no cache and no tickets; should it ever,
              * the certificate was not verified in this handshake. */
-            rd_log_error("session %llu: client %s: a TLS session was "
-                         "resumed, which redoubt never allows; closing",
-                         (unsigned long long)s->id, s->addr_text);
+            rd_session_log(s, RD_LOG_ERROR, "a TLS session was "
+                         "resumed, which redoubt never allows; closing");
             rd_stats_refusal(RD_REFUSAL_TLS_HANDSHAKE);
             rd_session_close(s, "TLS session resumed");
             return;
         }
-        rd_log_debug("session %llu: client %s: %s %s",
-                     (unsigned long long)s->id, s->addr_text,
+        rd_session_log(s, RD_LOG_DEBUG, "%s %s",
                      SSL_get_version(ts->ssl),
                      SSL_get_cipher_name(ts->ssl));
         rd_session_phase_done(s);
@@ -393,8 +422,7 @@ rd_tls_handshake_handler(rd_conn_t *c)
                                         : "protocol error");
     }
     ERR_clear_error();
-    rd_log_notice("session %llu: client %s: %s", (unsigned long long)s->id,
-                  s->addr_text, why);
+    rd_session_log(s, RD_LOG_NOTICE, "%s", why);
     rd_stats_refusal(RD_REFUSAL_TLS_HANDSHAKE);
     rd_session_close(s, "TLS handshake failed");
 }
@@ -412,7 +440,7 @@ rd_tls_handshake(rd_session_t *s, rd_request_t *r)
     if (ts->ssl == NULL || SSL_set_fd(ts->ssl, s->conn->fd) != 1) {
         char why[300];
         rd_ssl_error(why, sizeof(why), "SSL_new");
-        rd_log_error("session %llu: %s", (unsigned long long)s->id, why);
+        rd_session_log(s, RD_LOG_ERROR, "%s", why);
         SSL_free(ts->ssl);
         free(ts);
         rd_session_close(s, "TLS setup failed");
@@ -445,8 +473,7 @@ static void
 rd_tls_expired(rd_timer_t *t)
 {
     rd_session_t *s = t->data;
-    rd_log_info("session %llu: client %s: certificate expired, closing",
-                (unsigned long long)s->id, s->addr_text);
+    rd_session_log(s, RD_LOG_INFO, "certificate expired, closing");
     rd_session_close(s, "certificate expired");
 }
 
@@ -480,9 +507,9 @@ rd_tls_refuse_sni(rd_session_t *s, const char *sni)
     int len = (int)(dot && dot > sni ? (size_t)(dot - sni) : strlen(sni));
     const char *db_user = s->identity->route_db_user;
 
-    rd_log_info("session %llu: client %s: the TLS server name \"%s\" names "
+    rd_session_log(s, RD_LOG_INFO, "the TLS server name \"%s\" names "
                 "no database served here, and the listener has no default",
-                (unsigned long long)s->id, s->addr_text, sni);
+                sni);
     rd_stats_refusal(RD_REFUSAL_NO_DATABASE);
     if (db_user) {
         rd_session_refuse(s, "ERR redoubt: access to database \"%.*s\" as "
@@ -518,14 +545,14 @@ rd_tls_identify(rd_session_t *s, rd_request_t *r)
         return RD_ERROR;
     }
     s->identity = id;
+    s->user = id->user;
     if (id->route_db_user) {
         s->db_user = id->route_db_user;
     }
 
     char desc[512];
     rd_identity_format(id, desc, sizeof(desc));
-    rd_log_info("session %llu: client %s: %s", (unsigned long long)s->id,
-                s->addr_text, desc);
+    rd_session_log(s, RD_LOG_INFO, "%s", desc);
 
     /* The session ends with the certificate. The chain was verified at
      * the handshake, so not_after is in the future here. */

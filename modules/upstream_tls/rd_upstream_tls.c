@@ -137,7 +137,10 @@ rd_utls_init_main(rd_conf_t *cf, void *conf)
         c->cert_ttl = 3600000;
     }
     if ((c->ca_cert == NULL) != (c->ca_key == NULL)) {
-        return "upstream_tls: ca_cert and ca_key go together";
+        rd_conf_error_at(cf, cf->ctx, c->ca_cert ? "upstream_tls.ca_cert"
+                                                 : "upstream_tls.ca_key",
+                         "upstream_tls.ca_cert and upstream_tls.ca_key go "
+                         "together");
     }
     return NULL;
 }
@@ -158,7 +161,10 @@ rd_utls_init_db(rd_conf_t *cf, void *conf)
         c->mode = RD_UTLS_VERIFY_FULL;
     }
     if ((c->certificate == NULL) != (c->certificate_key == NULL)) {
-        return "tls: certificate and certificate_key go together";
+        rd_conf_error_at(cf, cf->ctx, c->certificate ? "tls.certificate"
+                                                      : "tls.certificate_key",
+                         "tls.certificate and tls.certificate_key go "
+                         "together");
     }
     return NULL;
 }
@@ -175,55 +181,62 @@ static void rd_utls_ctx_free(void *p) { SSL_CTX_free(p); }
 static void rd_utls_x509_free(void *p) { X509_free(p); }
 static void rd_utls_pkey_free(void *p) { EVP_PKEY_free(p); }
 
+/* Errors name the directive, its file and line (rd_cycle_error). */
 static int
-rd_utls_load_ca(rd_cycle_t *cycle, rd_utls_conf_t *c, char *err, size_t n)
+rd_utls_load_ca(rd_cycle_t *cycle, rd_utls_conf_t *c)
 {
+    void **top = cycle->main_conf;
+    char err[768];
+
     FILE *f = fopen(c->ca_cert, "r");
     if (f == NULL) {
-        snprintf(err, n, "upstream_tls.ca_cert: %s: %s", c->ca_cert,
-                 strerror(errno));
-        return -1;
+        return rd_cycle_error(cycle, top, "upstream_tls.ca_cert", "cannot "
+                              "open \"%s\": %s", c->ca_cert,
+                              strerror(errno));
     }
     c->ca_x509 = PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
     if (c->ca_x509 == NULL) {
-        rd_ssl_error(err, n, c->ca_cert);
-        return -1;
+        rd_ssl_file_error(err, sizeof(err), c->ca_cert,
+                          "cannot read a PEM certificate from");
+        return rd_cycle_error(cycle, top, "upstream_tls.ca_cert", "%s", err);
     }
     rd_pool_cleanup_add(cycle->pool, rd_utls_x509_free, c->ca_x509);
 
     f = fopen(c->ca_key, "r");
     if (f == NULL) {
-        snprintf(err, n, "upstream_tls.ca_key: %s: %s", c->ca_key,
-                 strerror(errno));
-        return -1;
+        return rd_cycle_error(cycle, top, "upstream_tls.ca_key", "cannot "
+                              "open \"%s\": %s", c->ca_key,
+                              strerror(errno));
     }
     c->ca_pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
     if (c->ca_pkey == NULL) {
-        rd_ssl_error(err, n, c->ca_key);
-        return -1;
+        rd_ssl_file_error(err, sizeof(err), c->ca_key,
+                          "cannot read a PEM private key from");
+        return rd_cycle_error(cycle, top, "upstream_tls.ca_key", "%s", err);
     }
     rd_pool_cleanup_add(cycle->pool, rd_utls_pkey_free, c->ca_pkey);
     if (X509_check_private_key(c->ca_x509, c->ca_pkey) != 1) {
-        snprintf(err, n, "upstream_tls: ca_key does not match ca_cert");
         ERR_clear_error();
-        return -1;
+        return rd_cycle_error(cycle, top, "upstream_tls.ca_key", "\"%s\" "
+                              "is not the key of upstream_tls.ca_cert \"%s\"",
+                              c->ca_key, c->ca_cert);
     }
     return 0;
 }
 
 static int
-rd_utls_db_ctx(rd_cycle_t *cycle, rd_utls_conf_t *c, rd_database_t *db,
-               char *err, size_t n)
+rd_utls_db_ctx(rd_cycle_t *cycle, rd_utls_conf_t *c, rd_database_t *db)
 {
     rd_utls_db_conf_t *dc = rd_utls_db_conf(db);
     const char *trust = dc->ca_cert_file ? dc->ca_cert_file : c->server_ca;
+    char err[768], why[256];
 
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL) {
-        rd_ssl_error(err, n, "SSL_CTX_new");
-        return -1;
+        rd_ssl_reasons(why, sizeof(why));
+        return rd_cycle_error(cycle, db->ctx, "uri", "SSL_CTX_new: %s", why);
     }
     rd_pool_cleanup_add(cycle->pool, rd_utls_ctx_free, ctx);
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -233,14 +246,19 @@ rd_utls_db_ctx(rd_cycle_t *cycle, rd_utls_conf_t *c, rd_database_t *db,
 
     if (dc->mode != RD_UTLS_INSECURE) {
         if (trust == NULL) {
-            snprintf(err, n, "database \"%s\": rediss:// needs "
-                     "tls.ca_cert_file or upstream_tls.server_ca to check "
-                     "the server's certificate", db->name);
-            return -1;
+            return rd_cycle_error(cycle, db->ctx, "uri", "rediss:// needs "
+                                  "tls.ca_cert_file or upstream_tls.server_ca"
+                                  " to check the server's certificate");
         }
         if (SSL_CTX_load_verify_locations(ctx, trust, NULL) != 1) {
-            rd_ssl_error(err, n, trust);
-            return -1;
+            rd_ssl_file_error(err, sizeof(err), trust,
+                              "cannot load CA certificates from");
+            if (dc->ca_cert_file) {
+                return rd_cycle_error(cycle, db->ctx, "tls.ca_cert_file",
+                                      "%s", err);
+            }
+            return rd_cycle_error(cycle, cycle->main_conf,
+                                  "upstream_tls.server_ca", "%s", err);
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     } else {
@@ -252,22 +270,32 @@ rd_utls_db_ctx(rd_cycle_t *cycle, rd_utls_conf_t *c, rd_database_t *db,
 
     if (dc->certificate) {
         if (SSL_CTX_use_certificate_chain_file(ctx, dc->certificate) != 1) {
-            rd_ssl_error(err, n, dc->certificate);
-            return -1;
+            rd_ssl_file_error(err, sizeof(err), dc->certificate,
+                              "cannot load the certificate chain from");
+            return rd_cycle_error(cycle, db->ctx, "tls.certificate", "%s",
+                                  err);
         }
         if (SSL_CTX_use_PrivateKey_file(ctx, dc->certificate_key,
                                         SSL_FILETYPE_PEM) != 1
-            || SSL_CTX_check_private_key(ctx) != 1)
+            && !rd_ssl_key_mismatch())
         {
-            rd_ssl_error(err, n, dc->certificate_key);
-            return -1;
+            rd_ssl_file_error(err, sizeof(err), dc->certificate_key,
+                              "cannot load the private key from");
+            return rd_cycle_error(cycle, db->ctx, "tls.certificate_key",
+                                  "%s", err);
+        }
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            ERR_clear_error();
+            return rd_cycle_error(cycle, db->ctx, "tls.certificate_key",
+                                  "\"%s\" is not the key of tls.certificate "
+                                  "\"%s\"", dc->certificate_key,
+                                  dc->certificate);
         }
     } else if (c->ca_x509 == NULL) {
-        snprintf(err, n, "database \"%s\": rediss:// needs a client "
-                 "certificate: upstream_tls.ca_cert and ca_key (to mint "
-                 "them) or tls.certificate and tls.certificate_key",
-                 db->name);
-        return -1;
+        return rd_cycle_error(cycle, db->ctx, "uri", "rediss:// needs a "
+                              "client certificate: upstream_tls.ca_cert and "
+                              "ca_key (to mint them) or tls.certificate and "
+                              "tls.certificate_key");
     }
 
     dc->server_name_set = dc->server_name != NULL;
@@ -285,22 +313,17 @@ static int
 rd_utls_init_master(rd_cycle_t *cycle)
 {
     rd_utls_conf_t *c = rd_main_conf(cycle, rd_upstream_tls_module);
-    char err[512];
 
-    if (c->ca_cert && rd_utls_load_ca(cycle, c, err, sizeof(err)) != 0) {
-        goto fail;
+    if (c->ca_cert && rd_utls_load_ca(cycle, c) != 0) {
+        return RD_ERROR;
     }
     for (size_t i = 0; i < cycle->ndatabases; i++) {
         rd_database_t *db = &cycle->databases[i];
-        if (db->tls && rd_utls_db_ctx(cycle, c, db, err, sizeof(err)) != 0) {
-            goto fail;
+        if (db->tls && rd_utls_db_ctx(cycle, c, db) != 0) {
+            return RD_ERROR;
         }
     }
     return RD_OK;
-
-fail:
-    rd_log_error("%s", err);
-    return RD_ERROR;
 }
 
 /* --- minting, in the worker ---------------------------------------------- */
@@ -547,6 +570,15 @@ size_t
 rd_upstream_tls_pending(rd_upstream_tls_t *t)
 {
     return (size_t)SSL_pending(t->ssl);
+}
+
+/* As rd_tls_release() on the client side (modules/tls/rd_tls.c). */
+void
+rd_upstream_tls_release(rd_upstream_tls_t *t)
+{
+    if (t && SSL_is_init_finished(t->ssl)) {
+        SSL_free_buffers(t->ssl);
+    }
 }
 
 void

@@ -10,9 +10,11 @@
 # log); certificate expiry gauges match the certificates; a killed
 # worker is replaced without totals going back and its sessions are no
 # longer open; reloads (ok and failed) are counted and keep the counters; a
-# reload moves the status listener to a new port; /healthz is 200 with
-# workers and 503 while the master has none (workers killed until their
-# restart is delayed); 404, 405, 400 and 431 for the rest.
+# reload moves the status listener to a new port; process_* metrics of the
+# master, the workers and the status process agree with /proc (open
+# files and their limit, resident memory, start time, CPU time); /healthz
+# is 200 with workers and 503 while the master has none (workers killed
+# until their restart is delayed); 404, 405, 400 and 431 for the rest.
 # shellcheck disable=SC2119,SC2317 # optional args; helpers called indirectly
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -333,6 +335,57 @@ grep -qF 'database="we\"ird\\name"' "$T/metrics.$SCRAPES.http" || fail "label va
 want=$(date -u -d "$(openssl x509 -noout -enddate -in "$T/redoubt.crt" | sed 's/^notAfter=//')" +%s)
 assert_eq "$want" "$(m redoubt_listener_certificate_expiry_timestamp_seconds)" "listener certificate expiry"
 assert_eq 0 "$(m redoubt_upstream_certificate_expiry_timestamp_seconds)" "no minted certificate yet"
+
+# --- process_* metrics: every redoubt process, checked against /proc -------------
+# pm FAMILY ROLE PID: the sample of one process.
+pm() { m "$1{pid=\"$3\",role=\"$2\"}"; }
+# near A B TOLERANCE: |A - B| <= TOLERANCE (decimals allowed).
+near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; }
+scrape
+for f in process_cpu_seconds_total:counter process_resident_memory_bytes:gauge \
+         process_virtual_memory_bytes:gauge process_open_fds:gauge \
+         process_max_fds:gauge process_start_time_seconds:gauge; do
+    grep -q "^# TYPE ${f%%:*} ${f#*:}\$" "$T/metrics.$SCRAPES.http" || fail "no family ${f%%:*} of type ${f#*:} in /metrics"
+done
+procs="master:$RD_PID"
+for w in $(rd_workers); do procs+=" worker:$w"; done
+procs+=" status:$(rd_status_pids)"
+tck=$(getconf CLK_TCK)
+btime=$(awk '/^btime / { print $2 }' /proc/stat)
+for p in $procs; do
+    role=${p%%:*} pid=${p#*:}
+    # The open files limit and the open descriptors, as /proc says.
+    want=$(awk '/^Max open files/ { print $4 }' "/proc/$pid/limits")
+    assert_eq "$want" "$(pm process_max_fds "$role" "$pid")" "process_max_fds of the $role ($pid)"
+    got=$(pm process_open_fds "$role" "$pid")
+    fds=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l)
+    { [ "$got" -gt 2 ] && near "$got" "$fds" 2; } || fail "process_open_fds of the $role ($pid) is $got, /proc/$pid/fd has $fds"
+    # Resident memory near VmRSS, start time from /proc/PID/stat.
+    rss=$(( $(rss_kb "$pid") * 1024 ))
+    got=$(pm process_resident_memory_bytes "$role" "$pid")
+    { [ "$got" -gt 1000000 ] && near "$got" "$rss" $((rss / 4)); } || fail "process_resident_memory_bytes of the $role ($pid) is $got, VmRSS $rss"
+    [ "$(pm process_virtual_memory_bytes "$role" "$pid")" -ge "$got" ] || fail "process_virtual_memory_bytes of the $role below its resident size"
+    stat=$(sed 's/.*) //' "/proc/$pid/stat")
+    start=$(awk -v b="$btime" -v t="$tck" '{ printf "%.2f", b + $20 / t }' <<<"$stat")
+    near "$(pm process_start_time_seconds "$role" "$pid")" "$start" 0.02 || fail "process_start_time_seconds of the $role ($pid) is $(pm process_start_time_seconds "$role" "$pid"), /proc says $start"
+    near "$start" "$(date +%s)" 600 || fail "start time of the $role ($pid) is $start (test bug?)"
+    cpu=$(awk -v t="$tck" '{ printf "%.2f", ($12 + $13) / t }' <<<"$stat")
+    near "$(pm process_cpu_seconds_total "$role" "$pid")" "$cpu" 0.5 || fail "process_cpu_seconds_total of the $role ($pid) is $(pm process_cpu_seconds_total "$role" "$pid"), /proc says $cpu"
+done
+# One series per process, and no process that is not redoubt's.
+assert_eq "$(wc -w <<<"$procs")" "$(grep -c '^process_start_time_seconds{' "$T/metrics")" "process_start_time_seconds series"
+# A busy worker's CPU time grows.
+w=$(rd_workers | head -n 1)
+c0=$(pm process_cpu_seconds_total worker "$w")
+for ((i = 0; i < 20; i++)); do
+    printf 'SET big%d %s\n' "$i" "$(head -c 300000 /dev/zero | tr '\0' x)"
+done > "$T/busy"
+for ((i = 0; i < 10; i++)); do rcli < "$T/busy" > /dev/null; done
+scrape
+c1=$(awk -v a="$(pm process_cpu_seconds_total worker "$w")" -v b="$c0" 'BEGIN { print (a >= b) }')
+assert_eq 1 "$c1" "process_cpu_seconds_total of worker $w does not go back"
+cpus=$(awk -F'\t' '$1 ~ /^process_cpu_seconds_total\{.*role="worker"/ { s += $2 } END { printf "%.2f", s }' "$T/metrics")
+near "$cpus" 0 0.001 && fail "the workers used no CPU time at all after 200 large SETs"
 
 # --- commands, sessions, bytes, latency -------------------------------------------
 scrape

@@ -268,6 +268,98 @@ START_TEST(test_uri_forms)
 }
 END_TEST
 
+START_TEST(test_uri_database_number)
+{
+    char *err;
+    rd_cycle_t *c = load("listen = ( { address = \"127.0.0.1:1\"; } );\n"
+                         "databases = (\n"
+                         " { name = \"a\"; uri = \"redis://127.0.0.1:7000/3"
+                         "?mode=standalone\"; },\n"
+                         " { name = \"b\"; uri = \"redis://127.0.0.1/12\"; },\n"
+                         " { name = \"c\"; uri = \"redis://[::1]\"; },\n"
+                         " { name = \"d\"; uri = \"redis://127.0.0.1:7001/0"
+                         "?mode=cluster\"; } );\n", &err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->databases[0].port, 7000);
+    ck_assert_int_eq(c->databases[0].select_db, 3);
+    ck_assert_int_eq(c->databases[1].port, 6379);
+    ck_assert_int_eq(c->databases[1].select_db, 12);
+    ck_assert_int_eq(c->databases[2].port, 6379);
+    ck_assert_str_eq(c->databases[2].host, "::1");
+    ck_assert_int_eq(c->databases[2].select_db, 0);
+    ck_assert_int_eq(c->databases[3].mode, RD_DB_CLUSTER);
+    rd_cycle_destroy(c);
+
+    expect_error("listen = ( { address = \"127.0.0.1:1\"; } );\n"
+                 "databases = ( { name = \"a\";\n"
+                 "  uri = \"redis://127.0.0.1:7000/2?mode=cluster\"; } );\n",
+                 "redoubt.conf:3: uri: a Redis Cluster has only database 0");
+    expect_error("listen = ( { address = \"127.0.0.1:1\"; } );\n"
+                 "databases = ( { name = \"a\";\n"
+                 "  uri = \"redis://127.0.0.1:7000/two\"; } );\n",
+                 "redoubt.conf:3: uri: the path after host:port must be a "
+                 "database number");
+
+    /* Credentials: refused, with where they belong, and never repeated
+     * in the message. */
+    const char *text = "listen = ( { address = \"127.0.0.1:1\"; } );\n"
+                       "databases = ( { name = \"a\";\n"
+                       "  uri = \"redis://alice:s3cr3t@127.0.0.1:7000/1\"; } );\n";
+    expect_error(text, "redoubt.conf:3: uri: must not hold a user or "
+                 "password");
+    expect_error(text, "cluster.discovery_user");
+    c = load(text, &err);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "s3cr3t") == NULL, "%s", err);
+    free(err);
+}
+END_TEST
+
+/* A module's start-up error (init_master) names the directive, its file
+ * and line, as a reading error does. */
+START_TEST(test_init_master_errors_have_directive_and_line)
+{
+    char *err;
+    rd_cycle_t *c = load("listen = ( { address = \"127.0.0.1:1\"; } );\n"
+                         "tls = {\n"
+                         "  certificate = \"/nonexistent/a.crt\";\n"
+                         "  certificate_key = \"/nonexistent/a.key\";\n"
+                         "  client_ca = \"/nonexistent/ca.crt\";\n"
+                         "};\n", &err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_ne(rd_cycle_init_master(c, &err), 0);
+    ck_assert_msg(strstr(err, "redoubt.conf:3: tls.certificate: cannot open "
+                          "\"/nonexistent/a.crt\": No such file") != NULL,
+                  "%s", err);
+    free(err);
+    rd_cycle_destroy(c);
+
+    /* Nothing set: the error points at the element that needs it. */
+    c = load("listen = (\n"
+             "  { address = \"127.0.0.1:1\"; tls = false; },\n"
+             "  { address = \"127.0.0.1:2\"; } );\n", &err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_ne(rd_cycle_init_master(c, &err), 0);
+    ck_assert_msg(strstr(err, "redoubt.conf:3: listen: a TLS listener needs "
+                          "tls.certificate") != NULL, "%s", err);
+    free(err);
+    rd_cycle_destroy(c);
+
+    /* And a database's own directives point at its lines. */
+    c = load("listen = ( { address = \"127.0.0.1:1\"; tls = false; } );\n"
+             "databases = ( { name = \"a\"; uri = \"rediss://127.0.0.1:2\";\n"
+             "  tls = { mode = \"insecure\";\n"
+             "    certificate = \"/nonexistent/c.crt\";\n"
+             "    certificate_key = \"/nonexistent/c.key\"; }; } );\n", &err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_ne(rd_cycle_init_master(c, &err), 0);
+    ck_assert_msg(strstr(err, "redoubt.conf:4: tls.certificate: cannot open "
+                          "\"/nonexistent/c.crt\"") != NULL, "%s", err);
+    free(err);
+    rd_cycle_destroy(c);
+}
+END_TEST
+
 START_TEST(test_user_must_exist)
 {
     expect_error("user = \"no-such-user-here\";\n" GOOD_BASE,
@@ -297,7 +389,8 @@ START_TEST(test_tls_directives)
     rd_cycle_destroy(c);
 
     expect_error("tls = { certificate = \"a.crt\"; };\n" GOOD_BASE,
-                 "tls: certificate and certificate_key go together");
+                 "redoubt.conf:1: tls.certificate: tls.certificate and "
+                 "tls.certificate_key go together");
     expect_error("tls = { min_protocol = \"SSLv3\"; };\n" GOOD_BASE,
                  ":1: tls.min_protocol: must be one of \"TLSv1.2\"");
     expect_error("upstream_tls = { cert_ttl = \"10ms\"; };\n" GOOD_BASE,
@@ -376,6 +469,8 @@ conf_suite(void)
     tcase_add_test(tc, test_missing_required);
     tcase_add_test(tc, test_references_are_checked);
     tcase_add_test(tc, test_uri_forms);
+    tcase_add_test(tc, test_uri_database_number);
+    tcase_add_test(tc, test_init_master_errors_have_directive_and_line);
     tcase_add_test(tc, test_user_must_exist);
     tcase_add_test(tc, test_tls_directives);
     tcase_add_test(tc, test_syntax_error_has_line);
