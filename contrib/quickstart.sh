@@ -5,8 +5,9 @@
 #                                build/demo, make CAs and certificates with
 #                                redoubtctl, start a 6-node Redis Cluster
 #                                with TLS only and redoubt in front of it,
-#                                print the redis-cli line to connect with
-#                                (Ctrl-C stops everything)
+#                                print how to connect (redoubtctl db ls,
+#                                db connect, db config; Ctrl-C stops
+#                                everything)
 #   contrib/quickstart.sh test   install what is missing, build and run the
 #                                whole test suite in build/check, then again
 #                                with ASan+UBSan in build/sanitizers
@@ -21,9 +22,11 @@ set -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=contrib/tls-cluster.sh
 . "$ROOT/contrib/tls-cluster.sh"
+# python3-redis and nodejs: t_dbconfig.sh connects with redis-py and node,
+# host names checked.
 PACKAGES=(build-essential autoconf automake libtool pkg-config libssl-dev
           libpcre2-dev libconfig-dev check redis-server redis-tools python3
-          openssl)
+          openssl python3-redis nodejs)
 JOBS=${JOBS:-2}
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -109,7 +112,9 @@ demo() {
     say "make -j$JOBS"
     make -j"$JOBS" || die "build failed"
 
-    local bin=$ROOT/build/demo dir base port i pid
+    # dir is global: stop_all also runs from the EXIT trap after demo
+    # returned (redoubt exited by itself), when demo's locals are gone.
+    local bin=$ROOT/build/demo base port i pid
     local ctl=$bin/redoubtctl
     dir=$(mktemp -d "${TMPDIR:-/tmp}/redoubt-demo.XXXXXX") || die "mktemp failed"
     DEMO_PIDS=()
@@ -165,6 +170,15 @@ roles = ( { name = "access";
             allow = { db_labels = { env = "demo"; };
                       db_users = [ "{{internal.db_users}}" ]; }; } );
 CONF
+    # redoubt's certificate names every name a client may connect to or
+    # send as the TLS server name: strict clients (node, redis-py with
+    # hostname checks) check it. localhost and 127.0.0.1, the wildcard for
+    # NAME.redoubt.local (the server name redoubtctl db connect and
+    # db config use), and each database's name ("demo") and
+    # demo.redoubt.local from the configuration.
+    "$ctl" cert server --ca-dir "$dir/ca" --host 'localhost,127.0.0.1,*.redoubt.local' \
+        --databases-from "$dir/redoubt.conf" --out "$dir/certs/redoubt" >/dev/null ||
+        die "redoubtctl cert server for redoubt failed"
     "$bin/redoubt" -t -c "$dir/redoubt.conf" || die "the demo configuration does not pass redoubt -t"
 
     say "redoubt on 127.0.0.1:$port in front of the cluster (config $dir/redoubt.conf)"
@@ -173,7 +187,9 @@ CONF
     DEMO_PIDS=("$pid" "${DEMO_PIDS[@]}")
 
     local cli=(redis-cli --tls --cert "$dir/alice.crt" --key "$dir/alice.key"
-               --cacert "$dir/ca/db-ca.crt" --sni demo -p "$port")
+               --cacert "$dir/ca/db-ca.crt" --sni demo.redoubt.local -h 127.0.0.1 -p "$port")
+    # What alice's tools read (redoubtctl's gateway options).
+    export REDOUBT_PROXY=127.0.0.1:$port REDOUBT_CA=$dir/ca/db-ca.crt REDOUBT_CERT=$dir/alice.crt
     # Wait for redoubt with a first round trip as alice (a bare TCP probe
     # would only make it log a failed TLS handshake).
     local out=
@@ -189,19 +205,40 @@ CONF
         wait_port "$port" || die "redoubt did not start"
         echo "quickstart: warning: SET through redoubt as alice failed: $out" >&2
     fi
+    # redoubtctl checks the certificate's names as strict clients do.
+    if out=$("$ctl" db ls --db demo 2>&1); then
+        say "checked: redoubtctl db ls --db demo (server name demo.redoubt.local, host name checked)"
+        printf '%s\n' "$out" | sed 's/^/    /'
+    else
+        echo "quickstart: warning: redoubtctl db ls failed: $out" >&2
+    fi
 
     cat <<TXT
 
   redoubt is running, in front of a 6-node Redis Cluster (TLS only).
   Redis's users are in $dir/users.acl: "default" is off, so
-  authenticate as alice first. In another terminal:
+  authenticate as alice (password $pw). In another terminal:
 
-      ${cli[*]}
+      export REDOUBT_PROXY=$REDOUBT_PROXY REDOUBT_CA=$REDOUBT_CA
+      export REDOUBT_CERT=$REDOUBT_CERT REDISCLI_AUTH=$pw
 
-      AUTH alice $pw
-      SET hello world
-      GET hello
-      DBSIZE
+      $ctl db ls                          # what alice's roles reach
+      $ctl db connect demo --db-user alice   # redis-cli, then:
+          SET hello world
+          GET hello
+          DBSIZE
+      $ctl db config demo                 # host, port, server name, files, URI
+
+  Client libraries, host names checked (the server name
+  demo.redoubt.local is in redoubt's certificate):
+
+      $ctl db config demo --db-user alice --format python > ping.py && python3 ping.py
+      $ctl db config demo --db-user alice --format node > ping.js      # npm install redis
+      $ctl db config demo --db-user alice --format ioredis > ping.js   # npm install ioredis
+
+  or redis-cli by hand (what db connect runs):
+
+      ${cli[*]} --user alice --askpass
 
   alice's certificate ($dir/alice.crt) is valid for 8 hours:
       $ctl cert show $dir/alice.crt

@@ -13,6 +13,7 @@
 extern rd_module_t rd_core_module;
 extern rd_module_t rd_resp_module;
 extern rd_module_t rd_tls_module;
+extern rd_module_t rd_introspect_module;
 extern rd_module_t rd_rbac_module;
 extern rd_module_t rd_standalone_module;
 extern rd_module_t rd_cluster_module;
@@ -24,6 +25,9 @@ rd_module_t *rd_modules[] = {
     &rd_resp_module,          /* decode, HELLO 3 */
     &rd_tls_module,           /* handshake, identify (certificate, SNI) */
     &rd_core_module,          /* authorize (default database), intercept QUIT */
+    /* Before rbac: its filter answers REDOUBT DATABASES before any AUTH
+     * and whatever the roles' command rules (rd_rbac_introspect.c). */
+    &rd_introspect_module,    /* REDOUBT DATABASES: what the roles reach */
     &rd_rbac_module,          /* authorize roles; filter AUTH, commands, keys */
     &rd_standalone_module,    /* route to a standalone Redis */
     &rd_cluster_module,       /* route to a Redis Cluster: slots, fan-out */

@@ -1,17 +1,32 @@
 /*
- * redoubtctl.c - the administrator's and user's tool: CAs and certificates.
+ * redoubtctl.c - the administrator's and user's tool: CAs, certificates,
+ * access checks, and connecting to databases through the gateway.
  *
  *   redoubtctl ca init DIR [--rsa 2048|4096] [--force]
  *   redoubtctl ca export --type user|db|db-client [--dir DIR]
  *   redoubtctl cert server --host NAME[,NAME|IP...] --out PREFIX [...]
+ *                          [--databases-from CONFIG [--domain DOMAIN]]
  *   redoubtctl cert user --user NAME --roles R1[,R2] --out PREFIX [...]
  *   redoubtctl cert show FILE
  *   redoubtctl db ls --cert FILE -c CONFIG
+ *   redoubtctl db ls [GATEWAY OPTIONS] [--db NAME]
+ *   redoubtctl db connect [DB] [GATEWAY OPTIONS] [--db-user U] [-- ARGS]
+ *   redoubtctl db config [DB] [GATEWAY OPTIONS] [--db-user U]
+ *                        [--format text|cmd|uri|env|python|node|ioredis]
  *   redoubtctl access check --cert FILE -c CONFIG --db NAME [--db-user U]
  *                           [--command CMD [ARG...]]
  *
- * "db ls" and "access check" load the server's configuration and ask the
- * rbac module (rd_rbac.h), the code the server decides with.
+ * GATEWAY OPTIONS: --proxy HOST:PORT --cert FILE --key FILE --ca FILE
+ * --sni NAME --domain DOMAIN, each defaulting to an environment variable
+ * ($REDOUBT_PROXY, $REDOUBT_CERT, ...). The server name for database DB
+ * is DB.DOMAIN (DOMAIN: redoubt.local) unless --sni names one.
+ *
+ * "db ls -c" and "access check" load the server's configuration and ask
+ * the rbac module (rd_rbac.h), the code the server decides with. "db ls"
+ * without -c asks a running gateway with the user's certificate (the
+ * command REDOUBT DATABASES, rd_rbac_introspect.c), whose answer comes
+ * from the same function. "db connect" runs redis-cli, "db config"
+ * prints the settings and code for client libraries.
  *
  * Every failure is one line on stderr ("redoubtctl: ...") and exit status
  * 1, usage errors included; success is 0. See redoubtctl(1).
@@ -22,11 +37,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,20 +57,25 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "rd_core.h"
+#include "rd_buf.h"
 #include "rd_conf.h"
 #include "rd_cycle.h"
 #include "rd_identity.h"
 #include "rd_log.h"
 #include "rd_module.h"
 #include "rd_rbac.h"
+#include "rd_rbac_introspect.h"
+#include "rd_resp.h"
 
 #define CTL_HELP            1           /* a command printed its usage */
 #define CTL_MAX_VALUES      256         /* per list option, as the reader */
 #define CTL_MAX_HOSTS       100
+#define CTL_MAX_SANS        1000        /* with --databases-from */
 #define CTL_SKEW            60          /* notBefore is this far back, s */
 #define CTL_DAY             86400
 #define CTL_CA_DAYS         3650        /* 10 years */
@@ -62,17 +88,29 @@ static const char ctl_usage_text[] =
     "       redoubtctl ca export --type user|db|db-client [--dir DIR]\n"
     "       redoubtctl cert server --host NAME[,NAME|IP...] --out PREFIX\n"
     "                  [--ca-dir DIR] [--ca db|user|db-client] [--ttl 8760h]\n"
+    "                  [--databases-from CONFIG [--domain redoubt.local]]\n"
     "       redoubtctl cert user --user NAME --roles ROLE[,ROLE...] --out PREFIX\n"
     "                  [--ca-dir DIR] [--db-users U[,U...]|'*']\n"
     "                  [--db-names N[,N...]|'*'] [--db NAME] [--db-user USER]\n"
     "                  [--ttl 8h]\n"
     "       redoubtctl cert show FILE\n"
     "       redoubtctl db ls --cert FILE -c CONFIG\n"
+    "       redoubtctl db ls [GATEWAY OPTIONS] [--db NAME]\n"
+    "       redoubtctl db connect [DATABASE] [GATEWAY OPTIONS] [--db-user USER]\n"
+    "                  [-- REDIS-CLI ARGS...]\n"
+    "       redoubtctl db config [DATABASE] [GATEWAY OPTIONS] [--db-user USER]\n"
+    "                  [--format text|cmd|uri|env|python|node|ioredis]\n"
     "       redoubtctl access check --cert FILE -c CONFIG --db NAME\n"
     "                  [--db-user USER] [--command CMD [ARG...]]\n"
     "       redoubtctl -h|--help\n"
     "       redoubtctl -v|--version\n"
     "\n"
+    "GATEWAY OPTIONS, each else from the environment: --proxy HOST:PORT\n"
+    "($REDOUBT_PROXY), --cert FILE ($REDOUBT_CERT), --key FILE ($REDOUBT_KEY,\n"
+    "else the certificate's name with .key for .crt), --ca FILE ($REDOUBT_CA:\n"
+    "the CA of redoubt's certificate), --domain DOMAIN ($REDOUBT_DOMAIN, else\n"
+    "redoubt.local: database DB has the server name DB.DOMAIN), --sni NAME\n"
+    "(that server name instead).\n"
     "The CA directory is --ca-dir (or --dir), else $REDOUBT_CA_DIR, else \".\".\n"
     "Durations: \"30m\", \"8h\", \"1d\". Exit status: 0 on success, 1 on any\n"
     "error; \"access check\" exits 1 also when access is denied. See\n"
@@ -81,6 +119,7 @@ static const char ctl_usage_text[] =
 /* --- errors ------------------------------------------------------------ */
 
 static int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *ctl_escaped(const char *s);
 static int ctl_fail_ssl(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
@@ -1095,11 +1134,97 @@ ctl_server_issue(const char *cmd, const ctl_ca_t *ca, ctl_host_t *hosts,
     return rc;
 }
 
+/* The configuration at path, read as the server reads it. */
+static rd_cycle_t *
+ctl_load_config(const char *cmd, const char *path)
+{
+    /* The server's notes (a role the configuration lacks, ...) are
+     * worth seeing here; its debug and info chatter is not. */
+    rd_log_level = RD_LOG_WARN;
+    rd_modules_init();
+    char *cerr = NULL;
+    rd_cycle_t *cycle = rd_cycle_load(path, &cerr);
+    if (cycle == NULL) {
+        ctl_fail("%s: %s", cmd, cerr ? cerr : "cannot load the configuration");
+        free(cerr);
+    }
+    return cycle;
+}
+
+static const char *
+ctl_default_domain(void)
+{
+    const char *d = getenv("REDOUBT_DOMAIN");
+    return d && *d ? d : "redoubt.local";
+}
+
+/* Add name to hosts (a DNS name made here) unless it is there already. */
+static void
+ctl_host_add(ctl_host_t *hosts, size_t *n, ctl_list_t *own, const char *name)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (hosts[i].iplen == 0 && strcasecmp(hosts[i].text, name) == 0) {
+            return;
+        }
+    }
+    own->v[own->n] = rd_strdup(name);
+    hosts[*n].text = own->v[own->n++];
+    hosts[*n].iplen = 0;
+    (*n)++;
+}
+
+/*
+ * --databases-from CONFIG: every database's name, and NAME.DOMAIN, as DNS
+ * names, for clients that send them as the TLS server name (the tls
+ * module reads "db" and "db.anything" as database "db"). A name that is
+ * no DNS name is left out with a note on stderr.
+ */
+static int
+ctl_hosts_from_config(const char *cmd, const char *conf, const char *domain,
+                      ctl_host_t **hosts, size_t *nhosts, ctl_list_t *own)
+{
+    if (!ctl_dns_name_ok(domain) || strchr(domain, '*') != NULL) {
+        return ctl_fail("%s: bad --domain '%s': not a DNS name", cmd, domain);
+    }
+    rd_cycle_t *cycle = ctl_load_config(cmd, conf);
+    if (cycle == NULL) {
+        return -1;
+    }
+    size_t max = *nhosts + 2 * cycle->ndatabases;
+    *hosts = rd_realloc(*hosts, (max ? max : 1) * sizeof(ctl_host_t));
+    own->v = rd_calloc(2 * cycle->ndatabases + 1, sizeof(char *));
+    own->n = 0;
+    for (size_t i = 0; i < cycle->ndatabases; i++) {
+        const char *name = cycle->databases[i].name;
+        char full[300];
+        int len = snprintf(full, sizeof(full), "%s.%s", name, domain);
+        if (strchr(name, '.') != NULL || strchr(name, '*') != NULL
+            || !ctl_dns_name_ok(name) || len < 0
+            || (size_t)len >= sizeof(full) || !ctl_dns_name_ok(full)) {
+            char *esc = ctl_escaped(name);
+            fprintf(stderr, "redoubtctl: %s: note: the database \"%s\" is "
+                    "not named like a DNS label: left out (clients reach it "
+                    "with a route in their certificate, or as the "
+                    "listener's default)\n", cmd, esc);
+            free(esc);
+            continue;
+        }
+        ctl_host_add(*hosts, nhosts, own, name);
+        ctl_host_add(*hosts, nhosts, own, full);
+    }
+    rd_cycle_destroy(cycle);
+    if (*nhosts > CTL_MAX_SANS) {
+        return ctl_fail("%s: more than %d names for one certificate", cmd,
+                        CTL_MAX_SANS);
+    }
+    return 0;
+}
+
 static int
 cmd_cert_server(const char *cmd, int argc, char **argv)
 {
     const char *dir = NULL, *host = NULL, *out = NULL, *ttl_s = NULL,
-               *ca_s = NULL, *pos[1];
+               *ca_s = NULL, *from = NULL, *domain = NULL, *pos[1];
     int npos;
     const ctl_opt_t opts[] = {
         { "--ca-dir", &dir, NULL },
@@ -1107,14 +1232,20 @@ cmd_cert_server(const char *cmd, int argc, char **argv)
         { "--out", &out, NULL },
         { "--ttl", &ttl_s, NULL },
         { "--ca", &ca_s, NULL },
+        { "--databases-from", &from, NULL },
+        { "--domain", &domain, NULL },
         { NULL, NULL, NULL }
     };
     int rc = ctl_parse(cmd, argc, argv, opts, pos, 0, &npos);
     if (rc != 0) {
         return rc;
     }
-    if (host == NULL) {
-        return ctl_fail("%s: --host is required", cmd);
+    if (host == NULL && from == NULL) {
+        return ctl_fail("%s: --host is required (or --databases-from CONFIG)",
+                        cmd);
+    }
+    if (domain != NULL && from == NULL) {
+        return ctl_fail("%s: --domain goes with --databases-from", cmd);
     }
     if (out == NULL || *out == '\0') {
         return ctl_fail("%s: --out PREFIX is required", cmd);
@@ -1129,14 +1260,25 @@ cmd_cert_server(const char *cmd, int argc, char **argv)
                 "3650d", &ttl) != 0) {
         return -1;
     }
-    ctl_list_t names;
+    ctl_list_t names, own;
+    memset(&own, 0, sizeof(own));
     if (ctl_split(cmd, "--host", host, CTL_MAX_HOSTS, &names) != 0) {
         return -1;
     }
-    ctl_host_t *hosts = rd_calloc(names.n, sizeof(ctl_host_t));
+    ctl_host_t *hosts = rd_calloc(names.n ? names.n : 1, sizeof(ctl_host_t));
+    size_t nhosts = names.n;
     rc = 0;
     for (size_t i = 0; rc == 0 && i < names.n; i++) {
         rc = ctl_host(cmd, names.v[i], &hosts[i]);
+    }
+    if (rc == 0 && from != NULL) {
+        rc = ctl_hosts_from_config(cmd, from,
+                                   domain ? domain : ctl_default_domain(),
+                                   &hosts, &nhosts, &own);
+        if (rc == 0 && nhosts == 0) {
+            rc = ctl_fail("%s: no names: %s has no database named like a "
+                          "DNS label, and no --host was given", cmd, from);
+        }
     }
     ctl_ca_t ca;
     memset(&ca, 0, sizeof(ca));
@@ -1144,11 +1286,12 @@ cmd_cert_server(const char *cmd, int argc, char **argv)
         rc = ctl_ca_load(dir ? dir : ctl_default_ca_dir(), kind, &ca);
     }
     if (rc == 0) {
-        rc = ctl_server_issue(cmd, &ca, hosts, names.n, ttl, out);
+        rc = ctl_server_issue(cmd, &ca, hosts, nhosts, ttl, out);
     }
     ctl_ca_free(&ca);
     free(hosts);
     ctl_list_free(&names);
+    ctl_list_free(&own);
     return rc;
 }
 
@@ -1385,16 +1528,18 @@ cmd_cert_show(const char *cmd, int argc, char **argv)
 
 #define CTL_MAX_ARGS        1024        /* --command CMD ARG... */
 
-/* A copy of s with control characters escaped (ctl_put_value's form). */
+/* A copy of the n bytes at s with control characters (NUL too) escaped,
+ * in ctl_put_value's form. */
 static char *
-ctl_escaped(const char *s)
+ctl_escaped_n(const char *s, size_t len)
 {
     size_t n = 1;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    for (; p < end; p++) {
         n += (*p < 0x20 || *p == 0x7f || *p == '\\') ? 4 : 1;
     }
     char *out = rd_alloc(n), *o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (p = (const unsigned char *)s; p < end; p++) {
         if (*p < 0x20 || *p == 0x7f || *p == '\\') {
             o += snprintf(o, 5, "\\x%02x", *p);
         } else {
@@ -1403,6 +1548,12 @@ ctl_escaped(const char *s)
     }
     *o = '\0';
     return out;
+}
+
+static char *
+ctl_escaped(const char *s)
+{
+    return ctl_escaped_n(s, strlen(s));
 }
 
 typedef struct {
@@ -1449,15 +1600,8 @@ ctl_access_load(const char *cmd, const char *cert, const char *conf,
         return ctl_fail("%s: %s: %s", cmd, cert, err);
     }
     a->have_id = true;
-    /* The server's notes (a role the configuration lacks, ...) are
-     * worth seeing here; its debug and info chatter is not. */
-    rd_log_level = RD_LOG_WARN;
-    rd_modules_init();
-    char *cerr = NULL;
-    a->cycle = rd_cycle_load(conf, &cerr);
+    a->cycle = ctl_load_config(cmd, conf);
     if (a->cycle == NULL) {
-        ctl_fail("%s: %s", cmd, cerr ? cerr : "cannot load the configuration");
-        free(cerr);
         ctl_access_free(a);
         return -1;
     }
@@ -1475,6 +1619,8 @@ ctl_find_db(rd_cycle_t *cycle, const char *name)
     return NULL;
 }
 
+/* --- db ls: the table ---------------------------------------------------- */
+
 typedef struct {
     char *cell[4];
 } ctl_row_t;
@@ -1491,86 +1637,18 @@ ctl_put_row(const char *const *cell, const size_t *width, size_t ncols)
     }
 }
 
-static int
-cmd_db_ls(const char *cmd, int argc, char **argv)
+/* Print rows (cells escaped already) under the heading, and free them. */
+static void
+ctl_db_table(ctl_row_t *rows, size_t nrows)
 {
-    const char *cert = NULL, *conf = NULL, *pos[1];
-    int npos;
-    const ctl_opt_t opts[] = {
-        { "--cert", &cert, NULL },
-        { "-c", &conf, NULL },
-        { "--config", &conf, NULL },
-        { NULL, NULL, NULL }
-    };
-    int rc = ctl_parse(cmd, argc, argv, opts, pos, 0, &npos);
-    if (rc != 0) {
-        return rc;
-    }
-    ctl_access_t a;
-    if (ctl_access_load(cmd, cert, conf, &a) != 0) {
-        return -1;
-    }
-    rd_cycle_t *cycle = a.cycle;
-    const rd_identity_t *id = &a.id;
     enum { NCOLS = 4 };
     const char *head[NCOLS] = { "NAME", "DESCRIPTION", "LABELS",
                                 "DB USERS" };
     size_t width[NCOLS];
     for (size_t c = 0; c < NCOLS; c++) {
         width[c] = strlen(head[c]);
-    }
-    ctl_row_t *rows = rd_calloc(cycle->ndatabases + 1, sizeof(ctl_row_t));
-    size_t nrows = 0;
-    for (size_t i = 0; i < cycle->ndatabases; i++) {
-        rd_database_t *db = &cycle->databases[i];
-        /* A routed certificate reaches its database only, as the route's
-         * user if it names one (as the server decides). */
-        if (id->route_db != NULL && strcmp(id->route_db, db->name) != 0) {
-            continue;
-        }
-        rd_rbac_decision_t d;
-        rd_rbac_limits_t lim;
-        memset(&d, 0, sizeof(d));
-        memset(&lim, 0, sizeof(lim));
-        if (!rd_rbac_check_db(cycle, id, db, id->route_db_user, &d, &lim)) {
-            continue;
-        }
-        char labels[4096];
-        labels[0] = '\0';
-        rd_rbac_db_labels(db, labels, sizeof(labels));
-        const char *desc = rd_rbac_db_description(db);
-
-        size_t ulen = 1;
-        char **users = NULL;
-        size_t nusers = 0;
-        if (id->route_db_user != NULL) {
-            users = rd_calloc(1, sizeof(char *));
-            users[0] = rd_strdup(id->route_db_user);
-            nusers = 1;
-        } else {
-            nusers = rd_rbac_db_users(cycle, id, db, &users);
-        }
-        for (size_t u = 0; u < nusers; u++) {
-            ulen += strlen(users[u]) + 1;
-        }
-        char *ulist = rd_alloc(ulen);
-        ulist[0] = '\0';
-        for (size_t u = 0; u < nusers; u++) {
-            if (u > 0) {
-                strcat(ulist, ",");
-            }
-            strcat(ulist, users[u]);
-        }
-        rd_rbac_free_list(users, nusers);
-
-        ctl_row_t *r = &rows[nrows++];
-        r->cell[0] = ctl_escaped(db->name);
-        r->cell[1] = ctl_escaped(desc && *desc ? desc : "-");
-        r->cell[2] = ctl_escaped(*labels ? labels : "-");
-        r->cell[3] = ctl_escaped(*ulist ? ulist : "-");
-        free(ulist);
-        for (size_t c = 0; c < NCOLS; c++) {
-            size_t w = strlen(r->cell[c]);
+        for (size_t i = 0; i < nrows; i++) {
+            size_t w = strlen(rows[i].cell[c]);
             width[c] = w > width[c] ? w : width[c];
         }
     }
@@ -1597,7 +1675,1150 @@ cmd_db_ls(const char *cmd, int argc, char **argv)
         }
     }
     free(rows);
+}
+
+/* "a,b,c" of the list, or "-" when it is empty. */
+static char *
+ctl_join(char *const *v, size_t n)
+{
+    size_t len = 2;
+    for (size_t i = 0; i < n; i++) {
+        len += strlen(v[i]) + 1;
+    }
+    char *out = rd_alloc(len);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            strcat(out, ",");
+        }
+        strcat(out, v[i]);
+    }
+    if (n == 0) {
+        strcpy(out, "-");
+    }
+    return out;
+}
+
+/* db ls -c CONFIG: the roles of the configuration, read here. */
+static int
+ctl_db_ls_config(const char *cmd, const char *cert, const char *conf)
+{
+    ctl_access_t a;
+    if (ctl_access_load(cmd, cert, conf, &a) != 0) {
+        return -1;
+    }
+    rd_introspect_db_t *list;
+    size_t n = rd_introspect_databases(a.cycle, &a.id, &list);
+    ctl_row_t *rows = rd_calloc(n + 1, sizeof(ctl_row_t));
+    for (size_t i = 0; i < n; i++) {
+        rd_introspect_db_t *e = &list[i];
+        char *users = ctl_join(e->users, e->nusers);
+        rows[i].cell[0] = ctl_escaped(e->db->name);
+        rows[i].cell[1] = ctl_escaped(e->description && *e->description
+                                      ? e->description : "-");
+        rows[i].cell[2] = ctl_escaped(*e->labels ? e->labels : "-");
+        rows[i].cell[3] = ctl_escaped(*users ? users : "-");
+        free(users);
+    }
+    rd_introspect_free(list, n);
+    ctl_db_table(rows, n);
     ctl_access_free(&a);
+    return 0;
+}
+
+/* --- the gateway: where it is, and the user's files ----------------------- */
+
+#define CTL_DEFAULT_PORT    "6380"
+#define CTL_IO_TIMEOUT_MS   10000
+#define CTL_REPLY_MAX       (64u << 20)
+
+/* Options every command that talks to (or about) the gateway takes; any
+ * not given comes from the environment. */
+typedef struct {
+    const char    *proxy;           /* --proxy, $REDOUBT_PROXY */
+    const char    *cert;            /* --cert, $REDOUBT_CERT */
+    const char    *key;             /* --key, $REDOUBT_KEY, else cert's */
+    const char    *ca;              /* --ca, $REDOUBT_CA */
+    const char    *sni;             /* --sni: the server name, as is */
+    const char    *domain;          /* --domain, $REDOUBT_DOMAIN */
+    const char    *db_user;         /* --db-user */
+    char           host[256];
+    char           port[8];
+    char           keybuf[PATH_MAX];
+    rd_identity_t  id;              /* read from the certificate */
+    bool           have_id;
+} ctl_gw_t;
+
+#define CTL_GW_OPTS(g)                                                    \
+    { "--proxy", &(g).proxy, NULL }, { "--cert", &(g).cert, NULL },       \
+    { "--key", &(g).key, NULL }, { "--ca", &(g).ca, NULL },               \
+    { "--sni", &(g).sni, NULL }, { "--domain", &(g).domain, NULL }
+
+static void
+ctl_gw_free(ctl_gw_t *g)
+{
+    if (g->have_id) {
+        rd_identity_free(&g->id);
+        g->have_id = false;
+    }
+}
+
+/* An option's value, else the environment's; "" counts as not given. */
+static const char *
+ctl_env(const char *opt, const char *name)
+{
+    if (opt != NULL) {
+        return *opt ? opt : NULL;
+    }
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static bool
+ctl_is_ip(const char *s)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* "HOST:PORT", "[IPv6]:PORT", or "HOST" (port 6380). */
+static int
+ctl_parse_proxy(const char *cmd, ctl_gw_t *g)
+{
+    const char *p = g->proxy, *colon, *host = p;
+    size_t hlen;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
+            return ctl_fail("%s: bad --proxy '%s': expected HOST:PORT or "
+                            "[IPv6]:PORT", cmd, g->proxy);
+        }
+        host = p + 1;
+        hlen = (size_t)(close - host);
+        colon = close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = strrchr(p, ':');
+        if (colon != NULL && strchr(p, ':') != colon) {
+            return ctl_fail("%s: bad --proxy '%s': write an IPv6 address in "
+                            "brackets, as [::1]:6380", cmd, g->proxy);
+        }
+        hlen = colon ? (size_t)(colon - p) : strlen(p);
+    }
+    if (hlen == 0 || hlen >= sizeof(g->host)) {
+        return ctl_fail("%s: bad --proxy '%s': expected HOST:PORT", cmd,
+                        g->proxy);
+    }
+    memcpy(g->host, host, hlen);
+    g->host[hlen] = '\0';
+    const char *port = colon ? colon + 1 : CTL_DEFAULT_PORT;
+    char *end;
+    errno = 0;
+    long n = strtol(port, &end, 10);
+    if (*port < '0' || *port > '9' || *end != '\0' || errno != 0 || n < 1
+        || n > 65535) {
+        return ctl_fail("%s: bad --proxy '%s': the port must be a number "
+                        "from 1 to 65535", cmd, g->proxy);
+    }
+    snprintf(g->port, sizeof(g->port), "%ld", n);
+    return 0;
+}
+
+static int
+ctl_readable(const char *cmd, const char *what, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return ctl_fail("%s: cannot read %s %s: %s", cmd, what, path,
+                        strerror(errno));
+    }
+    fclose(f);
+    return 0;
+}
+
+/*
+ * Settle the options: environment defaults, the gateway's address, the
+ * key next to the certificate (PREFIX.crt, PREFIX.key as "cert user"
+ * writes them), every file readable, the identity in the certificate.
+ */
+static int
+ctl_gw_load(const char *cmd, ctl_gw_t *g)
+{
+    g->proxy = ctl_env(g->proxy, "REDOUBT_PROXY");
+    g->cert = ctl_env(g->cert, "REDOUBT_CERT");
+    g->key = ctl_env(g->key, "REDOUBT_KEY");
+    g->ca = ctl_env(g->ca, "REDOUBT_CA");
+    g->domain = g->domain ? g->domain : ctl_default_domain();
+    if (g->proxy == NULL) {
+        return ctl_fail("%s: --proxy HOST:PORT (or $REDOUBT_PROXY) is "
+                        "required: the gateway's address", cmd);
+    }
+    if (g->cert == NULL) {
+        return ctl_fail("%s: --cert FILE (or $REDOUBT_CERT) is required: "
+                        "your certificate (redoubtctl cert user)", cmd);
+    }
+    if (g->key == NULL) {
+        size_t n = strlen(g->cert);
+        if (n < 4 || strcmp(g->cert + n - 4, ".crt") != 0
+            || n >= sizeof(g->keybuf)) {
+            return ctl_fail("%s: --key FILE (or $REDOUBT_KEY) is required "
+                            "when the certificate's name does not end in "
+                            ".crt", cmd);
+        }
+        memcpy(g->keybuf, g->cert, n - 4);
+        strcpy(g->keybuf + n - 4, ".key");
+        g->key = g->keybuf;
+    }
+    if (g->ca == NULL) {
+        return ctl_fail("%s: --ca FILE (or $REDOUBT_CA) is required: the CA "
+                        "certificate that signed redoubt's certificate", cmd);
+    }
+    if (*g->domain == '\0' || !ctl_dns_name_ok(g->domain)
+        || strchr(g->domain, '*') != NULL) {
+        return ctl_fail("%s: bad --domain '%s': not a DNS name", cmd,
+                        g->domain);
+    }
+    if (g->sni != NULL && (*g->sni == '\0' || ctl_is_ip(g->sni))) {
+        return ctl_fail("%s: bad --sni '%s': a TLS server name is a host "
+                        "name, not empty and not an IP address", cmd, g->sni);
+    }
+    if (ctl_parse_proxy(cmd, g) != 0
+        || ctl_readable(cmd, "key", g->key) != 0
+        || ctl_readable(cmd, "CA certificate", g->ca) != 0) {
+        return -1;
+    }
+    X509 *x = ctl_read_cert("certificate", g->cert, false);
+    if (x == NULL) {
+        return -1;
+    }
+    char err[256];
+    int rc = rd_identity_from_cert(x, &g->id, err, sizeof(err));
+    X509_free(x);
+    if (rc != 0) {
+        return ctl_fail("%s: %s: %s", cmd, g->cert, err);
+    }
+    g->have_id = true;
+    return 0;
+}
+
+/* A session can be had with the certificate now. */
+static int
+ctl_gw_valid_now(const char *cmd, const ctl_gw_t *g)
+{
+    time_t now = time(NULL);
+    char when[64];
+    struct tm tm;
+    time_t t = now < g->id.not_before ? g->id.not_before : g->id.not_after;
+    if (gmtime_r(&t, &tm) == NULL
+        || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        snprintf(when, sizeof(when), "?");
+    }
+    if (now < g->id.not_before) {
+        return ctl_fail("%s: the certificate %s is not valid before %s", cmd,
+                        g->cert, when);
+    }
+    if (now > g->id.not_after) {
+        return ctl_fail("%s: the certificate %s expired at %s: get a new one "
+                        "(redoubtctl cert user)", cmd, g->cert, when);
+    }
+    return 0;
+}
+
+/* The database DB (or the certificate's route) and its database user
+ * (--db-user, or the route's), as the gateway will see them. */
+static int
+ctl_gw_database(const char *cmd, ctl_gw_t *g, const char *db,
+                const char **out)
+{
+    const char *route = g->id.route_db, *ruser = g->id.route_db_user;
+    if (db == NULL && route == NULL) {
+        return ctl_fail("%s: missing DATABASE (redoubtctl db ls lists the "
+                        "ones you may reach)", cmd);
+    }
+    if (db != NULL && *db == '\0') {
+        return ctl_fail("%s: the database name must not be empty", cmd);
+    }
+    if (db != NULL && route != NULL && strcmp(db, route) != 0) {
+        return ctl_fail("%s: the certificate %s is routed to the database "
+                        "\"%s\": it cannot reach \"%s\"", cmd, g->cert, route,
+                        db);
+    }
+    if (g->db_user != NULL && *g->db_user == '\0') {
+        return ctl_fail("%s: --db-user must not be empty", cmd);
+    }
+    if (g->db_user != NULL && ruser != NULL && strcmp(g->db_user, ruser)) {
+        return ctl_fail("%s: the certificate %s allows only the database "
+                        "user \"%s\"", cmd, g->cert, ruser);
+    }
+    if (g->db_user == NULL) {
+        g->db_user = ruser;
+    }
+    *out = db ? db : route;
+    return 0;
+}
+
+/* The TLS server name for database db: --sni, else "DB.DOMAIN". */
+static void
+ctl_server_name(const ctl_gw_t *g, const char *db, char *buf, size_t n)
+{
+    if (g->sni != NULL) {
+        snprintf(buf, n, "%s", g->sni);
+    } else {
+        snprintf(buf, n, "%s.%s", db, g->domain);
+    }
+}
+
+/* --- the gateway: a TLS connection ---------------------------------------- */
+
+typedef struct {
+    int      fd;
+    SSL_CTX *ctx;
+    SSL     *ssl;
+} ctl_conn_t;
+
+static void
+ctl_conn_close(ctl_conn_t *c)
+{
+    if (c->ssl != NULL) {
+        SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    SSL_CTX_free(c->ctx);
+    if (c->fd >= 0) {
+        close(c->fd);
+    }
+    c->ssl = NULL;
+    c->ctx = NULL;
+    c->fd = -1;
+    ERR_clear_error();
+}
+
+/* A TCP connection to host:port, at most CTL_IO_TIMEOUT_MS per address;
+ * then blocking, with that timeout on every read and write. */
+static int
+ctl_tcp_connect(const char *cmd, const char *host, const char *port)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int e = getaddrinfo(host, port, &hints, &res);
+    if (e != 0) {
+        return ctl_fail("%s: cannot resolve %s: %s", cmd, host,
+                        gai_strerror(e));
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC
+                    | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            err = errno;
+            if (errno == EINPROGRESS) {
+                struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+                int pr = poll(&pfd, 1, CTL_IO_TIMEOUT_MS);
+                socklen_t len = sizeof(err);
+                if (pr == 0) {
+                    err = ETIMEDOUT;
+                } else if (pr < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR,
+                                                &err, &len) != 0) {
+                    err = errno;
+                }
+            }
+            if (err != 0) {
+                close(fd);
+                fd = -1;
+            }
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        return ctl_fail("%s: cannot connect to the gateway at %s:%s: %s", cmd,
+                        host, port, strerror(err));
+    }
+    int flags = fcntl(fd, F_GETFL);
+    struct timeval tv = { CTL_IO_TIMEOUT_MS / 1000, 0 };
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0
+        || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0
+        || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+        err = errno;
+        close(fd);
+        return ctl_fail("%s: cannot set up the connection: %s", cmd,
+                        strerror(err));
+    }
+    return fd;
+}
+
+/* Why the last SSL call failed, for a message. */
+static void
+ctl_ssl_reason(SSL *ssl, int ret, char *buf, size_t n)
+{
+    int se = SSL_get_error(ssl, ret);
+    unsigned long e = ERR_peek_last_error();
+    if (e != 0) {
+        ERR_error_string_n(e, buf, n);
+    } else if (se == SSL_ERROR_SYSCALL && errno != 0) {
+        snprintf(buf, n, "%s", errno == EAGAIN || errno == EWOULDBLOCK
+                 ? "timed out" : strerror(errno));
+    } else if (se == SSL_ERROR_ZERO_RETURN || se == SSL_ERROR_SYSCALL) {
+        snprintf(buf, n, "the connection was closed");
+    } else {
+        snprintf(buf, n, "TLS error %d", se);
+    }
+    ERR_clear_error();
+}
+
+/*
+ * Mutual TLS to the gateway with the user's certificate. The gateway's
+ * certificate must chain to the CA and name the server name sent (sni),
+ * or without one the host connected to, as strict clients check it.
+ */
+static int
+ctl_conn_open(const char *cmd, const ctl_gw_t *g, const char *sni,
+              ctl_conn_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    /* A gateway that refuses the session closes the connection: a write
+     * then fails with EPIPE, and the refusal is still there to read. */
+    signal(SIGPIPE, SIG_IGN);
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (c->ctx == NULL) {
+        return ctl_fail_ssl("%s: cannot make a TLS context", cmd);
+    }
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_default_passwd_cb(c->ctx, ctl_no_password);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    if (SSL_CTX_load_verify_locations(c->ctx, g->ca, NULL) != 1) {
+        ctl_fail_ssl("%s: cannot use the CA certificate %s", cmd, g->ca);
+        ctl_conn_close(c);
+        return -1;
+    }
+    if (SSL_CTX_use_certificate_chain_file(c->ctx, g->cert) != 1
+        || SSL_CTX_use_PrivateKey_file(c->ctx, g->key, SSL_FILETYPE_PEM) != 1
+        || SSL_CTX_check_private_key(c->ctx) != 1) {
+        ctl_fail_ssl("%s: cannot use the certificate %s with the key %s",
+                     cmd, g->cert, g->key);
+        ctl_conn_close(c);
+        return -1;
+    }
+    c->ssl = SSL_new(c->ctx);
+    if (c->ssl == NULL) {
+        ctl_fail_ssl("%s: cannot make a TLS connection", cmd);
+        ctl_conn_close(c);
+        return -1;
+    }
+    const char *check = sni ? sni : g->host;
+    int ok = sni == NULL || SSL_set_tlsext_host_name(c->ssl, sni) == 1;
+    if (ok && ctl_is_ip(check)) {
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), check);
+    } else if (ok) {
+        ok = SSL_set1_host(c->ssl, check);
+    }
+    if (!ok) {
+        ctl_fail_ssl("%s: cannot check the gateway's name %s", cmd, check);
+        ctl_conn_close(c);
+        return -1;
+    }
+    c->fd = ctl_tcp_connect(cmd, g->host, g->port);
+    if (c->fd < 0 || SSL_set_fd(c->ssl, c->fd) != 1) {
+        ctl_conn_close(c);
+        return -1;
+    }
+    int ret = SSL_connect(c->ssl);
+    if (ret != 1) {
+        long v = SSL_get_verify_result(c->ssl);
+        char why[256];
+        ctl_ssl_reason(c->ssl, ret, why, sizeof(why));
+        if (v == X509_V_ERR_HOSTNAME_MISMATCH
+            || v == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+            ctl_fail("%s: the gateway's certificate does not name %s (the "
+                     "name a client connects to, or the server name it "
+                     "sends, must be in redoubt's certificate)", cmd, check);
+        } else if (v != X509_V_OK) {
+            ctl_fail("%s: cannot verify the gateway's certificate with %s: "
+                     "%s", cmd, g->ca, X509_verify_cert_error_string(v));
+        } else {
+            ctl_fail("%s: TLS handshake with the gateway at %s:%s failed: %s",
+                     cmd, g->host, g->port, why);
+        }
+        ctl_conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Send one command and read its whole reply into reply. */
+static int
+ctl_conn_call(const char *cmd, ctl_conn_t *c, size_t argc,
+              const rd_str_t *argv, rd_buf_t *reply)
+{
+    rd_buf_t req = { 0 };
+    char why[256];
+    rd_resp_encode_command(&req, argc, argv);
+    int ret = SSL_write(c->ssl, rd_buf_rpos(&req), (int)rd_buf_used(&req));
+    rd_buf_free(&req);
+    if (ret <= 0) {
+        /* A refused session may have said why before it closed. */
+        ERR_clear_error();
+    }
+
+    rd_resp_reply_scanner_t sc;
+    rd_resp_limits_t lim = { .max_bulk = 1u << 20, .max_array = 1u << 20,
+                             .max_inline = 1u << 16, .max_depth = 8 };
+    rd_resp_reply_init(&sc);
+    for (;;) {
+        char buf[16384];
+        ret = SSL_read(c->ssl, buf, sizeof(buf));
+        if (ret <= 0) {
+            /* With TLS 1.3 a refused client certificate is an alert that
+             * comes after the client's handshake is done. */
+            unsigned long e = ERR_peek_last_error();
+            int ad = ERR_GET_REASON(e) - SSL_AD_REASON_OFFSET;
+            bool alert = ERR_GET_LIB(e) == ERR_LIB_SSL
+                         && ((ad >= SSL_AD_BAD_CERTIFICATE
+                              && ad <= SSL_AD_ACCESS_DENIED
+                              && ad != SSL_AD_ILLEGAL_PARAMETER)
+                             || ad == SSL_AD_CERTIFICATE_REQUIRED);
+            ctl_ssl_reason(c->ssl, ret, why, sizeof(why));
+            return ctl_fail("%s: the gateway %s: %s", cmd,
+                            alert ? "refused your certificate"
+                                  : "gave no answer", why);
+        }
+        size_t used = 0;
+        const char *err = NULL;
+        rd_resp_status_t st = rd_resp_scan_reply(&sc, buf, (size_t)ret, &lim,
+                                                 &used, &err);
+        if (st == RD_RESP_ERROR) {
+            return ctl_fail("%s: the gateway's answer is not RESP: %s", cmd,
+                            err ? err : "malformed");
+        }
+        rd_buf_append(reply, buf, used);
+        if (rd_buf_used(reply) > CTL_REPLY_MAX) {
+            return ctl_fail("%s: the gateway's answer is too long", cmd);
+        }
+        if (st == RD_RESP_OK) {
+            return 0;
+        }
+    }
+}
+
+/* --- db ls: from a running gateway ---------------------------------------- */
+
+/* A bulk string of the reply as a new C string (NUL bytes escaped). */
+static char *
+ctl_bulk(const rd_resp_value_t *v)
+{
+    return ctl_escaped_n(v->str ? v->str : "", v->len);
+}
+
+static int
+ctl_bad_reply(const char *cmd)
+{
+    return ctl_fail("%s: the gateway's answer to REDOUBT DATABASES is not "
+                    "a list of databases", cmd);
+}
+
+/* One database of the reply: an array of field names and values. */
+static int
+ctl_parse_db(rd_resp_reader_t *rd, ctl_row_t *row)
+{
+    rd_resp_value_t head, k, v;
+    if (rd_resp_read(rd, &head) != 0 || head.type != '*' || head.n < 0
+        || head.n % 2) {
+        return -1;
+    }
+    for (int64_t j = 0; j < head.n / 2; j++) {
+        if (rd_resp_read(rd, &k) != 0 || k.type != '$' || k.str == NULL) {
+            return -1;
+        }
+        int col = -1;
+        if (k.len == 4 && memcmp(k.str, "name", 4) == 0) {
+            col = 0;
+        } else if (k.len == 11 && memcmp(k.str, "description", 11) == 0) {
+            col = 1;
+        } else if (k.len == 6 && memcmp(k.str, "labels", 6) == 0) {
+            col = 2;
+        } else if (k.len == 8 && memcmp(k.str, "db_users", 8) == 0) {
+            col = 3;
+        }
+        if (col < 0 || row->cell[col] != NULL) {
+            if (rd_resp_skip(rd) != 0) {    /* a field from a newer server */
+                return -1;
+            }
+            continue;
+        }
+        if (col == 3) {
+            rd_resp_value_t a, u;
+            if (rd_resp_read(rd, &a) != 0 || a.type != '*' || a.n < 0) {
+                return -1;
+            }
+            char **users = rd_calloc((size_t)a.n + 1, sizeof(char *));
+            int64_t nu = 0;
+            for (; nu < a.n; nu++) {
+                if (rd_resp_read(rd, &u) != 0 || u.type != '$') {
+                    break;
+                }
+                users[nu] = ctl_bulk(&u);
+            }
+            if (nu == a.n) {
+                row->cell[3] = ctl_join(users, (size_t)nu);
+            }
+            for (int64_t q = 0; q < nu; q++) {
+                free(users[q]);
+            }
+            free(users);
+            if (row->cell[3] == NULL) {
+                return -1;
+            }
+            continue;
+        }
+        if (rd_resp_read(rd, &v) != 0 || v.type != '$') {
+            return -1;
+        }
+        row->cell[col] = ctl_bulk(&v);
+        if (col > 0 && v.len == 0) {
+            free(row->cell[col]);
+            row->cell[col] = rd_strdup("-");
+        }
+    }
+    if (row->cell[0] == NULL) {
+        return -1;
+    }
+    for (int c = 1; c < 4; c++) {
+        if (row->cell[c] == NULL) {
+            row->cell[c] = rd_strdup("-");
+        }
+    }
+    return 0;
+}
+
+/* What to try when the gateway refused. */
+static const char *
+ctl_refusal_hint(const char *msg)
+{
+    if (strstr(msg, "no database selected") != NULL
+        || strstr(msg, "access to database") != NULL) {
+        return " (the gateway opens a session on a database first: name one "
+               "you may reach with --db NAME)";
+    }
+    if (strncmp(msg, "ERR unknown command", 19) == 0) {
+        return " (this gateway does not answer REDOUBT DATABASES: is it "
+               "older than redoubtctl?)";
+    }
+    return "";
+}
+
+static int
+ctl_db_ls_gateway(const char *cmd, ctl_gw_t *g, const char *db)
+{
+    if (ctl_gw_valid_now(cmd, g) != 0) {
+        return -1;
+    }
+    char sni[512];
+    if (db != NULL || g->sni != NULL) {
+        ctl_server_name(g, db, sni, sizeof(sni));
+    }
+    ctl_conn_t c;
+    if (ctl_conn_open(cmd, g, db || g->sni ? sni : NULL, &c) != 0) {
+        return -1;
+    }
+    static const rd_str_t argv[2] = { RD_STR("REDOUBT"), RD_STR("DATABASES") };
+    rd_buf_t reply = { 0 };
+    int rc = ctl_conn_call(cmd, &c, 2, argv, &reply);
+    ctl_conn_close(&c);
+    if (rc != 0) {
+        rd_buf_free(&reply);
+        return -1;
+    }
+
+    rd_resp_reader_t rd;
+    rd_resp_value_t v;
+    rd_resp_reader_init(&rd, rd_buf_rpos(&reply), rd_buf_used(&reply));
+    if (rd_resp_read(&rd, &v) != 0) {
+        rd_buf_free(&reply);
+        return ctl_bad_reply(cmd);
+    }
+    if (v.type == '-') {
+        char *msg = ctl_escaped_n(v.str, v.len);
+        ctl_fail("%s: the gateway answered: %s%s", cmd, msg,
+                 ctl_refusal_hint(msg));
+        free(msg);
+        rd_buf_free(&reply);
+        return -1;
+    }
+    if (v.type != '*' || v.n < 0) {
+        rd_buf_free(&reply);
+        return ctl_bad_reply(cmd);
+    }
+    ctl_row_t *rows = rd_calloc((size_t)v.n + 1, sizeof(ctl_row_t));
+    size_t n = 0;
+    for (; n < (size_t)v.n; n++) {
+        if (ctl_parse_db(&rd, &rows[n]) != 0) {
+            break;
+        }
+    }
+    rd_buf_free(&reply);
+    if (n < (size_t)v.n) {
+        for (size_t i = 0; i <= n; i++) {
+            for (int col = 0; col < 4; col++) {
+                free(rows[i].cell[col]);
+            }
+        }
+        free(rows);
+        return ctl_bad_reply(cmd);
+    }
+    ctl_db_table(rows, n);
+    return 0;
+}
+
+static int
+cmd_db_ls(const char *cmd, int argc, char **argv)
+{
+    const char *conf = NULL, *db = NULL, *pos[1];
+    ctl_gw_t g;
+    int npos;
+    memset(&g, 0, sizeof(g));
+    const ctl_opt_t opts[] = {
+        CTL_GW_OPTS(g),
+        { "-c", &conf, NULL },
+        { "--config", &conf, NULL },
+        { "--db", &db, NULL },
+        { NULL, NULL, NULL }
+    };
+    int rc = ctl_parse(cmd, argc, argv, opts, pos, 0, &npos);
+    if (rc != 0) {
+        return rc;
+    }
+    if (conf != NULL) {
+        if (g.proxy || g.key || g.ca || g.sni || g.domain || db) {
+            return ctl_fail("%s: -c CONFIG reads the roles here: it takes "
+                            "only --cert (the gateway options are for a "
+                            "running gateway)", cmd);
+        }
+        return ctl_db_ls_config(cmd, ctl_env(g.cert, "REDOUBT_CERT"), conf);
+    }
+    if (db != NULL && *db == '\0') {
+        return ctl_fail("%s: --db must not be empty", cmd);
+    }
+    rc = ctl_gw_load(cmd, &g);
+    if (rc == 0) {
+        rc = ctl_db_ls_gateway(cmd, &g, db);
+    }
+    ctl_gw_free(&g);
+    return rc;
+}
+
+/* --- db connect ------------------------------------------------------------ */
+
+static int
+cmd_db_connect(const char *cmd, int argc, char **argv)
+{
+    const char *pos[1];
+    ctl_gw_t g;
+    int npos;
+    memset(&g, 0, sizeof(g));
+    const ctl_opt_t opts[] = {
+        CTL_GW_OPTS(g),
+        { "--db-user", &g.db_user, NULL },
+        { NULL, NULL, NULL }
+    };
+    /* Everything after the first "--" (that is no option's value) is for
+     * redis-cli. */
+    int nopt = 0;
+    for (; nopt < argc && strcmp(argv[nopt], "--") != 0; nopt++) {
+        if (ctl_find_opt(opts, argv[nopt], strlen(argv[nopt])) != NULL) {
+            nopt++;
+        }
+    }
+    int nextra = nopt < argc ? argc - nopt - 1 : 0;
+    if (nextra > CTL_MAX_ARGS - 20) {
+        return ctl_fail("%s: too many arguments for redis-cli", cmd);
+    }
+    int rc = ctl_parse(cmd, nopt < argc ? nopt : argc, argv, opts, pos, 1,
+                       &npos);
+    if (rc != 0) {
+        return rc;
+    }
+    const char *db = NULL;
+    char sni[512];
+    if (ctl_gw_load(cmd, &g) != 0
+        || ctl_gw_database(cmd, &g, npos > 0 ? pos[0] : NULL, &db) != 0
+        || ctl_gw_valid_now(cmd, &g) != 0) {
+        ctl_gw_free(&g);
+        return -1;
+    }
+    ctl_server_name(&g, db, sni, sizeof(sni));
+
+    char *args[CTL_MAX_ARGS + 1];
+    int n = 0;
+    args[n++] = "redis-cli";
+    args[n++] = "--tls";
+    args[n++] = "--cert";
+    args[n++] = (char *)g.cert;
+    args[n++] = "--key";
+    args[n++] = (char *)g.key;
+    args[n++] = "--cacert";
+    args[n++] = (char *)g.ca;
+    args[n++] = "--sni";
+    args[n++] = sni;
+    args[n++] = "-h";
+    args[n++] = g.host;
+    args[n++] = "-p";
+    args[n++] = g.port;
+    if (g.db_user != NULL) {
+        args[n++] = "--user";
+        args[n++] = (char *)g.db_user;
+        if (getenv("REDISCLI_AUTH") == NULL) {
+            args[n++] = "--askpass";
+        }
+    }
+    for (int i = 0; i < nextra; i++) {
+        args[n++] = argv[nopt + 1 + i];
+    }
+    args[n] = NULL;
+    fflush(stdout);
+    execvp(args[0], args);
+    rc = ctl_fail("%s: cannot run redis-cli: %s (it comes with Redis; on "
+                  "Debian: apt-get install redis-tools)", cmd,
+                  strerror(errno));
+    ctl_gw_free(&g);
+    return rc;
+}
+
+/* --- db config ------------------------------------------------------------- */
+
+/* s for a POSIX shell: as is when it is plain, else in single quotes. */
+static void
+ctl_put_sh(const char *s)
+{
+    bool plain = *s != '\0';
+    for (const char *p = s; *p && plain; p++) {
+        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       "0123456789_@%+=:,./-", *p) != NULL;
+    }
+    if (plain) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('\'');
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'') {
+            fputs("'\\''", stdout);
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar('\'');
+}
+
+/* s as a Python or JavaScript string literal in quotes q. */
+static void
+ctl_put_lit(const char *s, char q)
+{
+    putchar(q);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\\' || *p == (unsigned char)q) {
+            printf("\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            printf("\\x%02x", *p);
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar(q);
+}
+
+/* s percent-encoded for a URI's query (unreserved bytes and '/' kept). */
+static void
+ctl_put_pct(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+            || (*p >= '0' && *p <= '9') || strchr("-._~/", *p) != NULL) {
+            putchar(*p);
+        } else {
+            printf("%%%02X", *p);
+        }
+    }
+}
+
+typedef struct {
+    const char *db;
+    const char *host;       /* the gateway, as --proxy names it */
+    const char *port;
+    const char *sni;        /* the server name */
+    const char *ca, *cert, *key;    /* absolute paths */
+    const char *user;       /* the database user, or NULL */
+} ctl_dbconf_t;
+
+/* rediss://SERVERNAME:PORT with the TLS files as redis-py reads them. */
+static void
+ctl_put_uri(const ctl_dbconf_t *d)
+{
+    bool v6 = strchr(d->sni, ':') != NULL;
+    printf("rediss://%s%s%s:%s?ssl_ca_certs=", v6 ? "[" : "", d->sni,
+           v6 ? "]" : "", d->port);
+    ctl_put_pct(d->ca);
+    fputs("&ssl_certfile=", stdout);
+    ctl_put_pct(d->cert);
+    fputs("&ssl_keyfile=", stdout);
+    ctl_put_pct(d->key);
+    fputs("&ssl_cert_reqs=required&ssl_check_hostname=true", stdout);
+}
+
+static void
+ctl_put_cli(const ctl_dbconf_t *d)
+{
+    fputs("redis-cli --tls --cert ", stdout);
+    ctl_put_sh(d->cert);
+    fputs(" --key ", stdout);
+    ctl_put_sh(d->key);
+    fputs(" --cacert ", stdout);
+    ctl_put_sh(d->ca);
+    fputs(" --sni ", stdout);
+    ctl_put_sh(d->sni);
+    fputs(" -h ", stdout);
+    ctl_put_sh(d->host);
+    printf(" -p %s", d->port);
+    if (d->user != NULL) {
+        fputs(" --user ", stdout);
+        ctl_put_sh(d->user);
+        fputs(" --askpass", stdout);
+    }
+}
+
+static void
+ctl_conf_text(const ctl_dbconf_t *d)
+{
+    const struct { const char *label, *value; } f[] = {
+        { "database:", d->db }, { "host:", d->host }, { "port:", d->port },
+        { "server name:", d->sni }, { "ca:", d->ca }, { "cert:", d->cert },
+        { "key:", d->key }, { "db user:", d->user ? d->user : "-" },
+    };
+    for (size_t i = 0; i < rd_countof(f); i++) {
+        printf("%-13s", f[i].label);
+        ctl_put_value(f[i].value);
+        putchar('\n');
+    }
+    printf("%-13s", "uri:");
+    ctl_put_uri(d);
+    printf("\n%-13s", "redis-cli:");
+    ctl_put_cli(d);
+    putchar('\n');
+}
+
+static void
+ctl_conf_env(const ctl_dbconf_t *d)
+{
+    const struct { const char *name, *value; } f[] = {
+        { "REDOUBT_DB_NAME", d->db }, { "REDOUBT_DB_HOST", d->host },
+        { "REDOUBT_DB_PORT", d->port }, { "REDOUBT_DB_SERVER_NAME", d->sni },
+        { "REDOUBT_DB_CA", d->ca }, { "REDOUBT_DB_CERT", d->cert },
+        { "REDOUBT_DB_KEY", d->key }, { "REDOUBT_DB_USER", d->user },
+    };
+    for (size_t i = 0; i < rd_countof(f); i++) {
+        if (f[i].value != NULL) {
+            printf("export %s=", f[i].name);
+            ctl_put_sh(f[i].value);
+            putchar('\n');
+        }
+    }
+}
+
+static void
+ctl_conf_python(const ctl_dbconf_t *d)
+{
+    printf("# redoubt database ");
+    ctl_put_lit(d->db, '"');
+    printf(" through the gateway at %s:%s (redoubtctl db config)\n",
+           d->host, d->port);
+    printf("%simport socket\n\nimport redis\n\n", d->user ? "import os\n" : "");
+    printf("GATEWAY = ");
+    ctl_put_lit(d->host, '"');
+    printf("\nSERVER_NAME = ");
+    ctl_put_lit(d->sni, '"');
+    printf("\n\n"
+"# redis-py sends the host it connects to as the TLS server name, which\n"
+"# picks the database and is checked against redoubt's certificate: let\n"
+"# SERVER_NAME lead to the gateway where DNS (or /etc/hosts) does not.\n"
+"_getaddrinfo = socket.getaddrinfo\n"
+"\n"
+"\n"
+"def _to_gateway(host, *args, **kwargs):\n"
+"    return _getaddrinfo(GATEWAY if host == SERVER_NAME else host, *args, **kwargs)\n"
+"\n"
+"\n"
+"socket.getaddrinfo = _to_gateway\n"
+"\n"
+"r = redis.Redis(\n"
+"    host=SERVER_NAME,\n"
+"    port=%s,\n"
+"    ssl=True,\n"
+"    ssl_cert_reqs=\"required\",\n"
+"    ssl_check_hostname=True,\n"
+"    ssl_ca_certs=", d->port);
+    ctl_put_lit(d->ca, '"');
+    printf(",\n    ssl_certfile=");
+    ctl_put_lit(d->cert, '"');
+    printf(",\n    ssl_keyfile=");
+    ctl_put_lit(d->key, '"');
+    if (d->user != NULL) {
+        printf(",\n    username=");
+        ctl_put_lit(d->user, '"');
+        printf(",\n    password=os.environ[\"REDISCLI_AUTH\"],");
+    }
+    printf("\n)\nprint(r.ping())\n");
+}
+
+/* The options of tls.connect(), for node-redis's socket and ioredis's
+ * tls, indented by ind spaces. */
+static void
+ctl_conf_node_tls(const ctl_dbconf_t *d, int ind, bool hostport)
+{
+    if (hostport) {
+        printf("%*shost: ", ind, "");
+        ctl_put_lit(d->host, '\'');
+        printf(",\n%*sport: %s,\n%*stls: true,\n", ind, "", d->port, ind, "");
+    }
+    printf("%*sservername: ", ind, "");
+    ctl_put_lit(d->sni, '\'');
+    printf(",\n%*sca: fs.readFileSync(", ind, "");
+    ctl_put_lit(d->ca, '\'');
+    printf("),\n%*scert: fs.readFileSync(", ind, "");
+    ctl_put_lit(d->cert, '\'');
+    printf("),\n%*skey: fs.readFileSync(", ind, "");
+    ctl_put_lit(d->key, '\'');
+    printf("),\n");
+}
+
+static void
+ctl_conf_node_auth(const ctl_dbconf_t *d)
+{
+    if (d->user != NULL) {
+        printf("  username: ");
+        ctl_put_lit(d->user, '\'');
+        printf(",\n  password: process.env.REDISCLI_AUTH,\n");
+    }
+}
+
+static void
+ctl_conf_node_head(const ctl_dbconf_t *d, const char *lib)
+{
+    printf("// redoubt database ");
+    ctl_put_lit(d->db, '\'');
+    printf(" through the gateway at %s:%s, with %s\n"
+           "// (redoubtctl db config)\n"
+           "const fs = require('fs');\n", d->host, d->port, lib);
+}
+
+static void
+ctl_conf_node(const ctl_dbconf_t *d)
+{
+    ctl_conf_node_head(d, "node-redis");
+    printf("const { createClient } = require('redis');\n\n"
+           "const client = createClient({\n"
+           "  socket: {\n");
+    ctl_conf_node_tls(d, 4, true);
+    printf("  },\n"
+           "  RESP: 2,  // redoubt speaks RESP2; newer node-redis asks for "
+           "RESP3\n");
+    ctl_conf_node_auth(d);
+    printf("});\n"
+           "client.on('error', (err) => console.error(err));\n"
+           "client.connect()\n"
+           "  .then(() => client.ping())\n"
+           "  .then((reply) => { console.log(reply); return client.quit(); });\n");
+}
+
+static void
+ctl_conf_ioredis(const ctl_dbconf_t *d)
+{
+    ctl_conf_node_head(d, "ioredis");
+    printf("const Redis = require('ioredis');\n\n"
+           "const redis = new Redis({\n"
+           "  host: ");
+    ctl_put_lit(d->host, '\'');
+    printf(",\n  port: %s,\n  tls: {\n", d->port);
+    ctl_conf_node_tls(d, 4, false);
+    printf("  },\n"
+           "  enableReadyCheck: false,  // its check is INFO, which redoubt does "
+           "not pass to a Redis Cluster\n");
+    ctl_conf_node_auth(d);
+    printf("});\n"
+           "redis.ping()\n"
+           "  .then((reply) => { console.log(reply); return redis.quit(); });\n");
+}
+
+static int
+cmd_db_config(const char *cmd, int argc, char **argv)
+{
+    const char *format = NULL, *pos[1];
+    ctl_gw_t g;
+    int npos;
+    memset(&g, 0, sizeof(g));
+    const ctl_opt_t opts[] = {
+        CTL_GW_OPTS(g),
+        { "--db-user", &g.db_user, NULL },
+        { "--format", &format, NULL },
+        { NULL, NULL, NULL }
+    };
+    int rc = ctl_parse(cmd, argc, argv, opts, pos, 1, &npos);
+    if (rc != 0) {
+        return rc;
+    }
+    static const struct {
+        const char *name;
+        void      (*put)(const ctl_dbconf_t *d);
+    } formats[] = {
+        { "text", ctl_conf_text }, { "cmd", NULL }, { "uri", NULL },
+        { "env", ctl_conf_env }, { "python", ctl_conf_python },
+        { "node", ctl_conf_node }, { "ioredis", ctl_conf_ioredis },
+    };
+    size_t f = 0;
+    if (format != NULL) {
+        for (f = 0; f < rd_countof(formats); f++) {
+            if (strcmp(formats[f].name, format) == 0) {
+                break;
+            }
+        }
+        if (f == rd_countof(formats)) {
+            return ctl_fail("%s: bad --format '%s': expected text, cmd, uri, "
+                            "env, python, node or ioredis", cmd, format);
+        }
+    }
+    const char *db = NULL;
+    char sni[512], ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    rc = 0;
+    if (ctl_gw_load(cmd, &g) != 0
+        || ctl_gw_database(cmd, &g, npos > 0 ? pos[0] : NULL, &db) != 0) {
+        rc = -1;
+    } else if (realpath(g.ca, ca) == NULL || realpath(g.cert, cert) == NULL
+               || realpath(g.key, key) == NULL) {
+        rc = ctl_fail("%s: cannot resolve the path of a file: %s", cmd,
+                      strerror(errno));
+    }
+    if (rc != 0) {
+        ctl_gw_free(&g);
+        return -1;
+    }
+    ctl_server_name(&g, db, sni, sizeof(sni));
+    ctl_dbconf_t d = {
+        .db = db, .host = g.host, .port = g.port, .sni = sni,
+        .ca = ca, .cert = cert, .key = key, .user = g.db_user,
+    };
+    if (formats[f].put != NULL) {
+        formats[f].put(&d);
+    } else if (strcmp(formats[f].name, "cmd") == 0) {
+        ctl_put_cli(&d);
+        putchar('\n');
+    } else {
+        ctl_put_uri(&d);
+        putchar('\n');
+    }
+    ctl_gw_free(&g);
     return 0;
 }
 
@@ -1788,6 +3009,8 @@ static const ctl_cmd_t ctl_cmds[] = {
     { "cert", "user",   cmd_cert_user },
     { "cert", "show",   cmd_cert_show },
     { "db",   "ls",     cmd_db_ls },
+    { "db",   "connect", cmd_db_connect },
+    { "db",   "config", cmd_db_config },
     { "access", "check", cmd_access_check },
 };
 
