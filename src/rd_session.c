@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "rd_cycle.h"
@@ -40,7 +42,6 @@
 #include "rd_worker.h"
 
 #define RD_READ_CHUNK  (16 * 1024)
-#define RD_SHRINK_OVER (64 * 1024)
 
 typedef struct rd_session_cleanup_s {
     struct rd_session_cleanup_s *next;
@@ -86,8 +87,20 @@ rd_plain_pending(rd_session_t *s)
 }
 
 static const rd_session_io_t rd_plain_io = {
-    rd_plain_recv, rd_plain_send, rd_plain_pending, NULL
+    rd_plain_recv, rd_plain_send, rd_plain_pending, NULL, NULL
 };
+
+/* Between bursts a session holds no buffer of its own (s->in and s->out
+ * are freed as they drain) and none in its transport. */
+static void
+rd_session_release_io(rd_session_t *s)
+{
+    if (s->io->release && rd_buf_used(&s->in) == 0
+        && rd_buf_used(&s->out) == 0 && !s->conn->closed)
+    {
+        s->io->release(s);
+    }
+}
 
 /* --- sessions --------------------------------------------------------- */
 
@@ -105,6 +118,69 @@ rd_session_idle_handler(rd_timer_t *t)
     rd_session_close(s, "idle timeout");
 }
 
+/* 128 random bits in hex, unique across workers, restarts and reloads:
+ * the session's id in the error log and the audit log. Random bytes are
+ * drawn 32 sessions at a time (a worker's own; the master makes no
+ * sessions) and each is used once. */
+static void
+rd_session_make_sid(rd_session_t *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    static unsigned char rnd[512];
+    static size_t left;
+
+    if (left < 16) {
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+            /* Never expected on Linux >= 3.17; still unique. */
+            uint64_t x[2] = { (uint64_t)rd_usec_now(),
+                              (uint64_t)getpid() << 32 ^ s->id };
+            for (size_t i = 0; i < sizeof(rnd); i += 16) {
+                x[1]++;
+                memcpy(rnd + i, x, 16);
+            }
+        }
+        left = sizeof(rnd);
+    }
+    unsigned char *b = rnd + sizeof(rnd) - left;
+    for (size_t i = 0; i < 16; i++) {
+        s->sid[2 * i] = hex[b[i] >> 4];
+        s->sid[2 * i + 1] = hex[b[i] & 15];
+    }
+    s->sid[32] = '\0';
+    explicit_bzero(b, 16);
+    left -= 16;
+}
+
+void
+rd_session_log(rd_session_t *s, int level, const char *fmt, ...)
+{
+    if (level > rd_log_level) {
+        return;
+    }
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    char ctx[512];
+    int k = snprintf(ctx, sizeof(ctx), "client: %s, session: %s",
+                     s->addr_text, s->sid);
+    if (s->database && k > 0 && (size_t)k < sizeof(ctx)) {
+        k += snprintf(ctx + k, sizeof(ctx) - (size_t)k, ", database: %s",
+                      s->database->name);
+    }
+    if (s->user && k > 0 && (size_t)k < sizeof(ctx)) {
+        k += snprintf(ctx + k, sizeof(ctx) - (size_t)k, ", user: %s",
+                      s->user);
+    }
+    if (s->started && k > 0 && (size_t)k < sizeof(ctx)) {
+        snprintf(ctx + k, sizeof(ctx) - (size_t)k, ", db user: %s",
+                 s->db_user);
+    }
+    rd_log_write(level, "%s, %s", msg, ctx);
+}
+
 rd_session_t *
 rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
                   const struct sockaddr *peer)
@@ -117,6 +193,7 @@ rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
     s->db_user = "default";
     s->idle_timeout = rd_core_conf(w->cycle)->idle_timeout;
     s->id = ++w->next_sid;
+    rd_session_make_sid(s);
     s->start_usec = rd_usec_now();
     s->ctx = rd_calloc(rd_nmodules, sizeof(void *));
     rd_sockaddr_text(peer, s->addr_text, sizeof(s->addr_text));
@@ -146,8 +223,7 @@ rd_session_create(rd_worker_t *w, rd_listener_t *l, int fd,
     w->sessions = s;
     w->nsessions++;
 
-    rd_log_debug("session %llu: client %s connected",
-                 (unsigned long long)s->id, s->addr_text);
+    rd_session_log(s, RD_LOG_DEBUG, "connected");
     rd_session_run_phases(s);
     return s;
 }
@@ -311,9 +387,8 @@ rd_session_close(rd_session_t *s, const char *reason)
     if (s->close_reason == NULL) {
         s->close_reason = reason;
     }
-    rd_log_info("session %llu: client %s closed: %s (in %llu, out %llu, "
-                "commands %llu)", (unsigned long long)s->id, s->addr_text,
-                s->close_reason, (unsigned long long)s->bytes_in,
+    rd_session_log(s, RD_LOG_INFO, "closed: %s (in %llu, out %llu, "
+                "commands %llu)", s->close_reason, (unsigned long long)s->bytes_in,
                 (unsigned long long)s->bytes_out,
                 (unsigned long long)s->commands);
 
@@ -324,11 +399,12 @@ rd_session_close(rd_session_t *s, const char *reason)
             rd_modules[i]->session_end(s);
         }
     }
-    if (s->io->shutdown) {
+    if (s->io->shutdown && !s->lingering) {
         s->io->shutdown(s);
     }
     rd_conn_close(s->conn);
     rd_timer_del(&w->loop.timers, &s->idle_timer);
+    rd_timer_del(&w->loop.timers, &s->linger_timer);
     rd_timer_del(&w->loop.timers, &s->expiry_timer);
     rd_timer_del(&w->loop.timers, &s->request_timer);
 
@@ -372,12 +448,80 @@ rd_session_free(rd_session_t *s)
     free(s);
 }
 
+/* --- the lingering close of a draining session (rd_session_drain) ------ */
+
+static void
+rd_session_linger_timeout(rd_timer_t *t)
+{
+    rd_session_t *s = t->data;
+    rd_session_close(s, s->close_reason ? s->close_reason : "done");
+}
+
+/* Read and drop what the client still sends, until it closes. */
+static void
+rd_session_linger_handler(rd_conn_t *c)
+{
+    rd_session_t *s = c->data;
+    char buf[4096];
+
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = read(c->fd, buf, sizeof(buf));
+        if (n > 0) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        }
+        /* The client closed its side too (or the connection failed):
+         * everything written has been taken. */
+        rd_session_close(s, s->close_reason ? s->close_reason : "done");
+        return;
+    }
+}
+
+/*
+ * Every reply of a draining session has been handed to the kernel. A
+ * close(2) now, with the client's unread pipeline still in the receive
+ * queue, would send a reset, and a reset makes the client's system drop
+ * whatever of the replies it has not read yet (and the kernel here drop
+ * what it has not sent). So: close_notify, shut down for writing, and
+ * read and drop the client's bytes until it closes its side, for at most
+ * RD_SESSION_LINGER_MS (the worker's grace timer bounds it too). The
+ * reads bypass TLS: nothing the client sends now is looked at.
+ */
+static void
+rd_session_linger(rd_session_t *s)
+{
+    rd_worker_t *w = s->worker;
+
+    s->lingering = 1;
+    if (s->io->shutdown) {
+        s->io->shutdown(s);
+    }
+    if (shutdown(s->conn->fd, SHUT_WR) != 0) {
+        rd_session_close(s, s->close_reason ? s->close_reason : "done");
+        return;
+    }
+    rd_timer_del(&w->loop.timers, &s->idle_timer);
+    s->conn->read = rd_session_linger_handler;
+    s->conn->write = rd_session_linger_handler;
+    rd_conn_watch(s->conn, EPOLLIN);
+    s->linger_timer.handler = rd_session_linger_timeout;
+    s->linger_timer.data = s;
+    rd_timer_add(&w->loop.timers, &s->linger_timer, w->loop.now,
+                 RD_SESSION_LINGER_MS);
+}
+
 static void
 rd_session_maybe_close(rd_session_t *s)
 {
     if (s->state == RD_SESSION_CLOSING && s->head == NULL
-        && rd_buf_used(&s->out) == 0)
+        && rd_buf_used(&s->out) == 0 && !s->lingering)
     {
+        if (s->draining && !s->eof) {
+            rd_session_linger(s);
+            return;
+        }
         rd_session_close(s, s->close_reason ? s->close_reason : "done");
     }
 }
@@ -396,6 +540,36 @@ rd_session_finish(rd_session_t *s, const char *reason)
     rd_session_maybe_close(s);
 }
 
+int
+rd_session_drain(rd_session_t *s, const char *reason)
+{
+    if (s->conn->closed) {
+        return 0;
+    }
+    if (s->close_reason == NULL) {
+        s->close_reason = reason;
+    }
+    if (!s->started || (s->head == NULL && rd_buf_used(&s->out) == 0)) {
+        /* Nothing read is waiting for an answer (or the session never
+         * got as far as reading commands). */
+        rd_session_close(s, reason);
+        return 0;
+    }
+    if (s->draining) {
+        return 1;
+    }
+    s->draining = 1;
+    rd_session_log(s, RD_LOG_INFO, "%s: not reading any more, "
+                "answering the %zu commands read", reason, s->inflight);
+    /* What is in s->in and the kernel's queue was never decoded: it is
+     * not a command read, and it is not answered. */
+    s->state = RD_SESSION_CLOSING;
+    rd_timer_del(&s->worker->loop.timers, &s->request_timer);
+    rd_conn_watch(s->conn, rd_buf_used(&s->out) ? EPOLLOUT : 0);
+    rd_session_maybe_close(s);
+    return !s->conn->closed;
+}
+
 void
 rd_session_refuse(rd_session_t *s, const char *fmt, ...)
 {
@@ -405,8 +579,8 @@ rd_session_refuse(rd_session_t *s, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
 
-    rd_log_notice("session %llu: client %s refused: %s",
-                  (unsigned long long)s->id, s->addr_text, msg);
+    rd_session_log(s, RD_LOG_NOTICE, "refused: %s",
+                  msg);
     if (s->refusal == NULL) {
         /* Without the "ERR " that makes it a RESP error. */
         s->refusal = rd_strdup(strncmp(msg, "ERR ", 4) == 0 ? msg + 4 : msg);
@@ -498,6 +672,7 @@ rd_session_read_handler(rd_conn_t *c)
 
     rd_session_process_input(s);
     rd_session_request_deadline(s);
+    rd_session_release_io(s);
 
     if (s->eof && s->state == RD_SESSION_ACTIVE && s->decoding == NULL
         && rd_buf_used(&s->in) == 0)
@@ -551,9 +726,9 @@ rd_session_request_timeout(rd_timer_t *t)
     if (r == NULL || s->state != RD_SESSION_ACTIVE) {
         return;
     }
-    rd_log_info("session %llu: client %s: request incomplete after %lld ms "
+    rd_session_log(s, RD_LOG_INFO, "request incomplete after %lld ms "
                 "(limits.request_timeout), closing",
-                (unsigned long long)s->id, s->addr_text, (long long)ms);
+                (long long)ms);
     s->decoding = NULL;
     s->in_handler = 1;
     rd_request_error(r, "ERR redoubt: request timed out: incomplete after "
@@ -637,8 +812,10 @@ rd_session_process_input(rd_session_t *s)
     {
         rd_session_pause_reading(s, 0);
     }
-    /* Compact or release the input buffer once it has drained. */
-    if (rd_buf_used(&s->in) == 0 && s->in.cap > RD_SHRINK_OVER) {
+    /* Release the input buffer once it has drained: an idle session
+     * holds no buffer (the next read takes a fresh RD_READ_CHUNK, which
+     * malloc hands out from what the last one gave back). */
+    if (rd_buf_used(&s->in) == 0 && s->in.cap > 0) {
         rd_buf_free(&s->in);
     }
 }
@@ -698,9 +875,8 @@ rd_session_check_output(rd_session_t *s)
         && rd_buf_used(&s->out) + s->buffered
            > (size_t)ccf->client_output_limit)
     {
-        rd_log_warn("session %llu: client %s: client output limit "
+        rd_session_log(s, RD_LOG_WARN, "client output limit "
                     "(%lld bytes) exceeded, closing",
-                    (unsigned long long)s->id, s->addr_text,
                     (long long)ccf->client_output_limit);
         rd_session_close(s, "client output limit exceeded");
     }
@@ -717,8 +893,11 @@ rd_request_reply_append(rd_request_t *r, const char *p, size_t n)
     if (r->reply_type == 0) {
         r->reply_type = p[0];
     }
-    if (r->reply_head_len < sizeof(r->reply_head)) {
-        size_t k = sizeof(r->reply_head) - r->reply_head_len;
+    /* Enough of the head to tell the reply's kind; an error's text as a
+     * whole, up to the buffer (the audit's "error"). */
+    size_t head = r->reply_type == '-' ? sizeof(r->reply_head) : 64;
+    if (r->reply_head_len < head) {
+        size_t k = head - r->reply_head_len;
         k = k < n ? k : n;
         memcpy(r->reply_head + r->reply_head_len, p, k);
         r->reply_head_len += (unsigned)k;
@@ -1050,9 +1229,9 @@ rd_session_write_handler(rd_conn_t *c)
         rd_stats_bytes_out((size_t)n);
     }
 
-    if (s->out.cap > RD_SHRINK_OVER) {
-        rd_buf_free(&s->out);
-    }
+    /* Drained: nothing is kept for an idle session. */
+    rd_buf_free(&s->out);
+    rd_session_release_io(s);
     if (s->state == RD_SESSION_CLOSING) {
         rd_conn_watch(c, 0);
         rd_session_maybe_close(s);

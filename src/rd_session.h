@@ -36,6 +36,10 @@ typedef struct {
     /* Say goodbye before the socket is closed (TLS close_notify); may be
      * NULL. Best effort: never blocks. */
     void    (*shutdown)(rd_session_t *s);
+    /* Nothing is waiting to be read or written: give back what the
+     * transport holds for the connection (OpenSSL's record buffers, about
+     * 17 kB each way); may be NULL. */
+    void    (*release)(rd_session_t *s);
 } rd_session_io_t;
 
 /*
@@ -90,8 +94,9 @@ struct rd_request_s {
     unsigned        exec_abort:1;  /* an EXEC sent as DISCARD: answer
                                       -EXECABORT */
     unsigned        txn_id;
-    char            reply_head[64];/* the reply's first bytes (for audit:
-                                      "-NOPERM ...", "+OK") */
+    char            reply_head[512];/* the reply's first bytes (for audit:
+                                      "-NOPERM ...", "+OK"): 64 of them,
+                                      511 after the "-" of an error */
     unsigned        reply_head_len;
     const char     *upstream;      /* where it was sent ("ip:port"), or
                                       NULL when answered by redoubt */
@@ -113,6 +118,9 @@ struct rd_session_s {
     rd_session_state_t  state;
     uint64_t            id;
     char                addr_text[64];
+    char                sid[33];      /* 128 random bits in hex: the id in
+                                         the error log and the audit log */
+    const char         *user;         /* the certificate's user, or NULL */
 
     unsigned            phase;        /* session phase being run */
     unsigned            handler;
@@ -129,6 +137,12 @@ struct rd_session_s {
     unsigned            started:1;    /* the session phases all passed */
     unsigned            eof:1;        /* the client closed its side */
     unsigned            in_handler:1;
+    unsigned            draining:1;   /* the worker is stopping: answer
+                                         what was read, then close
+                                         (rd_session_drain) */
+    unsigned            lingering:1;  /* answered and shut down for
+                                         writing: the client's last
+                                         bytes are read and dropped */
     rd_txn_state_t      txn;          /* see rd_txn_state_t */
     unsigned            txn_id;       /* counts the MULTIs that opened */
 
@@ -138,6 +152,7 @@ struct rd_session_s {
     rd_timer_t          request_timer;/* limits.request_timeout: armed while
                                          a request is partly read */
     uint64_t            request_mark; /* s->commands when it was armed */
+    rd_timer_t          linger_timer; /* bounds the lingering close */
 
     int64_t             start_usec;
     uint64_t            bytes_in;
@@ -166,6 +181,11 @@ void rd_session_free(rd_session_t *s);
  * connection first. */
 void rd_session_run_phases(rd_session_t *s);
 void rd_session_phase_done(rd_session_t *s);
+/* A line in the error log about s, with its context appended as nginx
+ * does: "<message>, client: ADDR, session: SID[, database: DB][, user: U]
+ * [, db user: DU]". */
+void rd_session_log(rd_session_t *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Queue an error reply and close once it is written. */
 void rd_session_refuse(rd_session_t *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -173,6 +193,19 @@ void rd_session_refuse(rd_session_t *s, const char *fmt, ...)
 void rd_session_close(rd_session_t *s, const char *reason);
 /* Stop reading and close when everything queued has been written. */
 void rd_session_finish(rd_session_t *s, const char *reason);
+/*
+ * The worker is stopping (worker_shutdown_timeout has passed): a session
+ * with nothing to answer is closed now. One with commands read and not
+ * yet answered (sent to Redis, or waiting to be) stops reading, gets the
+ * replies written as they come, and then closes with a lingering close:
+ * close_notify and a TCP half-close, and the client's further bytes read
+ * and dropped until it closes (at most RD_SESSION_LINGER_MS), so that
+ * unread input never turns the close into a reset that could destroy
+ * replies on their way. The worker closes what is still open after
+ * worker_shutdown_grace. Returns 1 when the session stays open.
+ */
+int  rd_session_drain(rd_session_t *s, const char *reason);
+#define RD_SESSION_LINGER_MS  2000
 
 typedef void (*rd_session_cleanup_pt)(rd_session_t *s, void *data);
 /* Called when the session is freed, last added first. */

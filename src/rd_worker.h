@@ -32,6 +32,9 @@ struct rd_worker_s {
     size_t          accept_paused_sessions;  /* nsessions at the pause */
     rd_msec_t       accept_logged;           /* last such error logged */
     uint64_t        accept_unlogged;         /* failures since then */
+    /* Sessions closed since the heap was last trimmed (rd_worker.c). */
+    size_t          trim_closed;
+    rd_timer_t      trim_timer;
     void          **ctx;             /* per-module worker state */
 };
 

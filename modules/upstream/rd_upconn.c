@@ -18,7 +18,6 @@
 #include "rd_worker.h"
 
 #define RD_UPCONN_READ_CHUNK (16 * 1024)
-#define RD_UPCONN_SHRINK     (64 * 1024)
 
 static void rd_upconn_read_handler(rd_conn_t *c);
 static void rd_upconn_write_handler(rd_conn_t *c);
@@ -250,8 +249,10 @@ rd_upconn_write_handler(rd_conn_t *c)
         }
         rd_buf_consume(&uc->out, (size_t)n);
     }
-    if (uc->out.cap > RD_UPCONN_SHRINK) {
-        rd_buf_free(&uc->out);
+    /* Drained: an idle connection keeps no buffer. */
+    rd_buf_free(&uc->out);
+    if (rd_buf_used(&uc->in) == 0) {
+        rd_upstream_tls_release(uc->tls);
     }
     rd_conn_watch(c, EPOLLIN);
 }
@@ -322,7 +323,8 @@ rd_upconn_read_handler(rd_conn_t *c)
         }
         rd_buf_consume(&uc->in, used);
     }
-    if (uc->in.cap > RD_UPCONN_SHRINK) {
-        rd_buf_free(&uc->in);
+    rd_buf_free(&uc->in);
+    if (rd_buf_used(&uc->out) == 0) {
+        rd_upstream_tls_release(uc->tls);
     }
 }

@@ -32,6 +32,9 @@ ssize_t rd_upstream_tls_read(rd_upstream_tls_t *t, char *buf, size_t n);
 ssize_t rd_upstream_tls_write(rd_upstream_tls_t *t, const char *buf,
     size_t n);
 size_t  rd_upstream_tls_pending(rd_upstream_tls_t *t);
+/* Nothing is waiting to be read or written: give OpenSSL's record
+ * buffers back (they are set up again by the next read or write). */
+void    rd_upstream_tls_release(rd_upstream_tls_t *t);
 /* Why the last read or write returned RD_ERROR (OpenSSL's reason). */
 const char *rd_upstream_tls_error(rd_upstream_tls_t *t);
 void    rd_upstream_tls_close(rd_upstream_tls_t *t);
