@@ -824,8 +824,7 @@ rd_cconn_fail(rd_upconn_t *uc, const char *why)
     char msg[512];
     int never_up = uc->never_up;
 
-    rd_log_warn("session %llu: database \"%s\", node %s: %s",
-                (unsigned long long)s->id, uc->db->name, uc->addr->text, why);
+    rd_session_log(s, RD_LOG_WARN, "%s, node: %s", why, uc->addr->text);
     snprintf(msg, sizeof(msg), "ERR redoubt: %s (node %s)", why,
              uc->addr->text);
 

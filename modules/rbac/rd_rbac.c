@@ -1253,8 +1253,7 @@ static void
 rd_rbac_session_expired(rd_timer_t *t)
 {
     rd_session_t *s = t->data;
-    rd_log_info("session %llu: client %s: max_session_ttl reached, closing",
-                (unsigned long long)s->id, s->addr_text);
+    rd_session_log(s, RD_LOG_INFO, "max_session_ttl reached, closing");
     rd_session_close(s, "max_session_ttl reached");
 }
 
@@ -1329,8 +1328,8 @@ rd_rbac_authorize(rd_session_t *s, rd_request_t *r)
     }
     const char *route_user = id->route_db_user;
     if (!rd_rbac_check_db(s->cycle, id, s->database, route_user, &d, &lim)) {
-        rd_log_info("session %llu: %s: %s%s%s%s", (unsigned long long)s->id,
-                    id->user, d.reason, d.role ? " (role \"" : "",
+        rd_session_log(s, RD_LOG_INFO, "%s%s%s%s",
+                    d.reason, d.role ? " (role \"" : "",
                     d.role ? d.role : "", d.role ? "\")" : "");
         rd_stats_refusal(RD_REFUSAL_ACCESS_DENIED);
         rd_session_refuse(s, "ERR redoubt: %s", d.reason);
@@ -1405,9 +1404,8 @@ rd_rbac_auth_failed(rd_session_t *s, rd_request_t *r)
     if (c->max_auth_failures > 0 && rs->auth_failures >= c->max_auth_failures
         && !r->close_after)
     {
-        rd_log_info("session %llu: client %s: %u failed AUTH attempts, "
-                    "closing", (unsigned long long)s->id, s->addr_text,
-                    rs->auth_failures);
+        rd_session_log(s, RD_LOG_INFO, "%u failed AUTH attempts, "
+                    "closing", rs->auth_failures);
         /* Nothing after r is answered: the core frees the requests that
          * wait here (they all came after r) once r's reply is out. */
         r->close_after = 1;
@@ -1455,10 +1453,9 @@ rd_rbac_auth(rd_session_t *s, rd_request_t *r)
         if (u.len != strlen(id->route_db_user)
             || memcmp(u.data, id->route_db_user, u.len) != 0)
         {
-            rd_log_info("session %llu: %s: AUTH as another user than the "
-                        "certificate's \"%s\" refused",
-                        (unsigned long long)s->id, id->user,
-                        id->route_db_user);
+            rd_session_log(s, RD_LOG_INFO, "AUTH as another user than the "
+                           "certificate's \"%s\" refused",
+                           id->route_db_user);
             return rd_rbac_auth_refuse(s, r, "ERR redoubt: this certificate "
                                        "allows only the database user "
                                        "\"%s\"", id->route_db_user);
@@ -1477,8 +1474,7 @@ rd_rbac_auth(rd_session_t *s, rd_request_t *r)
 
     rd_rbac_decision_t d;
     if (!rd_rbac_check_db(s->cycle, id, s->database, user, &d, NULL)) {
-        rd_log_info("session %llu: %s: %s", (unsigned long long)s->id,
-                    id->user, d.reason);
+        rd_session_log(s, RD_LOG_INFO, "%s", d.reason);
         return rd_rbac_auth_refuse(s, r, "ERR redoubt: %s", d.reason);
     }
     rd_rbac_pending_auth(r, user, u.len);
@@ -1523,8 +1519,7 @@ rd_rbac_check(rd_session_t *s, rd_request_t *r)
     if (!rd_rbac_check_command(s->cycle, s->identity, s->database,
                                s->db_user, r->argc, r->argv, &d))
     {
-        rd_log_info("session %llu: %s: %s", (unsigned long long)s->id,
-                    s->identity->user, d.reason);
+        rd_session_log(s, RD_LOG_INFO, "%s", d.reason);
         rd_stats_refusal(RD_REFUSAL_NOPERM);
         rd_request_error(r, "NOPERM redoubt: %s", d.reason);
         return RD_DONE;
@@ -1591,8 +1586,8 @@ rd_rbac_reply(rd_session_t *s, rd_request_t *r)
     rd_rbac_session_t *rs = rd_rbac_session(s);
     if (rd_rbac_accepted(r)) {
         rd_rbac_set_user(s, rr->auth_user);
-        rd_log_info("session %llu: database user is now \"%s\"",
-                    (unsigned long long)s->id, rr->auth_user);
+        rd_session_log(s, RD_LOG_INFO, "database user is now \"%s\"",
+                       rr->auth_user);
     } else if (r->conncmd.kind != RD_CONN_RESET
                && !(r->reply_head_len >= 8
                     && memcmp(r->reply_head, "-NOPROTO", 8) == 0)) {

@@ -172,9 +172,8 @@ rd_introspect_filter(rd_session_t *s, rd_request_t *r)
 
     rd_buf_t b = { 0 };
     size_t n = rd_introspect_reply(s, &b);
-    rd_log_info("session %llu: %s: REDOUBT DATABASES: %zu database%s",
-                (unsigned long long)s->id, s->identity->user, n,
-                n == 1 ? "" : "s");
+    rd_session_log(s, RD_LOG_INFO, "REDOUBT DATABASES: %zu database%s", n,
+                   n == 1 ? "" : "s");
     rd_request_reply_append(r, rd_buf_rpos(&b), rd_buf_used(&b));
     rd_buf_free(&b);
     rd_request_done(r);

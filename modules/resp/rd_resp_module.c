@@ -141,8 +141,7 @@ rd_resp_decode(rd_session_t *s, rd_request_t *r)
         return RD_AGAIN;
 
     default:
-        rd_log_info("session %llu: client %s: %s, closing",
-                    (unsigned long long)s->id, s->addr_text, err);
+        rd_session_log(s, RD_LOG_INFO, "%s, closing", err);
         rd_request_error(r, "ERR %s", err);
         r->close_after = 1;
         rd_buf_reset(&s->in);

@@ -354,13 +354,18 @@ assert_prefix "$want" "$(aq "$S and $Q and e['command']=='flushall'" \
     '" ".join((e["command"], e["outcome"], json.dumps(e["node"]), e["error"]))')" \
     "alice: FLUSHALL denied (NOPERM, answered by redoubt)"
 # (redis-cli may send COMMAND DOCS first, refused before the AUTH; the TLS
-# client closes without close_notify, which is a read error.)
+# client closes without close_notify, which is an orderly close.)
 nq=$(aq_count "$S and e['event'] in ('session.query','session.auth')")
 nerr=$(aq_count "$S and e['event'] in ('session.query','session.auth') and e['outcome']!='ok'")
 [ "$nerr" -ge 2 ] || fail "alice: $nerr error events, expected FLUSHALL and the wrong AUTH at least"
 assert_eq "$nq $nerr 1" \
-    "$(aq "$S and e['event']=='session.end'" '"%d %d %d" % (e["commands"], e["errors"], e["reason"] in ("read error", "client closed the connection"))')" \
-    "alice: session.end counts"
+    "$(aq "$S and e['event']=='session.end'" '"%d %d %d" % (e["commands"], e["errors"], e["reason"] == "client closed the connection")')" \
+    "alice: session.end counts, and a client closing without close_notify is no error"
+# The error log names the session by the audit's sid, with nginx's context.
+grep -qE "closed: client closed the connection \(in [0-9]+, out [0-9]+, commands [0-9]+\), client: 127\.0\.0\.1:[0-9]+, session: $sid, database: cache, user: alice, db user: alice\$" "$T/error.log" ||
+    fail "alice: no 'closed' line with the audit's sid in the error log: $(grep -F "$sid" "$T/error.log" | tail -n 3)"
+grep -qE "session: $sid" "$T/error.log" && ! grep -q 'closed: read error' "$T/error.log" ||
+    fail "a normal disconnect was logged as a read error"
 # "who ran FLUSHALL" as the README tells it.
 if command -v jq >/dev/null 2>&1; then
     out=$(jq -r 'select(.event=="session.query" and .command=="flushall") | [.user,.db,.db_user,.outcome] | @tsv' "$AUDIT")

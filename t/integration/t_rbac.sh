@@ -152,7 +152,7 @@ assert_eq "$arity" "$(printf 'AUTH\nAUTH alice alicepw x\n' | rs "$T/alice")" \
 user "$T/alice-as-bob" --user alice --roles access --db-users alice --db cache --db-user bob
 refused_start as-bob "$T/alice-as-bob" \
     '-ERR redoubt: access to database "cache" as user "bob" denied' -noservername
-wait_for 5 log_has 'session [0-9]+: .*access to database "cache" as user "bob" denied' ||
+wait_for 5 log_has 'access to database "cache" as user "bob" denied, client: 127\.0\.0\.1:[0-9]+, session: [0-9a-f]{32}, database: cache, user: alice' ||
     fail "the refusal as bob is not in the error log"
 
 # --- AUTH selecting the user, without a route ------------------------------
