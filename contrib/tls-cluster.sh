@@ -37,6 +37,20 @@ except OSError: sys.exit(1)' "$1"
     fi
 }
 
+# tc_free_port [TAKEN...]: print a free loopback port in 20000-31999 that
+# is none of TAKEN (below the ephemeral range, so outgoing connections
+# never take it meanwhile).
+tc_free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
+        [[ " $* " == *" $p "* ]] && continue
+        tc_port_free "$p" && { echo "$p"; return 0; }
+    done
+    echo "${0##*/}: no free port" >&2
+    exit 1
+}
+
 tc_cluster_ports() {
     local base i ok try
     for ((try = 0; try < 100; try++)); do

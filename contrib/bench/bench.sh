@@ -102,16 +102,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
-        [[ " $* " == *" $p "* ]] && continue
-        tc_port_free "$p" && { echo "$p"; return 0; }
-    done
-    echo "bench.sh: no free port" >&2
-    exit 1
-}
 wait_port() {
     local i
     for ((i = 0; i < 300; i++)); do
@@ -131,7 +121,7 @@ if [ "$CLUSTER" = 1 ]; then
     command -v openssl >/dev/null || { echo "bench.sh: openssl is not installed" >&2; exit 1; }
 
     base=$(tc_cluster_ports "") || exit 1
-    PORT=$(free_port "$base" $((base + 1)) $((base + 2)) $((base + 3)) $((base + 4)) $((base + 5)) \
+    PORT=$(tc_free_port "$base" $((base + 1)) $((base + 2)) $((base + 3)) $((base + 4)) $((base + 5)) \
                      $((base + 10000)) $((base + 10001)) $((base + 10002)) $((base + 10003)) \
                      $((base + 10004)) $((base + 10005)))
     tc_cluster_up "$DIR" "$CTL" "$base" || { echo "bench.sh: the Redis Cluster did not start" >&2; exit 1; }
@@ -241,8 +231,8 @@ CONF
     exit "$status"
 fi
 
-RPORT=$(free_port)
-PORT=$(free_port "$RPORT")
+RPORT=$(tc_free_port)
+PORT=$(tc_free_port "$RPORT")
 
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize no --dir "$DIR" --logfile "$DIR/redis.log" &
@@ -268,8 +258,8 @@ EOF
 }
 start_redoubt redoubt "$PORT"
 if [ "$AUDIT" = 1 ]; then
-    FPORT=$(free_port "$PORT")
-    NPORT=$(free_port "$FPORT")
+    FPORT=$(tc_free_port "$PORT")
+    NPORT=$(tc_free_port "$FPORT")
     start_redoubt audit-full "$FPORT" \
         "audit = { path = \"$DIR/audit-full.log\"; args = \"full\"; };"
     start_redoubt audit-none "$NPORT" \

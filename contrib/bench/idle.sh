@@ -151,16 +151,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
-        [[ " $* " == *" $p "* ]] && continue
-        tc_port_free "$p" && { echo "$p"; return 0; }
-    done
-    echo "idle.sh: no free port" >&2
-    exit 1
-}
 
 # --- certificates, Redis, redoubt --------------------------------------------
 "$CTL" ca init "$DIR/ca" >/dev/null || { echo "idle.sh: redoubtctl ca init failed" >&2; exit 1; }
@@ -193,9 +183,9 @@ redis_start() {
 }
 # One behind redoubt, and a fresh one for the direct clients (memory a
 # server has used once is not all given back, and would be reused).
-RPORT=$(free_port)
-DPORT=$(free_port "$RPORT")
-PORT=$(free_port "$RPORT" "$DPORT")
+RPORT=$(tc_free_port)
+DPORT=$(tc_free_port "$RPORT")
+PORT=$(tc_free_port "$RPORT" "$DPORT")
 redis_start redis-direct "$DPORT"
 DPID=$RPID
 redis_start redis "$RPORT"
