@@ -32,12 +32,19 @@
  * Ordering invariant. Commands of one session that touch one slot reach
  * Redis in the order the client sent them, whatever happens in between
  * (a wait for a slot map, MOVED, ASK, TRYAGAIN, a reconnect, a failover);
- * replies return in request order (the core). One rule keeps it:
+ * replies return in request order (the core). Commands that are not
+ * confined to one slot - AUTH, keyless commands, those sent to every
+ * master, an MGET split over several slots - are barriers: nothing of the
+ * session crosses them, whatever the slot. One rule keeps both:
  *
  *   a part (a command, or one slot's share of a split MGET) for slot S is
  *   sent to node N only when no earlier part of the session for S is
  *   parked, and every earlier part of the session for S still in flight
- *   went on the session's connection to N, which Redis answers in order.
+ *   went on the session's connection to N, which Redis answers in order;
+ *   a barrier is sent only when no earlier part of the session is parked
+ *   (in any lane) or on a connection not up yet, nothing is sent while a
+ *   barrier or one of its parts waits, and no part is sent again once a
+ *   later barrier was sent.
  *
  * Per session and slot, a lane (rd_clane_t) counts the parts in flight,
  * remembers their node and the latest of them, and keeps the parked parts
@@ -52,8 +59,23 @@
  * it would run after them). Commands sent before a redirection came back
  * may run on the old node before the redirected one runs on the new one;
  * Redis redirects those too when they touch the same key (MOVED for the
- * whole slot, ASK for keys that left). Keyless commands and those that go
- * to every master are not ordered by slot.
+ * whole slot, ASK for keys that left).
+ *
+ * Barriers. Requests that the rule holds back wait, in request order, in
+ * the session's held queue (wait_head, with those that need the first
+ * map): a barrier while any part is parked (nparked) or was sent on a
+ * connection still being made and has no reply yet (nearly: if the
+ * connection is never made it parks for a map), any request behind a
+ * held one or while a barrier's part is parked (nbparked). The queue is
+ * drained from its head whenever a lane lets a part go, a reply begins, a
+ * connection fails or a refresh ends; AUTH takes its nodes and becomes
+ * the AUTH that new connections replay only when it is sent. With nothing
+ * parked nothing waits: a barrier goes out as it is decoded, and parts
+ * already in flight on connections that are up are not waited for (each
+ * connection answers in order). One of those that comes back with MOVED,
+ * ASK or TRYAGAIN after a later barrier was sent (barrier_seq) is not
+ * sent again: its error goes to the client (it did not run; run now, it
+ * would run after the barrier, e.g. as the user of a later AUTH).
  *
  * Redirections. An error reply is held back until it is whole: MOVED
  * updates the slot's entry, starts a refresh and sends the command again,
@@ -441,6 +463,8 @@ struct rd_cpart_s {
     unsigned        any:1;          /* keyless: any node will do */
     rd_buf_t        reply;          /* held reply (fan-out, errors) */
     unsigned        inflight:1;     /* counted in its lane, on a node */
+    unsigned        early:1;        /* sent before its connection was up,
+                                       no reply yet (cs->nearly) */
     unsigned        wait:2;         /* RD_CWAIT_*, when parked */
     uint64_t        map_gen;        /* RD_CWAIT_MAP: t->gen when parked */
     rd_cpart_t     *next_park;      /* the lane's parked list */
@@ -460,6 +484,7 @@ struct rd_creq_s {
     uint64_t        seq;            /* the session's request order */
     uint64_t        map_gen;        /* in wait_head: t->gen when queued */
     rd_creq_t      *next_wait;
+    unsigned        barrier:1;      /* not confined to one slot */
 };
 
 /*
@@ -487,10 +512,15 @@ struct rd_csess_s {
     int             last_node;
     rd_buf_t        auth;           /* the session's AUTH, as RESP */
     rd_buf_t        prev_auth;      /* before an AUTH in flight */
-    rd_creq_t      *wait_head;      /* requests waiting for a map, or
-                                       behind one that does */
+    rd_creq_t      *wait_head;      /* requests held back (a map, a
+                                       barrier), in request order */
     rd_creq_t      *wait_tail;
     uint64_t        seq;            /* requests routed so far */
+    uint64_t        barrier_seq;    /* part seq of the last barrier sent */
+    uint32_t        nparked;        /* parked parts, all lanes */
+    uint32_t        nbparked;       /* those of barriers (split MGET) */
+    uint32_t        nearly;         /* parts on connections not yet up */
+    unsigned        draining:1;
     rd_clane_t     *lanes;          /* by slot (rd_clane_t) */
     size_t          nlanes;
     size_t          lanes_cap;      /* 0 or a power of two */
@@ -502,7 +532,8 @@ struct rd_csess_s {
 static void rd_cpart_send(rd_cpart_t *p);
 static void rd_cpart_transmit(rd_cpart_t *p, int node);
 static void rd_cpart_final(rd_cpart_t *p);
-static void rd_csess_wait(rd_csess_t *cs, rd_creq_t *cr);
+static void rd_csess_wait(rd_csess_t *cs);
+static void rd_csess_drain(rd_csess_t *cs);
 
 static void
 rd_cpart_set_error(rd_cpart_t *p, const char *msg)
@@ -644,6 +675,27 @@ rd_cpart_park(rd_cpart_t *p, unsigned wait)
         *pp = p;
     }
     l->nparked++;
+    p->cr->cs->nparked++;
+    p->cr->cs->nbparked += p->cr->barrier;
+}
+
+/* p's reply began, or its connection failed: it is no longer on its way
+ * to a node that may never be reached. */
+static void
+rd_cpart_arrived(rd_cpart_t *p)
+{
+    if (p->early) {
+        p->early = 0;
+        p->cr->cs->nearly--;
+    }
+}
+
+/* p left its lane's parked list. */
+static void
+rd_csess_unparked(rd_csess_t *cs, rd_cpart_t *p)
+{
+    cs->nparked--;
+    cs->nbparked -= p->cr->barrier;
 }
 
 /* p went to node on the session's connection to it. */
@@ -681,7 +733,7 @@ rd_clane_back(rd_cpart_t *p)
  * looked up afresh each time round.
  */
 static void
-rd_clane_run(rd_csess_t *cs, int slot)
+rd_clane_send(rd_csess_t *cs, int slot)
 {
     rd_ctopo_t *t = cs->topo;
 
@@ -705,9 +757,20 @@ rd_clane_run(rd_csess_t *cs, int slot)
             l->tail = NULL;
         }
         l->nparked--;
+        rd_csess_unparked(cs, p);
         p->next_park = NULL;
         rd_clane_gc(cs, slot);
         rd_cpart_transmit(p, node);
+    }
+}
+
+/* Run slot's lane; what it let go may let the held requests go too. */
+static void
+rd_clane_run(rd_csess_t *cs, int slot)
+{
+    rd_clane_send(cs, slot);
+    if (cs->wait_head) {
+        rd_csess_drain(cs);
     }
 }
 
@@ -734,7 +797,7 @@ rd_csess_parked_slots(rd_csess_t *cs, size_t *n)
  * failover it names the promoted replica. Its error reply is set already
  * and stands if the map still names the same node. A keyless one goes to
  * another node at once. 1 when it waits or was sent again, 0 when it
- * cannot (an ASK, too many tries).
+ * cannot (an ASK, too many tries, a barrier sent after it).
  */
 static int
 rd_cpart_wait_map(rd_cpart_t *p)
@@ -744,6 +807,9 @@ rd_cpart_wait_map(rd_cpart_t *p)
 
     if (p->node >= 0) {
         t->nodes[p->node]->down_until = t->worker->loop.now + 1000;
+    }
+    if (rd_cpart_seq(p) < cs->barrier_seq) {
+        return 0;               /* sent again, it would run after it */
     }
     if (p->any && p->redirects < (unsigned)t->conf->max_redirects) {
         /* A keyless command: another node will do. */
@@ -762,7 +828,7 @@ rd_cpart_wait_map(rd_cpart_t *p)
     p->redirects++;
     p->map_gen = t->gen;
     rd_cpart_park(p, RD_CWAIT_MAP);
-    rd_csess_wait(cs, NULL);
+    rd_csess_wait(cs);
     return 1;
 }
 
@@ -782,6 +848,7 @@ rd_cconn_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
     rd_request_t *r = cr->r;
     int slot = part->slot;      /* part may be gone once answered */
 
+    rd_cpart_arrived(part);
     if (last) {
         rd_clane_back(part);
     }
@@ -808,6 +875,8 @@ rd_cconn_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
     }
     if (last && slot >= 0) {
         rd_clane_run(cs, slot);
+    } else if (cs->wait_head && !s->conn->closed) {
+        rd_csess_drain(cs);
     }
     return s->conn->closed ? -1 : 0;
 }
@@ -837,6 +906,7 @@ rd_cconn_fail(rd_upconn_t *uc, const char *why)
             parts[n] = data;
             slots[n] = parts[n]->slot;
             rd_clane_back(parts[n]);
+            rd_cpart_arrived(parts[n]);
             n++;
         }
     }
@@ -866,6 +936,9 @@ rd_cconn_fail(rd_upconn_t *uc, const char *why)
         if (slots[i] >= 0) {
             rd_clane_run(cs, slots[i]);
         }
+    }
+    if (cs->wait_head && !s->conn->closed) {
+        rd_csess_drain(cs);
     }
     free(parts);
     free(slots);
@@ -1039,14 +1112,19 @@ rd_cpart_transmit(rd_cpart_t *p, int node)
     }
     rd_buf_t *cmd = rd_buf_used(&p->cmd) > 0 ? &p->cmd : &cr->r->raw;
     rd_upconn_send(&cc->uc, rd_buf_rpos(cmd), rd_buf_used(cmd), p);
+    if (!cc->uc.connected) {
+        p->early = 1;
+        cs->nearly++;
+    }
     if (p->slot >= 0) {
         rd_clane_sent(p, node);
     }
 }
 
 /* "MOVED 3999 127.0.0.1:6381", "ASK ...", "TRYAGAIN ...": 1 when the part
- * was sent again (or will be), 0 when the error is for the client. A part
- * for a slot is parked in its lane (the caller runs the lane). */
+ * was sent again (or will be), 0 when the error is for the client (too
+ * many redirections, or a barrier was sent after the part). A part for a
+ * slot is parked in its lane (the caller runs the lane). */
 static int
 rd_cpart_redirect(rd_cpart_t *p)
 {
@@ -1069,7 +1147,11 @@ rd_cpart_redirect(rd_cpart_t *p)
     if (moved || ask) {
         rd_stats_redirect(t->db, ask);
     }
-    if (p->redirects >= (unsigned)t->conf->max_redirects) {
+    if (p->redirects >= (unsigned)t->conf->max_redirects
+        || rd_cpart_seq(p) < cr->cs->barrier_seq)
+    {
+        /* (A barrier sent after it: sent again, it would run after the
+         * barrier. It did not run.) */
         return 0;
     }
 
@@ -1537,6 +1619,164 @@ rd_creq_split_mget(rd_creq_t *cr)
     free(slot);
 }
 
+/* AUTH: a part for every node the session is connected to (or one node),
+ * so that every connection runs as the same user; the new AUTH is the
+ * one new connections replay from now on. */
+static void
+rd_creq_auth_parts(rd_creq_t *cr)
+{
+    rd_csess_t *cs = cr->cs;
+    rd_request_t *r = cr->r;
+    size_t n = 0;
+
+    for (size_t i = 0; i < cs->nconns; i++) {
+        n += cs->conns[i] && cs->conns[i]->uc.conn;
+    }
+    size_t np = n ? n : 1;
+    cr->parts = rd_realloc(cr->parts, np * sizeof(rd_cpart_t));
+    memset(cr->parts, 0, np * sizeof(rd_cpart_t));
+    cr->nparts = cr->left = np;
+    for (size_t i = 0; i < np; i++) {
+        rd_cpart_t *p = &cr->parts[i];
+        p->cr = cr;
+        p->slot = -1;
+        p->node = -1;
+        p->ask_node = -1;
+        p->retry.handler = rd_cpart_retry_handler;
+        p->retry.data = p;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < cs->nconns && n; i++) {
+        if (cs->conns[i] && cs->conns[i]->uc.conn) {
+            cr->parts[k++].node = (int)i;
+        }
+    }
+    if (n == 0) {
+        cr->parts[0].node = rd_csess_any_node(cs);
+        cr->parts[0].any = 1;
+    }
+    if (n == 0 && cr->parts[0].node >= 0) {
+        /* Connect before the new AUTH is remembered: a new connection
+         * replays the one before, and this one is sent once, as the
+         * request itself. */
+        rd_csess_conn(cs, (size_t)cr->parts[0].node);
+    }
+    rd_buf_wipe(&cs->prev_auth);
+    rd_buf_swap(&cs->prev_auth, &cs->auth);
+    rd_buf_append(&cs->auth, rd_buf_rpos(&r->raw), rd_buf_used(&r->raw));
+}
+
+/* Make cr's parts with the map at hand and send them. -1 when no node
+ * serves it (nothing sent). */
+static int
+rd_creq_start(rd_creq_t *cr)
+{
+    if (cr->barrier) {
+        cr->cs->barrier_seq = cr->seq << 16;
+    }
+    switch (cr->kind) {
+    case RD_CK_DIRECT:
+        break;
+    case RD_CK_AUTH:
+        rd_creq_auth_parts(cr);
+        break;
+    case RD_CK_MGET:
+        cr->r->upstream = NULL;
+        rd_creq_split_mget(cr);
+        break;
+    default:
+        rd_creq_all_masters(cr);
+        break;
+    }
+    if (cr->nparts == 0) {
+        return -1;
+    }
+    rd_creq_dispatch(cr);
+    return 0;
+}
+
+static int
+rd_creq_needs_map(const rd_creq_t *cr)
+{
+    return cr->kind == RD_CK_DIRECT ? cr->parts[0].slot >= 0
+                                    : cr->kind != RD_CK_AUTH;
+}
+
+/* Whether cr must wait, apart from the requests held before it (the rule
+ * at the top): a barrier while any part of the session is parked or on a
+ * connection not up yet (it may park when that fails), any request while
+ * a part of a barrier is parked, and one that needs a map before the
+ * first one is known. */
+static int
+rd_creq_held(const rd_creq_t *cr)
+{
+    const rd_csess_t *cs = cr->cs;
+
+    return (cr->barrier ? cs->nparked > 0 || cs->nearly > 0
+                        : cs->nbparked > 0)
+           || (rd_creq_needs_map(cr) && !cs->topo->ready);
+}
+
+/* Hold cr back, behind the requests held already. */
+static void
+rd_csess_hold(rd_csess_t *cs, rd_creq_t *cr)
+{
+    cr->map_gen = cs->topo->gen;
+    cr->next_wait = NULL;
+    if (cs->wait_tail) {
+        cs->wait_tail->next_wait = cr;
+    } else {
+        cs->wait_head = cr;
+    }
+    cs->wait_tail = cr;
+    if (rd_creq_needs_map(cr) && !cs->topo->ready) {
+        rd_csess_wait(cs);
+    }
+}
+
+/*
+ * Send the held requests the rule lets go now, from the head, in order.
+ * One that needs the first map waits for a refresh that ends after it was
+ * held, and fails when that one learned nothing. Parts sent may come
+ * back here (their lanes run): the outer call goes on.
+ */
+static void
+rd_csess_drain(rd_csess_t *cs)
+{
+    rd_session_t *s = cs->session;
+    rd_ctopo_t *t = cs->topo;
+
+    if (cs->draining) {
+        return;
+    }
+    cs->draining = 1;
+    while (cs->wait_head && !s->conn->closed) {
+        rd_creq_t *cr = cs->wait_head;
+        int nomap = rd_creq_needs_map(cr) && !t->ready;
+        if (cr->barrier ? cs->nparked > 0 || cs->nearly > 0
+                        : cs->nbparked > 0)
+        {
+            break;
+        }
+        if (nomap && cr->map_gen >= t->gen) {
+            rd_csess_wait(cs);
+            break;
+        }
+        cs->wait_head = cr->next_wait;
+        if (cs->wait_head == NULL) {
+            cs->wait_tail = NULL;
+        }
+        cr->next_wait = NULL;
+        if (nomap) {
+            rd_request_error(cr->r, "ERR redoubt: cluster topology "
+                             "unavailable: %s", t->wake_why);
+        } else if (rd_creq_start(cr) != 0) {
+            rd_request_error(cr->r, "CLUSTERDOWN Hash slot not served");
+        }
+    }
+    cs->draining = 0;
+}
+
 /*
  * A refresh ended (t->gen counts them; t->wake_ok and t->wake_why say how
  * the last one went): what waited for a map goes on. Parked parts whose
@@ -1575,6 +1815,7 @@ rd_csess_resume(rd_csess_t *cs)
                 } else {
                     *pp = p->next_park;
                     l->nparked--;
+                    rd_csess_unparked(cs, p);
                     p->next_park = NULL;
                     *ft = p;
                     ft = &p->next_park;
@@ -1598,55 +1839,21 @@ rd_csess_resume(rd_csess_t *cs)
     }
     free(slots);
 
-    while (cs->wait_head && !s->conn->closed) {
-        rd_creq_t *cr = cs->wait_head;
-        if (!t->ready && cr->map_gen >= t->gen) {
-            again = 1;
-            break;
-        }
-        cs->wait_head = cr->next_wait;
-        if (cs->wait_head == NULL) {
-            cs->wait_tail = NULL;
-        }
-        if (!t->ready) {
-            rd_request_error(cr->r, "ERR redoubt: cluster topology "
-                             "unavailable: %s", t->wake_why);
-            continue;
-        }
-        if (cr->kind == RD_CK_MGET) {
-            rd_creq_split_mget(cr);
-        } else if (cr->kind != RD_CK_DIRECT) {
-            rd_creq_all_masters(cr);
-        }
-        if (cr->nparts == 0) {
-            rd_request_error(cr->r, "CLUSTERDOWN Hash slot not served");
-            continue;
-        }
-        rd_creq_dispatch(cr);
+    if (!s->conn->closed) {
+        rd_csess_drain(cs);
     }
     if (again && !s->conn->closed) {
-        rd_csess_wait(cs, NULL);
+        rd_csess_wait(cs);
     }
 }
 
-/* Wait for the next map: request cr (if not NULL, after the requests
- * already waiting), and the parts parked for a map. */
+/* Wait for the next map: the parts parked for one, the held requests
+ * that need the first one. */
 static void
-rd_csess_wait(rd_csess_t *cs, rd_creq_t *cr)
+rd_csess_wait(rd_csess_t *cs)
 {
     rd_ctopo_t *t = cs->topo;
 
-    if (cr == NULL) {
-        /* only parts */
-    } else if (cs->wait_tail) {
-        cr->map_gen = t->gen;
-        cs->wait_tail->next_wait = cr;
-        cs->wait_tail = cr;
-    } else {
-        cr->map_gen = t->gen;
-        cs->wait_head = cr;
-        cs->wait_tail = cr;
-    }
     if (!cs->waiting) {
         cs->waiting = 1;
         cs->prev_waiter = NULL;
@@ -1803,65 +2010,24 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
         rd_ctopo_refresh(t, cs);
     }
 
-    if (kind == RD_CK_AUTH) {
-        /* To every node the session is connected to (or one node), so
-         * that every connection runs as the same user. */
-        size_t n = 0;
-        for (size_t i = 0; i < cs->nconns; i++) {
-            n += cs->conns[i] && cs->conns[i]->uc.conn;
-        }
-        rd_creq_t *cr = rd_creq_new(cs, r, kind, n ? n : 1);
-        size_t k = 0;
-        for (size_t i = 0; i < cs->nconns && n; i++) {
-            if (cs->conns[i] && cs->conns[i]->uc.conn) {
-                cr->parts[k++].node = (int)i;
-            }
-        }
-        if (n == 0) {
-            cr->parts[0].node = rd_csess_any_node(cs);
-            cr->parts[0].any = 1;
-        }
-        if (n == 0 && cr->parts[0].node >= 0) {
-            /* Connect before the new AUTH is remembered: a new connection
-             * replays the one before, and this one is sent once, as the
-             * request itself. */
-            rd_csess_conn(cs, (size_t)cr->parts[0].node);
-        }
-        rd_buf_wipe(&cs->prev_auth);
-        rd_buf_swap(&cs->prev_auth, &cs->auth);
-        rd_buf_append(&cs->auth, rd_buf_rpos(&r->raw), rd_buf_used(&r->raw));
-        rd_creq_dispatch(cr);
-        return RD_AGAIN;
-    }
-
+    rd_creq_t *cr = rd_creq_new(cs, r, kind, kind == RD_CK_DIRECT);
     if (kind == RD_CK_DIRECT) {
-        rd_creq_t *cr = rd_creq_new(cs, r, kind, 1);
         cr->parts[0].slot = slot;
-        if (slot >= 0 && (!t->ready || cs->wait_head)) {
-            rd_csess_wait(cs, cr);
-            return RD_AGAIN;
-        }
-        rd_creq_dispatch(cr);
+    } else if (kind != RD_CK_AUTH) {
+        r->upstream = "(all masters)";
+    }
+    /* A barrier: not confined to one slot (a split MGET: keys in more
+     * than one). */
+    cr->barrier = slot < 0 && !(kind == RD_CK_MGET
+                                && rd_cluster_request_slot(cmd, r) >= 0);
+    if (cs->wait_head || rd_creq_held(cr)) {
+        rd_csess_hold(cs, cr);
         return RD_AGAIN;
     }
-
-    rd_creq_t *cr = rd_creq_new(cs, r, kind, 0);
-    r->upstream = "(all masters)";
-    if (!t->ready || cs->wait_head) {
-        rd_csess_wait(cs, cr);
-        return RD_AGAIN;
-    }
-    if (kind == RD_CK_MGET) {
-        r->upstream = NULL;
-        rd_creq_split_mget(cr);
-    } else {
-        rd_creq_all_masters(cr);
-    }
-    if (cr->nparts == 0) {
+    if (rd_creq_start(cr) != 0) {
         rd_request_error(r, "CLUSTERDOWN Hash slot not served");
         return RD_DONE;
     }
-    rd_creq_dispatch(cr);
     return RD_AGAIN;
 }
 

@@ -26,7 +26,11 @@
 #      sessions on the worker that saw nothing of the outage (three with
 #      keyless commands only, so that AUTH meets every master of its old
 #      map) and any new session reach it; the node rejoins as a replica;
-#      redoubt's workers never change (three workers, one per role)
+#      redoubt's workers never change (three workers, one per role);
+#      barriers: in sessions whose worker still has the map from before
+#      the failover, a SET to the dead master's slot parks (waiting for a
+#      new map), and a pipelined AUTH (as "ro", who may only GET) and
+#      FLUSHALL wait for it: the SET runs as alice, before the FLUSHALL
 # Steps 1-7, 9 and 10 each run in a subshell: a failed one is reported
 # and the next one runs; the test fails at the end if any failed.
 # RD_CLUSTER_STEPS="1 5 8" runs only those steps (for debugging).
@@ -41,8 +45,10 @@ RD_WORKERS=3
 
 T_START=$(now_ms)
 BOB_PW=$(openssl rand -hex 12) || fail "openssl rand"
-# bob may do everything but CLUSTER: he cannot read the cluster map.
-cluster_start "user bob on >$BOB_PW ~* &* +@all -cluster"
+RO_PW=$(openssl rand -hex 12) || fail "openssl rand"
+# bob may do everything but CLUSTER: he cannot read the cluster map; ro
+# may only read (step 8).
+cluster_start "user bob on >$BOB_PW ~* &* +@all -cluster" "user ro on >$RO_PW ~* -@all +get +auth +ping"
 PW=$CLUSTER_ALICE_PW
 note "cluster up in $(( $(now_ms) - T_START )) ms: nodes ${CLUSTER_PORTS[*]}"
 
@@ -80,6 +86,8 @@ CD_PORT=$(free_port) || fail "no free port"
 CDBAD_PORT=$(free_port) || fail "no free port"
 CB_PORT=$(free_port) || fail "no free port"
 S_PORT=$(free_port) || fail "no free port"
+C2_PORT=$(free_port) || fail "no free port"
+C3_PORT=$(free_port) || fail "no free port"
 N1=${CLUSTER_PORTS[0]}
 N2=${CLUSTER_PORTS[1]}
 CONF=$T/redoubt.conf
@@ -96,7 +104,9 @@ listen = (
   { address = "127.0.0.1:$CD_PORT"; database = "cd"; tls = false; },
   { address = "127.0.0.1:$CDBAD_PORT"; database = "cdbad"; tls = false; },
   { address = "127.0.0.1:$CB_PORT"; database = "cb"; tls = false; },
-  { address = "127.0.0.1:$S_PORT"; database = "s"; tls = false; }
+  { address = "127.0.0.1:$S_PORT"; database = "s"; tls = false; },
+  { address = "127.0.0.1:$C2_PORT"; database = "c2"; tls = false; },
+  { address = "127.0.0.1:$C3_PORT"; database = "c3"; tls = false; }
 );
 databases = (
   { name = "c"; uri = "rediss://127.0.0.1:$N1?mode=cluster"; connect_timeout = "2s";
@@ -108,7 +118,11 @@ databases = (
   { name = "cdbad"; uri = "rediss://127.0.0.1:$N1?mode=cluster"; connect_timeout = "2s";
     cluster = { discovery_user = "discovery"; discovery_password = "not-the-password"; }; },
   { name = "cb"; uri = "rediss://127.0.0.1:$N1?mode=cluster"; connect_timeout = "2s"; },
-  { name = "s"; uri = "rediss://127.0.0.1:${RD_REDIS_PORT[s]}"; connect_timeout = "2s"; }
+  { name = "s"; uri = "rediss://127.0.0.1:${RD_REDIS_PORT[s]}"; connect_timeout = "2s"; },
+  { name = "c2"; uri = "rediss://127.0.0.1:$N1?mode=cluster"; connect_timeout = "2s";
+    cluster = { seeds = [ "127.0.0.1:$N2" ]; refresh_interval = "60s"; }; },
+  { name = "c3"; uri = "rediss://127.0.0.1:$N1?mode=cluster"; connect_timeout = "2s";
+    cluster = { seeds = [ "127.0.0.1:$N2" ]; refresh_interval = "60s"; }; }
 );
 EOF
 out=$("$REDOUBT" -t -c "$CONF" 2>&1) || fail "redoubt -t on the cluster configuration: $out"
@@ -773,6 +787,7 @@ step 10 "standalone MULTI/EXEC" step10
 # In the main shell: it kills and restarts processes of the test.
 step8() {
     local S i k w victim vi out p rc keys=() vkeys=() okeys=() fkeys=() feeder t_kill t_ok wf ws wi
+    local SA SB bkeys=()
     cluster_flushall
     load_slots
     # The master of the uri node's slots dies (uri = node 1, a master):
@@ -790,6 +805,22 @@ step8() {
     done
     assert_eq 2 "${#vkeys[@]}" "keys on the victim master (test setup)"
     for k in "${keys[@]}" "${fkeys[@]}"; do dset "$k" "init"; done
+    # Keys on the victim for the barrier checks.
+    pick_keys "p8:b:" 2
+    for k in "${PICKED[@]}"; do
+        owner "$k" p
+        [ "$p" = "$victim" ] && bkeys+=("$k")
+    done
+    assert_eq 2 "${#bkeys[@]}" "barrier keys on the victim master (test setup)"
+    # Two sessions (databases c2 and c3: maps of their own) learn the map
+    # now and then keep quiet: their workers still have this map after
+    # the failover.
+    sess_open SA "$C2_PORT" || fail "cannot connect to redoubt on $C2_PORT"
+    sess_expect "$SA" "+OK" AUTH alice "$PW"
+    sess_expect "$SA" "init" GET "${okeys[0]}"
+    sess_open SB "$C3_PORT" || fail "cannot connect to redoubt on $C3_PORT"
+    sess_expect "$SB" "+OK" AUTH alice "$PW"
+    sess_expect "$SB" "init" GET "${okeys[0]}"
 
     # The loop: batches of SETs over a key on each master every 50 ms, in
     # one session, until told to stop (at most 60 s).
@@ -861,6 +892,46 @@ step8() {
     cluster_wait_ok 30 2 || fail "the cluster is not ok 30 s after the failover"
     t_ok=$(now_ms)
     note "failover done $((t_ok - t_kill)) ms after the kill: slot 0 is on $(cluster_slot_owner 0)"
+
+    # Barriers. A SET to the dead master parks (its node cannot be
+    # reached; it waits for a new map); AUTH as ro and GET are pipelined
+    # behind it. The SET must run as alice, before the AUTH.
+    local got=() want
+    # (one write: the three arrive together, while the SET is parked)
+    out=$(resp_encode SET "${bkeys[0]}" v1; resp_encode AUTH ro "$RO_PW"; resp_encode GET "${bkeys[0]}"; echo .)
+    sess_send_raw "$SA" "${out%.}"
+    for i in 0 1 2; do
+        sess_read "$SA" 20 || fail "barrier AUTH: reply $((i + 1)) missing (rc $?)"
+        got+=("$REPLY")
+    done
+    note "SET (parked), AUTH ro, GET pipelined: ${got[*]}"
+    assert_eq "+OK|+OK|v1" "$(IFS='|'; echo "${got[*]}")" "SET parked for a new map, then AUTH as ro, then GET"
+    out=$(ccli "$(cluster_slot_owner "$(key_slot "${bkeys[0]}")")" GET "${bkeys[0]}" 2>&1)
+    assert_eq v1 "$out" "${bkeys[0]} straight from the cluster after the barrier AUTH"
+    sess_cmd "$SA" SET "${bkeys[0]}" v2
+    assert_prefix "-NOPERM" "$REPLY" "SET as ro after the barrier AUTH"
+    sess_close "$SA"
+    # A FLUSHALL behind a parked SET runs after it: the key is gone.
+    got=()
+    out=$(resp_encode SET "${bkeys[1]}" v1; resp_encode FLUSHALL; resp_encode EXISTS "${bkeys[1]}"; echo .)
+    sess_send_raw "$SB" "${out%.}"
+    for i in 0 1 2; do
+        sess_read "$SB" 20 || fail "barrier FLUSHALL: reply $((i + 1)) missing (rc $?)"
+        got+=("$REPLY")
+    done
+    note "SET (parked), FLUSHALL, EXISTS pipelined: ${got[*]}"
+    assert_eq "+OK|+OK|:0" "$(IFS='|'; echo "${got[*]}")" "SET parked for a new map, then FLUSHALL, then EXISTS"
+    out=$(ccli "$(cluster_slot_owner "$(key_slot "${bkeys[1]}")")" EXISTS "${bkeys[1]}" 2>&1)
+    assert_eq 0 "$out" "${bkeys[1]} straight on the cluster after SET and FLUSHALL"
+    sess_close "$SB"
+    # What the rest of the step expects (the pipelining session keeps
+    # writing its own keys), on the masters of now.
+    for k in "${okeys[@]}" "${vkeys[@]}"; do
+        want=init
+        [[ " ${okeys[*]} " == *" $k "* ]] && want=during
+        out=$(ccli "$(cluster_slot_owner "$(key_slot "$k")")" SET "$k" "$want" 2>&1)
+        assert_eq OK "$out" "SET $k $want straight to its master after the FLUSHALL"
+    done
 
     # First try, each: this session (its worker last read the map before
     # the failover), a new session on the worker no session used during
