@@ -99,6 +99,15 @@ replica_of() {
 # info_field PORT FIELD: a field of INFO replication.
 info_field() { ccli "$1" INFO replication 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
 
+# replica_caught_up MASTER REPLICA: the replica has every byte of the
+# master's replication stream.
+replica_caught_up() {
+    local mo ro
+    mo=$(info_field "$1" master_repl_offset)
+    ro=$(info_field "$2" slave_repl_offset)
+    [ -n "$mo" ] && [ -n "$ro" ] && [ "$ro" -ge "$mo" ]
+}
+
 # Six test slots, two a master: the hash tags o<j> whose slots spread so.
 TAGS=()
 TAG_SLOT=()
@@ -141,13 +150,7 @@ fault_kill() {
     # No acknowledged write may be lost by Redis: writes wait, the replica
     # catches up, then the master dies with the paused writes unanswered.
     [ "$(ccli "$m" CLIENT PAUSE 60000 WRITE 2>&1)" = OK ] || fail "CLIENT PAUSE on $m"
-    caught_up() {
-        local mo ro
-        mo=$(info_field "$m" master_repl_offset)
-        ro=$(info_field "$r" slave_repl_offset)
-        [ -n "$mo" ] && [ -n "$ro" ] && [ "$ro" -ge "$mo" ]
-    }
-    if ! wait_for 5 caught_up; then
+    if ! wait_for 5 replica_caught_up "$m" "$r"; then
         ccli "$m" CLIENT UNPAUSE >/dev/null 2>&1
         note "replica $r did not catch up with $m: kill skipped"
         return 1
@@ -200,13 +203,7 @@ fault_stall() {
     [ -n "$r" ] || { note "no replica of $m in sync: stall skipped"; return 1; }
     t0=$(now_ms)
     [ "$(ccli "$m" CLIENT PAUSE 60000 WRITE 2>&1)" = OK ] || fail "CLIENT PAUSE on $m"
-    caught_up() {
-        local mo ro
-        mo=$(info_field "$m" master_repl_offset)
-        ro=$(info_field "$r" slave_repl_offset)
-        [ -n "$mo" ] && [ -n "$ro" ] && [ "$ro" -ge "$mo" ]
-    }
-    if ! wait_for 1 caught_up; then
+    if ! wait_for 1 replica_caught_up "$m" "$r"; then
         ccli "$m" CLIENT UNPAUSE >/dev/null 2>&1
         note "replica $r did not catch up with $m: stall skipped"
         return 1
