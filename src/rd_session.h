@@ -20,6 +20,8 @@
 #ifndef RD_SESSION_H
 #define RD_SESSION_H
 
+#include <sys/socket.h>
+
 #include "rd_core.h"
 #include "rd_buf.h"
 #include "rd_conncmd.h"
