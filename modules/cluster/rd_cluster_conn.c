@@ -1,0 +1,251 @@
+/*
+ * rd_cluster_conn.c - a cluster session's connections to the nodes: replies
+ * and failures coming back, connecting with the session's AUTH, picking
+ * a node for a keyless command.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rd_cluster_int.h"
+#include "rd_log.h"
+#include "rd_stats.h"
+
+/* Markers for replies nobody reads (a replayed AUTH, ASKING). */
+char rd_cluster_discard;
+
+/* --- node connections ---------------------------------------------------- */
+
+/*
+ * A part that never reached its node (the connection could not be made)
+ * waits, parked in its lane, for a map learned after now: after a
+ * failover it names the promoted replica. Its error reply is set already
+ * and stands if the map still names the same node. A keyless one goes to
+ * another node at once. 1 when it waits or was sent again, 0 when it
+ * cannot (an ASK, too many tries, a barrier sent after it).
+ */
+int
+rd_cpart_wait_map(rd_cpart_t *p)
+{
+    rd_csess_t *cs = p->cr->cs;
+    rd_ctopo_t *t = cs->topo;
+
+    if (p->node >= 0) {
+        t->nodes[p->node]->down_until = t->worker->loop.now + 1000;
+    }
+    if (rd_cpart_seq(p) < cs->barrier_seq) {
+        return 0;               /* sent again, it would run after it */
+    }
+    if (p->any && p->redirects < (unsigned)t->conf->max_redirects) {
+        /* A keyless command: another node will do. */
+        p->redirects++;
+        p->node = -1;
+        rd_buf_reset(&p->reply);
+        p->type = 0;
+        rd_cpart_send(p);
+        return 1;
+    }
+    if (p->slot < 0 || p->ask_node >= 0
+        || p->redirects >= (unsigned)cs->topo->conf->max_redirects)
+    {
+        return 0;
+    }
+    p->redirects++;
+    p->map_gen = t->gen;
+    rd_cpart_park(p, RD_CWAIT_MAP);
+    rd_csess_wait(cs);
+    return 1;
+}
+
+static int
+rd_cconn_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
+               int last)
+{
+    rd_cconn_t *cc = uc->owner;
+    rd_csess_t *cs = cc->cs;
+    rd_session_t *s = cs->session;
+
+    if (data == &rd_cluster_discard) {
+        return 0;
+    }
+    rd_cpart_t *part = data;
+    rd_creq_t *cr = part->cr;
+    rd_request_t *r = cr->r;
+    int slot = part->slot;      /* part may be gone once answered */
+
+    rd_cpart_arrived(part);
+    if (last) {
+        rd_clane_back(part);
+    }
+    if (part->type == 0 && n > 0) {
+        part->type = p[0];
+    }
+    if (cr->kind == RD_CK_DIRECT && part->type != '-') {
+        rd_request_reply_append(r, p, n);
+        if (s->conn->closed) {
+            return -1;
+        }
+        if (last) {
+            part->done = 1;
+            cr->left--;
+            rd_stats_latency(uc->db, s->worker->loop.now_usec
+                                     - r->start_usec);
+            rd_request_done(r);
+        }
+    } else {
+        rd_buf_append(&part->reply, p, n);
+        if (last) {
+            rd_cpart_final(part);
+        }
+    }
+    if (last && slot >= 0) {
+        rd_clane_run(cs, slot);
+    } else if (cs->wait_head && !s->conn->closed) {
+        rd_csess_drain(cs);
+    }
+    return s->conn->closed ? -1 : 0;
+}
+
+/* A node connection failed: every command pending on it gets an error,
+ * or waits for a new map when none of them was sent (never_up). They are
+ * taken off the connection first: a part sent again may reconnect it. */
+static void
+rd_cconn_fail(rd_upconn_t *uc, const char *why)
+{
+    rd_cconn_t *cc = uc->owner;
+    rd_csess_t *cs = cc->cs;
+    rd_session_t *s = cs->session;
+    char msg[512];
+    int never_up = uc->never_up;
+
+    rd_session_log(s, RD_LOG_WARN, "%s, node: %s", why, uc->addr->text);
+    snprintf(msg, sizeof(msg), "ERR redoubt: %s (node %s)", why,
+             uc->addr->text);
+
+    size_t n = 0;
+    rd_cpart_t **parts = rd_alloc((uc->count + 1) * sizeof(*parts));
+    int *slots = rd_alloc((uc->count + 1) * sizeof(int));
+    while (uc->count > 0) {
+        void *data = rd_upconn_pop(uc);
+        if (data != &rd_cluster_discard) {
+            parts[n] = data;
+            slots[n] = parts[n]->slot;
+            rd_clane_back(parts[n]);
+            rd_cpart_arrived(parts[n]);
+            n++;
+        }
+    }
+    for (size_t i = 0; i < n && !s->conn->closed; i++) {
+        rd_cpart_t *part = parts[i];
+        rd_request_t *r = part->cr->r;
+        if (part->cr->kind == RD_CK_DIRECT && r->streaming) {
+            rd_session_close(s, "upstream connection lost mid-reply");
+            break;
+        }
+        if (part->cr->kind == RD_CK_DIRECT && rd_buf_used(&r->reply) > 0) {
+            s->buffered -= rd_buf_used(&r->reply);
+            rd_buf_reset(&r->reply);
+            r->reply_type = 0;
+            r->reply_head_len = 0;
+        }
+        rd_cpart_set_error(part, msg);
+        if (never_up && rd_cpart_wait_map(part)) {
+            continue;
+        }
+        rd_cpart_final(part);
+    }
+    if (!s->conn->closed) {
+        rd_ctopo_refresh(cs->topo, cs);
+    }
+    for (size_t i = 0; i < n && !s->conn->closed; i++) {
+        if (slots[i] >= 0) {
+            rd_clane_run(cs, slots[i]);
+        }
+    }
+    if (cs->wait_head && !s->conn->closed) {
+        rd_csess_drain(cs);
+    }
+    free(parts);
+    free(slots);
+}
+
+static const rd_upconn_handler_t rd_cconn_handler = {
+    rd_cconn_reply, rd_cconn_fail
+};
+
+/* The session's connection to node i, connected (or connecting) with the
+ * session's AUTH queued first. NULL with errno when it cannot connect. */
+rd_cconn_t *
+rd_csess_conn(rd_csess_t *cs, size_t i)
+{
+    rd_session_t *s = cs->session;
+    rd_ctopo_t *t = cs->topo;
+
+    if (i >= cs->nconns) {
+        size_t n = t->nnodes > i + 1 ? t->nnodes : i + 1;
+        cs->conns = rd_realloc(cs->conns, n * sizeof(*cs->conns));
+        memset(cs->conns + cs->nconns, 0,
+               (n - cs->nconns) * sizeof(*cs->conns));
+        cs->nconns = n;
+    }
+    rd_cconn_t *cc = cs->conns[i];
+    if (cc == NULL) {
+        cc = rd_calloc(1, sizeof(*cc));
+        cc->cs = cs;
+        cc->node = i;
+        rd_upconn_init(&cc->uc, s->worker, t->db, &t->nodes[i]->addr,
+                       t->nodes[i]->host, s->db_user, &rd_cconn_handler, cc);
+        cs->conns[i] = cc;
+    }
+    if (cc->uc.conn == NULL) {
+        cc->uc.user = s->db_user;
+        if (rd_upconn_connect(&cc->uc) != 0) {
+            return NULL;
+        }
+        if (rd_buf_used(&cs->auth) > 0) {
+            rd_upconn_send(&cc->uc, rd_buf_rpos(&cs->auth),
+                           rd_buf_used(&cs->auth), &rd_cluster_discard);
+        }
+    }
+    return cc;
+}
+
+/* A node for a keyless command: the one used last, one the session is
+ * connected to, a master, any other known node (seeds); nodes whose
+ * connection just failed only when nothing else is left. */
+int
+rd_csess_any_node(rd_csess_t *cs)
+{
+    rd_ctopo_t *t = cs->topo;
+    rd_msec_t now = t->worker->loop.now;
+
+    if (cs->last_node >= 0 && (size_t)cs->last_node < cs->nconns
+        && cs->conns[cs->last_node] && cs->conns[cs->last_node]->uc.conn
+        && t->nodes[cs->last_node]->down_until <= now)
+    {
+        return cs->last_node;
+    }
+    for (size_t i = 0; i < cs->nconns; i++) {
+        if (cs->conns[i] && cs->conns[i]->uc.conn
+            && t->nodes[i]->down_until <= now)
+        {
+            return (int)i;
+        }
+    }
+    for (int pass = 0; pass < 3; pass++) {
+        for (size_t k = 0; k < t->nnodes; k++) {
+            size_t i = (t->next_master + k) % t->nnodes;
+            rd_cnode_t *n = t->nodes[i];
+            if ((pass == 0 && (!n->master || n->down_until > now))
+                || (pass == 1 && n->down_until > now))
+            {
+                continue;
+            }
+            t->next_master = (unsigned)(i + 1);
+            return (int)i;
+        }
+    }
+    return -1;
+}

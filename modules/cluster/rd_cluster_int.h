@@ -1,0 +1,225 @@
+/*
+ * rd_cluster_int.h - the cluster module's private header: the types and
+ * functions its files share (rd_cluster.c, rd_cluster_topo.c,
+ * rd_cluster_conn.c, rd_cluster_parts.c, rd_cluster_merge.c). Not for
+ * other modules.
+ */
+#ifndef RD_CLUSTER_INT_H
+#define RD_CLUSTER_INT_H
+
+#include "rd_core.h"
+#include "rd_buf.h"
+#include "rd_cluster_slots.h"
+#include "rd_session.h"
+#include "rd_timer.h"
+#include "rd_upconn.h"
+#include "rd_worker.h"
+
+extern rd_module_t rd_cluster_module;
+
+/* --- configuration -------------------------------------------------------- */
+
+typedef struct {
+    char    **seeds;                /* "host:port", extra seeds */
+    size_t    nseeds;
+    char     *discovery_user;
+    char     *discovery_password;
+    int64_t   refresh_interval;     /* ms */
+    int64_t   max_redirects;
+    int64_t   tryagain_delay;       /* ms */
+} rd_cluster_db_conf_t;
+
+/* --- per-worker topology ------------------------------------------------- */
+
+typedef struct {
+    char           host[RD_CLUSTER_HOST_MAX];
+    uint16_t       port;
+    rd_sockaddr_t  addr;            /* addr.text points to text */
+    char           text[RD_CLUSTER_HOST_MAX + 8];
+    unsigned       master:1;        /* serves slots in the current map */
+    unsigned       seed:1;
+    rd_msec_t      down_until;      /* a connection to it just failed */
+} rd_cnode_t;
+
+typedef struct rd_csess_s rd_csess_t;
+
+typedef struct {
+    rd_worker_t          *worker;
+    rd_database_t        *db;
+    rd_cluster_db_conf_t *conf;
+    rd_cnode_t          **nodes;          /* stable: never removed */
+    size_t                nnodes;
+    int32_t               slot[RD_CLUSTER_SLOTS];  /* node index or -1 */
+    unsigned              ready:1;        /* a map has been learned */
+    rd_msec_t             refreshed_at;
+    unsigned              next_master;    /* round robin for keyless */
+
+    /* The refresh in flight. */
+    unsigned              refreshing:1;
+    rd_upconn_t           rc;
+    size_t               *cand;           /* node indexes to try */
+    size_t                ncand;
+    size_t                tried;
+    rd_buf_t              rauth;          /* AUTH to send first (wiped) */
+    char                  ruser[128];
+    rd_buf_t              reply;
+    char                  auth_error[200]; /* the AUTH's error reply */
+    char                  why[600];
+    rd_csess_t           *waiters;        /* sessions waiting for a map */
+
+    /* The refreshes that ended, and the last one's result, for the
+     * waiters woken by the wake timer. */
+    uint64_t              gen;
+    int                   wake_ok;
+    char                  wake_why[600];
+    rd_timer_t            wake;
+} rd_ctopo_t;
+
+/* --- sessions, requests ---------------------------------------------------- */
+
+typedef struct {
+    rd_upconn_t     uc;
+    rd_csess_t     *cs;
+    size_t          node;
+} rd_cconn_t;
+
+typedef enum {
+    RD_CK_DIRECT = 0,      /* one node; the reply streams to the client */
+    RD_CK_MGET,            /* split by slot, merged in order */
+    RD_CK_SUM,             /* DBSIZE */
+    RD_CK_KEYS,            /* KEYS */
+    RD_CK_ALLOK,           /* FLUSHDB, FLUSHALL, SCRIPT FLUSH */
+    RD_CK_SAME,            /* SCRIPT LOAD */
+    RD_CK_AND,             /* SCRIPT EXISTS */
+    RD_CK_AUTH             /* AUTH on every connection of the session */
+} rd_ckind_t;
+
+typedef struct rd_creq_s rd_creq_t;
+typedef struct rd_cpart_s rd_cpart_t;
+
+/* Why a parked part waits (it is sent from its lane's head only). */
+enum {
+    RD_CWAIT_NONE = 0,     /* for the parts before it (the rule) */
+    RD_CWAIT_MAP,          /* for a map newer than map_gen */
+    RD_CWAIT_DELAY         /* for its retry timer (TRYAGAIN) */
+};
+
+struct rd_cpart_s {
+    rd_creq_t      *cr;
+    rd_buf_t        cmd;            /* own command; empty: the request's */
+    int             slot;           /* -1: sent to node */
+    int             node;           /* target when slot < 0; last sent to */
+    int             ask_node;       /* ASK target for the next send, or -1 */
+    unsigned        redirects;
+    char            type;           /* first byte of the reply */
+    unsigned        done:1;
+    unsigned        any:1;          /* keyless: any node will do */
+    rd_buf_t        reply;          /* held reply (fan-out, errors) */
+    unsigned        inflight:1;     /* counted in its lane, on a node */
+    unsigned        early:1;        /* sent before its connection was up,
+                                       no reply yet (cs->nearly) */
+    unsigned        wait:2;         /* RD_CWAIT_*, when parked */
+    uint64_t        map_gen;        /* RD_CWAIT_MAP: t->gen when parked */
+    rd_cpart_t     *next_park;      /* the lane's parked list */
+    size_t         *pos;            /* MGET: argv positions of the keys */
+    size_t          npos;
+    rd_timer_t      retry;
+};
+
+struct rd_creq_s {
+    rd_request_t   *r;
+    rd_worker_t    *worker;
+    rd_csess_t     *cs;
+    rd_ckind_t      kind;
+    rd_cpart_t     *parts;
+    size_t          nparts;
+    size_t          left;           /* parts without a final reply */
+    uint64_t        seq;            /* the session's request order */
+    uint64_t        map_gen;        /* in wait_head: t->gen when queued */
+    rd_creq_t      *next_wait;
+    unsigned        barrier:1;      /* not confined to one slot */
+};
+
+/*
+ * A session's lane for one slot (the ordering invariant at the top): the
+ * parts in flight all went to node, on the session's connection to it,
+ * in request order, the latest being last_seq; the parked ones wait in
+ * request order. Lanes live in a small open-addressing table per session
+ * (slot -1: a free entry) while they hold a part.
+ */
+typedef struct {
+    int32_t         slot;
+    int32_t         node;
+    uint32_t        inflight;
+    uint32_t        nparked;
+    uint64_t        last_seq;
+    rd_cpart_t     *head;
+    rd_cpart_t     *tail;
+} rd_clane_t;
+
+struct rd_csess_s {
+    rd_session_t   *session;
+    rd_ctopo_t     *topo;
+    rd_cconn_t    **conns;          /* by node index; NULL: never used */
+    size_t          nconns;
+    int             last_node;
+    rd_buf_t        auth;           /* the session's AUTH, as RESP */
+    rd_buf_t        prev_auth;      /* before an AUTH in flight */
+    rd_creq_t      *wait_head;      /* requests held back (a map, a
+                                       barrier), in request order */
+    rd_creq_t      *wait_tail;
+    uint64_t        seq;            /* requests routed so far */
+    uint64_t        barrier_seq;    /* part seq of the last barrier sent */
+    uint32_t        nparked;        /* parked parts, all lanes */
+    uint32_t        nbparked;       /* those of barriers (split MGET) */
+    uint32_t        nearly;         /* parts on connections not yet up */
+    unsigned        draining:1;
+    rd_clane_t     *lanes;          /* by slot (rd_clane_t) */
+    size_t          nlanes;
+    size_t          lanes_cap;      /* 0 or a power of two */
+    rd_csess_t     *next_waiter;
+    rd_csess_t     *prev_waiter;
+    unsigned        waiting:1;
+};
+
+/* Marker for replies nobody reads (a replayed AUTH, ASKING). */
+extern char rd_cluster_discard;
+
+/* rd_cluster_topo.c */
+extern const rd_upconn_handler_t rd_ctopo_handler;
+
+rd_ctopo_t *rd_ctopo_find(rd_worker_t *w, rd_database_t *db);
+int rd_ctopo_node_text(rd_ctopo_t *t, const char *p, size_t n,
+                       const rd_cnode_t *asked);
+void rd_ctopo_wake(rd_timer_t *tm);
+void rd_ctopo_refresh(rd_ctopo_t *t, rd_csess_t *cs);
+
+/* rd_cluster_conn.c */
+int rd_cpart_wait_map(rd_cpart_t *p);
+rd_cconn_t *rd_csess_conn(rd_csess_t *cs, size_t i);
+int rd_csess_any_node(rd_csess_t *cs);
+
+/* rd_cluster_parts.c */
+void rd_cpart_set_error(rd_cpart_t *p, const char *msg);
+uint64_t rd_cpart_seq(const rd_cpart_t *p);
+rd_clane_t *rd_clane_find(rd_csess_t *cs, int slot);
+void rd_clane_gc(rd_csess_t *cs, int slot);
+void rd_cpart_park(rd_cpart_t *p, unsigned wait);
+void rd_cpart_arrived(rd_cpart_t *p);
+void rd_csess_unparked(rd_csess_t *cs, rd_cpart_t *p);
+void rd_clane_back(rd_cpart_t *p);
+void rd_clane_run(rd_csess_t *cs, int slot);
+int *rd_csess_parked_slots(rd_csess_t *cs, size_t *n);
+void rd_cpart_retry_handler(rd_timer_t *tm);
+void rd_cpart_send(rd_cpart_t *p);
+int rd_cpart_redirect(rd_cpart_t *p);
+
+/* rd_cluster_merge.c */
+void rd_cpart_final(rd_cpart_t *p);
+
+/* rd_cluster.c */
+void rd_csess_drain(rd_csess_t *cs);
+void rd_csess_resume(rd_csess_t *cs);
+void rd_csess_wait(rd_csess_t *cs);
+
+#endif /* RD_CLUSTER_INT_H */
