@@ -4,62 +4,20 @@
  */
 #include "config.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "rd_conncmd.h"
+#include "rd_resp.h"
 
 bool
 rd_str_to_ll(rd_str_t s, long long *v)
 {
-    /* Redis's string2ll: optional '-', no leading zeros (but "0"), digits
-     * only, no overflow. */
-    const char *p = s.data;
-    size_t n = s.len;
-    bool neg = false;
-    unsigned long long acc = 0;
-
-    if (n == 0 || n > 20) {
+    int64_t x;
+    if (!rd_resp_string2ll(s.data, s.len, &x)) {
         return false;
     }
-    if (n == 1 && p[0] == '0') {
-        *v = 0;
-        return true;
-    }
-    if (p[0] == '-') {
-        neg = true;
-        p++;
-        n--;
-        if (n == 0) {
-            return false;
-        }
-    }
-    if (p[0] < '1' || p[0] > '9') {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9') {
-            return false;
-        }
-        unsigned d = (unsigned)(p[i] - '0');
-        if (acc > (ULLONG_MAX - d) / 10) {
-            return false;
-        }
-        acc = acc * 10 + d;
-    }
-    if (neg) {
-        if (acc > (unsigned long long)LLONG_MAX + 1) {
-            return false;
-        }
-        *v = acc == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN
-                                                       : -(long long)acc;
-    } else {
-        if (acc > (unsigned long long)LLONG_MAX) {
-            return false;
-        }
-        *v = (long long)acc;
-    }
+    *v = (long long)x;
     return true;
 }
 

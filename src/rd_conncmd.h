@@ -96,7 +96,7 @@ void rd_conncmd_error_text(const rd_conncmd_t *cc, const rd_str_t *argv,
 /* Would Redis take this name (CLIENT SETNAME, HELLO SETNAME)? */
 bool rd_client_name_ok(rd_str_t name);
 
-/* Redis's string2ll: a strict decimal long long. */
+/* Redis's string2ll: a strict decimal long long (rd_resp_string2ll). */
 bool rd_str_to_ll(rd_str_t s, long long *v);
 
 /* HELLO's options in Redis's order. Start with *pos = 2; each call

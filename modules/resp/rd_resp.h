@@ -184,4 +184,9 @@ void rd_resp_encode_array(rd_buf_t *b, int64_t n);  /* header; -1 = null */
 /* A command as a multibulk array of bulk strings. */
 void rd_resp_encode_command(rd_buf_t *b, size_t argc, const rd_str_t *argv);
 
+/* Redis's string2ll(): an optional '-', then "0" alone or a digit 1-9
+ * followed by digits, nothing else, fitting in 64 bits ("+1", "01", "-0",
+ * " 1" and "" are refused, as Redis refuses them). */
+bool rd_resp_string2ll(const char *s, size_t n, int64_t *out);
+
 #endif

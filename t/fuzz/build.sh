@@ -30,7 +30,8 @@ for t in $targets; do
         -I"$out/include" -I"$top/src" -I"$top/modules/resp" \
         -I"$top/modules/cluster" \
         -o "$out/$(src "$t")" "$here/$(src "$t").c" \
-        "$top/modules/resp/rd_resp_codec.c" "$top/src/rd_buf.c" \
+        "$top/modules/resp/rd_resp_codec.c" \
+        "$top/modules/resp/rd_resp_value.c" "$top/src/rd_buf.c" \
         "$top/src/rd_alloc.c" "$top/modules/cluster/rd_cluster_slots.c" \
         "$top/src/rd_conncmd.c" "$top/src/rd_match.c" \
         $(pkg-config --cflags --libs libpcre2-8)
