@@ -488,6 +488,24 @@ tls_cli() {
         -h 127.0.0.1 -p "$port" "$@"
 }
 
+# user PREFIX ARGS...: a user certificate from the test's user CA ($CA),
+# PREFIX.crt and PREFIX.key.
+user() {
+    local prefix=$1
+    shift
+    ctl cert user --ca-dir "$CA" --out "$prefix" "$@"
+}
+
+# rs PREFIX [REDIS-CLI-ARGS...]: one session through redoubt's TLS listener
+# ($RD_PORT, server CA $CACERT), the commands from stdin, one a line;
+# replies (errors too) one a line on stdout, less the empty lines
+# redis-cli prints after an error.
+rs() {
+    local prefix=$1
+    shift
+    tls_cli "$RD_PORT" "$prefix" "$CACERT" "$@" 2>&1 | sed '/^$/d'
+}
+
 ossl_cert() {
     local prefix=$1 ca=$2 subj=$3 out
     shift 3

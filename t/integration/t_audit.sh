@@ -300,16 +300,6 @@ aq_count() {
 has_event() { [ "$(aq_count "$1")" -ge 1 ]; }
 wait_event() { wait_for 10 has_event "$1" || fail "no audit event where $1 (file: $(tail -n 5 "$AUDIT"))"; }
 
-user() {
-    local prefix=$1
-    shift
-    ctl cert user --ca-dir "$CA" --out "$prefix" "$@"
-}
-rs() {
-    local prefix=$1
-    shift
-    tls_cli "$RD_PORT" "$prefix" "$CACERT" "$@" 2>&1 | sed '/^$/d'
-}
 log_count() { grep -cE -- "$1" "$T/error.log" 2>/dev/null; }
 log_has() { grep -qE -- "$1" "$T/error.log" 2>/dev/null; }
 

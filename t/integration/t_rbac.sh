@@ -84,21 +84,7 @@ write_conf temp
 out=$("$REDOUBT" -t -c "$CONF" 2>&1) || fail "-t on the rbac config: $out"
 rd_start "$CONF"
 
-# user PREFIX ARGS...: a user certificate from our user CA.
-user() {
-    local prefix=$1
-    shift
-    ctl cert user --ca-dir "$CA" --out "$prefix" "$@"
-}
 
-# rs PREFIX [REDIS-CLI-ARGS...]: one session through redoubt, the commands
-# from stdin, one a line; replies (errors too) one a line on stdout, less
-# the empty line redis-cli prints after an error.
-rs() {
-    local prefix=$1
-    shift
-    tls_cli "$RD_PORT" "$prefix" "$CACERT" "$@" 2>&1 | sed '/^$/d'
-}
 
 # refused_start NAME PREFIX EXPECTED [S_CLIENT-ARGS...]: the session is
 # refused at its start with EXPECTED and closed.

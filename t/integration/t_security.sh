@@ -112,14 +112,7 @@ EOF
 out=$("$REDOUBT" -t -c "$CONF" 2>&1) || fail "-t on the configuration: $out"
 rd_start "$CONF"
 
-# user PREFIX ARGS...: a user certificate.
-user() {
-    local prefix=$1
-    shift
-    ctl cert user --ca-dir "$CA" --out "$prefix" "$@"
-}
-# rs PREFIX [PORT]: one session through redoubt, commands from stdin one a
-# line; replies one a line, less the empty lines redis-cli prints.
+# rs PREFIX [PORT]: lib.sh's rs, on another listener when PORT is given.
 rs() {
     tls_cli "${2:-$RD_PORT}" "$1" "$CACERT" 2>&1 | sed '/^$/d'
 }

@@ -27,12 +27,6 @@ ctl ca init "$CA"
 CACERT=$CA/db-ca.crt
 ctl cert server --ca-dir "$CA" --host localhost,127.0.0.1 --out "$T/redoubt"
 ctl cert server --ca-dir "$CA" --host localhost,127.0.0.1 --out "$T/redis"
-# user PREFIX ARGS...: a user certificate.
-user() {
-    local prefix=$1
-    shift
-    ctl cert user --ca-dir "$CA" --out "$prefix" "$@"
-}
 user "$T/alice" --user alice --roles access
 user "$T/bob" --user bob --roles access,noflush
 user "$T/eve" --user eve --roles nosuch
