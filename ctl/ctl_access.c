@@ -15,7 +15,7 @@
 
 #include "rd_core.h"
 #include "rd_cycle.h"
-#include "rd_identity.h"
+#include "rd_cert_identity.h"
 #include "rd_rbac.h"
 
 #include "ctl.h"

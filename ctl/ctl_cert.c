@@ -20,7 +20,7 @@
 
 #include "rd_core.h"
 #include "rd_cycle.h"
-#include "rd_identity.h"
+#include "rd_cert_identity.h"
 #include "rd_log.h"
 #include "rd_module.h"
 

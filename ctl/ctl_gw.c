@@ -29,7 +29,7 @@
 
 #include "rd_core.h"
 #include "rd_buf.h"
-#include "rd_identity.h"
+#include "rd_cert_identity.h"
 #include "rd_resp.h"
 
 #include "ctl.h"

@@ -71,6 +71,11 @@ struct rd_cycle_s {
 
     int64_t         nworkers;           /* worker_processes, "auto" resolved */
 
+    /* Services the modules install (postconfiguration): the limits for
+     * replies from Redis (resp) and TLS to Redis (upstream_tls); the
+     * upstream connections (rd_upstream.c) use them. */
+    const struct rd_resp_limits_s  *reply_limits;
+    const struct rd_upstream_io_s  *upstream_tls;
     rd_phase_handler_pt *phases[RD_PHASE_MAX];
     size_t               nphases[RD_PHASE_MAX];
 };

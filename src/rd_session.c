@@ -326,6 +326,7 @@ rd_request_free(rd_request_t *r)
     if (r->argv != r->argv_small) {
         free(r->argv);
     }
+    rd_request_unclassify(r);
     if (w->nfree_requests < RD_REQUEST_CACHE
         && r->raw.cap <= RD_REQUEST_KEEP_RAW)
     {
@@ -360,6 +361,10 @@ rd_request_new(rd_session_t *s)
     r->phase = RD_PHASE_DECODE;
     r->start_usec = w->loop.now_usec;
     r->argv = r->argv_small;
+    r->keys = r->keys_small;
+    r->touched = r->touched_small;
+    r->nkeys = -1;
+    r->ntouched = -2;
     return r;
 }
 
@@ -863,7 +868,7 @@ rd_request_set_command(rd_request_t *r, size_t argc, const rd_str_t *argv)
     r->argc = argc;
     rd_buf_free(&r->raw);
     r->raw = raw;
-    rd_conncmd_parse(&r->conncmd, r->argc, r->argv);
+    rd_request_classify(r);
 }
 
 static void

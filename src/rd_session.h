@@ -24,6 +24,7 @@
 
 #include "rd_core.h"
 #include "rd_buf.h"
+#include "rd_command.h"
 #include "rd_conncmd.h"
 #include "rd_event.h"
 #include "rd_module.h"
@@ -80,9 +81,24 @@ struct rd_request_s {
     rd_str_t       *argv;          /* point into raw */
     rd_str_t        argv_small[6];
     rd_buf_t        raw;           /* the command as a RESP multibulk */
+    /* What the request is, computed once by the core when its command is
+     * set (after the decode phase, and again when a module rewrites it:
+     * rd_request_set_command); every module reads these, none looks the
+     * command up or finds its keys again (rd_classify.c). */
     rd_conncmd_t    conncmd;       /* AUTH, HELLO, MULTI, ... as Redis
-                                      parses them (rd_conncmd.h); set
-                                      once, after the decode phase */
+                                      parses them (rd_conncmd.h) */
+    const rd_command_t *cmd;       /* the command table's row
+                                      (rd_command_lookup: a subcommand's
+                                      own row), NULL: unknown command */
+    size_t         *keys;          /* argv positions of the keys COMMAND
+                                      GETKEYS names, in its order */
+    int             nkeys;         /* -1: the arguments break the
+                                      command's key rules (Redis refuses
+                                      it), or no row */
+    size_t          keys_small[8];
+    size_t         *touched;       /* rd_request_touched() */
+    int             ntouched;      /* -2: not yet asked for */
+    size_t          touched_small[8];
     rd_buf_t        reply;         /* buffered reply (when not streamed) */
     unsigned        phase;
     unsigned        handler;
@@ -218,6 +234,16 @@ void rd_session_cleanup_add(rd_session_t *s, rd_session_cleanup_pt fn,
  * r->raw, which holds the RESP encoding sent upstream). */
 void rd_request_set_command(rd_request_t *r, size_t argc,
                             const rd_str_t *argv);
+/* Compute r's facts above from its argv (rd_request_set_command does;
+ * exposed for the unit tests). */
+void rd_request_classify(rd_request_t *r);
+/* Free what rd_request_classify() allocated (r is being freed). */
+void rd_request_unclassify(rd_request_t *r);
+/* Every key argument r's command may touch (RD_KEYS_TOUCHED in
+ * rd_command.h: a superset of r->keys, for the roles' key rules), worked
+ * out on the first call and kept: the count, or -1 as r->nkeys; *pos
+ * gets the positions. */
+int rd_request_touched(rd_request_t *r, const size_t **pos);
 /* Go on with r's command phases after the handler that returned RD_AGAIN
  * for it (a module that held r back, not one that answers it). */
 void rd_request_continue(rd_request_t *r);

@@ -12,7 +12,7 @@
 #include "rd_cluster_slots.h"
 #include "rd_session.h"
 #include "rd_timer.h"
-#include "rd_upconn.h"
+#include "rd_upstream.h"
 #include "rd_worker.h"
 
 extern rd_module_t rd_cluster_module;

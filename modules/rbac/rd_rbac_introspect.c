@@ -38,7 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rd_audit.h"
+#include "../audit/rd_audit.h"  /* interim: issue 12 removes it */
 #include "rd_buf.h"
 #include "rd_cycle.h"
 #include "rd_identity.h"

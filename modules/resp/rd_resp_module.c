@@ -13,8 +13,10 @@
 
 #include "rd_cycle.h"
 #include "rd_log.h"
-#include "rd_resp_module.h"
+#include "rd_resp.h"
 #include "rd_session.h"
+
+rd_module_t rd_resp_module;
 
 typedef struct {
     int64_t          max_bulk;
@@ -87,19 +89,6 @@ rd_resp_init_main(rd_conf_t *cf, void *conf)
     return NULL;
 }
 
-const rd_resp_limits_t *
-rd_resp_limits(rd_cycle_t *cycle)
-{
-    rd_resp_conf_t *c = rd_main_conf(cycle, rd_resp_module);
-    return &c->limits;
-}
-
-const rd_resp_limits_t *
-rd_resp_reply_limits(rd_cycle_t *cycle)
-{
-    rd_resp_conf_t *c = rd_main_conf(cycle, rd_resp_module);
-    return &c->reply_limits;
-}
 
 static void
 rd_resp_session_cleanup(rd_session_t *s, void *data)
@@ -120,9 +109,10 @@ rd_resp_decode(rd_session_t *s, rd_request_t *r)
         rd_session_cleanup_add(s, rd_resp_session_cleanup, p);
     }
 
+    rd_resp_conf_t *c = rd_main_conf(s->cycle, rd_resp_module);
     const char *err = NULL;
     rd_resp_status_t st = rd_resp_parse_request(p, rd_buf_rpos(&s->in),
-        rd_buf_used(&s->in), rd_resp_limits(s->cycle), &err);
+        rd_buf_used(&s->in), &c->limits, &err);
 
     switch (st) {
     case RD_RESP_OK:
@@ -171,6 +161,11 @@ rd_resp_intercept(rd_session_t *s, rd_request_t *r)
 static int
 rd_resp_postconfiguration(rd_cycle_t *cycle)
 {
+    rd_resp_conf_t *c = rd_main_conf(cycle, rd_resp_module);
+
+    /* Replies from Redis are scanned by the core's upstream connections
+     * (rd_upstream.c) with these. */
+    cycle->reply_limits = &c->reply_limits;
     rd_phase_add(cycle, RD_PHASE_DECODE, rd_resp_decode);
     return rd_phase_add(cycle, RD_PHASE_INTERCEPT, rd_resp_intercept);
 }

@@ -43,10 +43,10 @@
 #include "rd_cycle.h"
 #include "rd_log.h"
 #include "rd_net.h"
-#include "rd_resp_module.h"
+#include "rd_resp.h"
 #include "rd_session.h"
 #include "rd_stats.h"
-#include "rd_upconn.h"
+#include "rd_upstream.h"
 #include "rd_worker.h"
 
 rd_module_t rd_standalone_module;

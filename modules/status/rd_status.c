@@ -54,8 +54,8 @@
 #include "rd_status_int.h"
 #include "rd_worker.h"
 
-#if __has_include("rd_audit.h")
-#include "rd_audit.h"
+#if __has_include("../audit/rd_audit.h")  /* interim: issue 12 removes it */
+#include "../audit/rd_audit.h"
 #define RD_STATUS_AUDIT 1
 #endif
 

@@ -47,7 +47,7 @@
 #include <openssl/x509v3.h>
 
 #include "rd_cycle.h"
-#include "rd_identity.h"
+#include "rd_cert_identity.h"
 #include "rd_log.h"
 #include "rd_session.h"
 #include "rd_ssl.h"

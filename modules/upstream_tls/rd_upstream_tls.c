@@ -42,7 +42,7 @@
 #include "rd_log.h"
 #include "rd_stats.h"
 #include "rd_ssl.h"
-#include "rd_upstream_tls.h"
+#include "rd_upstream.h"
 #include "rd_worker.h"
 
 rd_module_t rd_upstream_tls_module;
@@ -81,6 +81,8 @@ typedef struct rd_utls_minted_s {
     EVP_PKEY                *key;
     time_t                   renew_at;
 } rd_utls_minted_t;
+
+typedef struct rd_upstream_tls_s rd_upstream_tls_t;
 
 struct rd_upstream_tls_s {
     SSL  *ssl;
@@ -462,9 +464,9 @@ rd_utls_exit_worker(rd_worker_t *w)
 
 /* --- connections ------------------------------------------------------------ */
 
-rd_upstream_tls_t *
-rd_upstream_tls_open(rd_worker_t *w, rd_database_t *db, const char *db_user,
-                     const char *host, int fd, char *err, size_t errlen)
+static void *
+rd_utls_open(rd_worker_t *w, rd_database_t *db, const char *db_user,
+             const char *host, int fd, char *err, size_t errlen)
 {
     rd_utls_conf_t *c = rd_main_conf(w->cycle, rd_upstream_tls_module);
     rd_utls_db_conf_t *dc = rd_utls_db_conf(db);
@@ -517,10 +519,10 @@ rd_upstream_tls_open(rd_worker_t *w, rd_database_t *db, const char *db_user,
     return t;
 }
 
-int
-rd_upstream_tls_handshake(rd_upstream_tls_t *t, uint32_t *events, char *err,
-                          size_t errlen)
+static int
+rd_utls_handshake(void *data, uint32_t *events, char *err, size_t errlen)
 {
+    rd_upstream_tls_t *t = data;
     ERR_clear_error();
     int rc = SSL_do_handshake(t->ssl);
     if (rc == 1) {
@@ -548,42 +550,48 @@ rd_upstream_tls_handshake(rd_upstream_tls_t *t, uint32_t *events, char *err,
     return RD_ERROR;
 }
 
-const char *
-rd_upstream_tls_error(rd_upstream_tls_t *t)
+static const char *
+rd_utls_error(void *data)
 {
+    rd_upstream_tls_t *t = data;
     return t->error[0] ? t->error : "TLS error";
 }
 
-ssize_t
-rd_upstream_tls_read(rd_upstream_tls_t *t, char *buf, size_t n)
+static ssize_t
+rd_utls_read(void *data, char *buf, size_t n)
 {
+    rd_upstream_tls_t *t = data;
     return rd_ssl_read(t->ssl, buf, n, t->error, sizeof(t->error));
 }
 
-ssize_t
-rd_upstream_tls_write(rd_upstream_tls_t *t, const char *buf, size_t n)
+static ssize_t
+rd_utls_write(void *data, const char *buf, size_t n)
 {
+    rd_upstream_tls_t *t = data;
     return rd_ssl_write(t->ssl, buf, n, t->error, sizeof(t->error));
 }
 
-size_t
-rd_upstream_tls_pending(rd_upstream_tls_t *t)
+static size_t
+rd_utls_pending(void *data)
 {
+    rd_upstream_tls_t *t = data;
     return (size_t)SSL_pending(t->ssl);
 }
 
 /* As rd_tls_release() on the client side (modules/tls/rd_tls.c). */
-void
-rd_upstream_tls_release(rd_upstream_tls_t *t)
+static void
+rd_utls_release(void *data)
 {
+    rd_upstream_tls_t *t = data;
     if (t && SSL_is_init_finished(t->ssl)) {
         SSL_free_buffers(t->ssl);
     }
 }
 
-void
-rd_upstream_tls_close(rd_upstream_tls_t *t)
+static void
+rd_utls_close(void *data)
 {
+    rd_upstream_tls_t *t = data;
     if (t == NULL) {
         return;
     }
@@ -591,11 +599,31 @@ rd_upstream_tls_close(rd_upstream_tls_t *t)
     free(t);
 }
 
+static const rd_upstream_io_t rd_utls_io = {
+    .open = rd_utls_open,
+    .handshake = rd_utls_handshake,
+    .read = rd_utls_read,
+    .write = rd_utls_write,
+    .pending = rd_utls_pending,
+    .release = rd_utls_release,
+    .error = rd_utls_error,
+    .close = rd_utls_close,
+};
+
+/* rediss:// connections of this cycle go through this module. */
+static int
+rd_utls_postconfiguration(rd_cycle_t *cycle)
+{
+    cycle->upstream_tls = &rd_utls_io;
+    return RD_OK;
+}
+
 rd_module_t rd_upstream_tls_module = {
     .name = "upstream_tls",
     .directives = rd_utls_directives,
     .create_conf = { rd_utls_create_main, NULL, rd_utls_create_db },
     .init_conf = { rd_utls_init_main, NULL, rd_utls_init_db },
+    .postconfiguration = rd_utls_postconfiguration,
     .init_master = rd_utls_init_master,
     .exit_worker = rd_utls_exit_worker,
 };

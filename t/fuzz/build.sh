@@ -27,11 +27,11 @@ src() {
 for t in $targets; do
     $cc -std=gnu11 -g -O1 -fno-omit-frame-pointer \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -I"$out/include" -I"$top/src" -I"$top/modules/resp" \
+        -I"$out/include" -I"$top/src" \
         -I"$top/modules/cluster" \
         -o "$out/$(src "$t")" "$here/$(src "$t").c" \
-        "$top/modules/resp/rd_resp_codec.c" \
-        "$top/modules/resp/rd_resp_value.c" "$top/src/rd_buf.c" \
+        "$top/src/rd_resp_codec.c" \
+        "$top/src/rd_resp_value.c" "$top/src/rd_buf.c" \
         "$top/src/rd_alloc.c" "$top/modules/cluster/rd_cluster_slots.c" \
         "$top/src/rd_conncmd.c" "$top/src/rd_match.c" \
         $(pkg-config --cflags --libs libpcre2-8)

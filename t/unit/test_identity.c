@@ -16,7 +16,7 @@
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 
-#include "rd_identity.h"
+#include "rd_cert_identity.h"
 
 static EVP_PKEY *test_key;
 

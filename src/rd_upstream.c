@@ -1,6 +1,6 @@
 /*
- * rd_upconn.c - one connection to a Redis server, for the routing modules
- * (see rd_upconn.h for the contract).
+ * rd_upstream.c - one connection to a Redis server, for the routing modules
+ * (see rd_upstream.h for the contract).
  */
 #include "config.h"
 
@@ -12,15 +12,23 @@
 
 #include "rd_log.h"
 #include "rd_net.h"
-#include "rd_resp_module.h"
+#include "rd_resp.h"
 #include "rd_stats.h"
-#include "rd_upconn.h"
+#include "rd_upstream.h"
 #include "rd_worker.h"
 
 #define RD_UPCONN_READ_CHUNK (16 * 1024)
 
 static void rd_upconn_read_handler(rd_conn_t *c);
 static void rd_upconn_write_handler(rd_conn_t *c);
+
+static void
+rd_upconn_release(rd_upconn_t *uc)
+{
+    if (uc->tls && uc->io->release) {
+        uc->io->release(uc->tls);
+    }
+}
 
 static void
 rd_upconn_push(rd_upconn_t *uc, void *data)
@@ -83,8 +91,10 @@ rd_upconn_init(rd_upconn_t *uc, rd_worker_t *w, rd_database_t *db,
 void
 rd_upconn_close(rd_upconn_t *uc)
 {
-    rd_upstream_tls_close(uc->tls);
-    uc->tls = NULL;
+    if (uc->tls) {
+        uc->io->close(uc->tls);
+        uc->tls = NULL;
+    }
     if (uc->conn) {
         rd_conn_close(uc->conn);
         uc->conn = NULL;
@@ -161,8 +171,8 @@ static ssize_t
 rd_upconn_io(rd_upconn_t *uc, char *rbuf, const char *wbuf, size_t n)
 {
     if (uc->tls) {
-        return rbuf ? rd_upstream_tls_read(uc->tls, rbuf, n)
-                    : rd_upstream_tls_write(uc->tls, wbuf, n);
+        return rbuf ? uc->io->read(uc->tls, rbuf, n)
+                    : uc->io->write(uc->tls, wbuf, n);
     }
     ssize_t r = rbuf ? read(uc->conn->fd, rbuf, n)
                      : write(uc->conn->fd, wbuf, n);
@@ -190,8 +200,14 @@ rd_upconn_establish(rd_upconn_t *uc)
         }
         uc->tcp_up = 1;
         if (uc->db->tls) {
-            uc->tls = rd_upstream_tls_open(uc->worker, uc->db, uc->user,
-                                           uc->host, c->fd, err, sizeof(err));
+            uc->io = uc->worker->cycle->upstream_tls;
+            if (uc->io == NULL) {
+                rd_upconn_fail(uc, "upstream unavailable: rediss:// needs "
+                               "the upstream_tls module");
+                return -1;
+            }
+            uc->tls = uc->io->open(uc->worker, uc->db, uc->user, uc->host,
+                                   c->fd, err, sizeof(err));
             if (uc->tls == NULL) {
                 snprintf(why, sizeof(why), "upstream unavailable: %s", err);
                 rd_upconn_fail(uc, why);
@@ -201,8 +217,7 @@ rd_upconn_establish(rd_upconn_t *uc)
     }
     if (uc->tls) {
         uint32_t events = 0;
-        int rc = rd_upstream_tls_handshake(uc->tls, &events, err,
-                                           sizeof(err));
+        int rc = uc->io->handshake(uc->tls, &events, err, sizeof(err));
         if (rc == RD_AGAIN) {
             rd_conn_watch(c, events);
             return 0;
@@ -223,7 +238,7 @@ static const char *
 rd_upconn_io_error(rd_upconn_t *uc, char *buf, size_t n)
 {
     snprintf(buf, n, "upstream connection lost: %s",
-             uc->tls ? rd_upstream_tls_error(uc->tls) : strerror(errno));
+             uc->tls ? uc->io->error(uc->tls) : strerror(errno));
     return buf;
 }
 
@@ -252,7 +267,7 @@ rd_upconn_write_handler(rd_conn_t *c)
     /* Drained: an idle connection keeps no buffer. */
     rd_buf_free(&uc->out);
     if (rd_buf_used(&uc->in) == 0) {
-        rd_upstream_tls_release(uc->tls);
+        rd_upconn_release(uc);
     }
     rd_conn_watch(c, EPOLLIN);
 }
@@ -290,11 +305,11 @@ rd_upconn_read_handler(rd_conn_t *c)
         return;
     }
     rd_buf_produce(&uc->in, (size_t)n);
-    if (uc->tls && rd_upstream_tls_pending(uc->tls) > 0) {
+    if (uc->tls && uc->io->pending(uc->tls) > 0) {
         rd_conn_post(c);        /* decrypted bytes epoll will not report */
     }
 
-    const rd_resp_limits_t *lim = rd_resp_reply_limits(uc->worker->cycle);
+    const rd_resp_limits_t *lim = uc->worker->cycle->reply_limits;
 
     while (rd_buf_used(&uc->in) > 0) {
         if (uc->count == 0) {
@@ -325,6 +340,6 @@ rd_upconn_read_handler(rd_conn_t *c)
     }
     rd_buf_free(&uc->in);
     if (rd_buf_used(&uc->out) == 0) {
-        rd_upstream_tls_release(uc->tls);
+        rd_upconn_release(uc);
     }
 }

@@ -1,5 +1,5 @@
 /*
- * rd_identity.h - who a client certificate says its holder is.
+ * rd_cert_identity.h - who a client certificate says its holder is.
  *
  * One piece of code reads and writes the identity in certificates, shared
  * by redoubt (reading, in the identify phase) and redoubtctl (writing, in
@@ -16,12 +16,14 @@
  * attributes keep their order. The arc is a UUID-derived OID (X.667), so
  * it needs no registration and collides with nobody's.
  */
-#ifndef RD_IDENTITY_H
-#define RD_IDENTITY_H
+#ifndef RD_CERT_IDENTITY_H
+#define RD_CERT_IDENTITY_H
 
 #include <time.h>
 
 #include <openssl/x509.h>
+
+#include "rd_identity.h"
 
 #define RD_IDENTITY_ARC "2.25.93414321743527038502281803679313111139"
 #define RD_OID_ROLE           RD_IDENTITY_ARC ".1"
@@ -30,19 +32,6 @@
 #define RD_OID_ROUTE_DB       RD_IDENTITY_ARC ".4"
 #define RD_OID_ROUTE_DB_USER  RD_IDENTITY_ARC ".5"
 
-typedef struct rd_identity_s {
-    char    *user;
-    char   **roles;
-    size_t   nroles;
-    char   **db_users;          /* trait values; "*" allowed */
-    size_t   ndb_users;
-    char   **db_names;
-    size_t   ndb_names;
-    char    *route_db;          /* NULL: no route */
-    char    *route_db_user;     /* NULL: none */
-    time_t   not_before;
-    time_t   not_after;
-} rd_identity_t;
 
 /* Read the identity of a certificate. Returns 0, or -1 with a reason in
  * err (e.g. "certificate has no user (CN)"). On success free it with
@@ -52,8 +41,5 @@ int  rd_identity_from_cert(X509 *cert, rd_identity_t *id, char *err,
 /* Append the identity's attributes (CN first) to a subject name. Returns
  * 0 or -1 (a value that is empty or not valid UTF-8). */
 int  rd_identity_to_name(const rd_identity_t *id, X509_NAME *name);
-void rd_identity_free(rd_identity_t *id);
-/* "alice roles=[access,dev] db_users=[alice] db_names=[*] route=db/alice" */
-void rd_identity_format(const rd_identity_t *id, char *buf, size_t n);
 
 #endif

@@ -1,9 +1,9 @@
 /*
- * rd_identity.c - read and write the identity a certificate carries.
+ * rd_cert_identity.c - read and write the identity a certificate carries.
  *
  * The writer (redoubtctl) and the reader (redoubt's identify phase, and
  * "redoubtctl cert show") share this code, so the encoding described in
- * rd_identity.h and redoubtctl(1) exists in one place only.
+ * rd_cert_identity.h and redoubtctl(1) exists in one place only.
  *
  * The reader does not trust what it reads: a certificate may come from a
  * misconfigured or hostile issuer. It bounds the number of attributes and
@@ -22,7 +22,7 @@
 #include <openssl/x509.h>
 
 #include "rd_core.h"
-#include "rd_identity.h"
+#include "rd_cert_identity.h"
 
 #define RD_ID_MAX_VALUES   256      /* per kind: roles, db_users, db_names */
 #define RD_ID_MAX_LEN      1024     /* bytes of one value */
@@ -113,29 +113,6 @@ rd_id_value_problem(const unsigned char *s, size_t n)
 
 /* --- reading ----------------------------------------------------------- */
 
-static void
-rd_id_list_free(char **list, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(list[i]);
-    }
-    free(list);
-}
-
-void
-rd_identity_free(rd_identity_t *id)
-{
-    if (id == NULL) {
-        return;
-    }
-    free(id->user);
-    rd_id_list_free(id->roles, id->nroles);
-    rd_id_list_free(id->db_users, id->ndb_users);
-    rd_id_list_free(id->db_names, id->ndb_names);
-    free(id->route_db);
-    free(id->route_db_user);
-    memset(id, 0, sizeof(*id));
-}
 
 static void
 rd_id_list_push(char ***list, size_t *n, char *v)
@@ -425,90 +402,4 @@ rd_identity_to_name(const rd_identity_t *id, X509_NAME *name)
         ERR_clear_error();
     }
     return rc;
-}
-
-/* --- formatting -------------------------------------------------------- */
-
-typedef struct {
-    char   *buf;
-    size_t  n;
-    size_t  len;                /* bytes written, excluding the NUL */
-} rd_id_out_t;
-
-static void
-rd_id_putc(rd_id_out_t *o, char c)
-{
-    if (o->len + 1 < o->n) {
-        o->buf[o->len++] = c;
-        o->buf[o->len] = '\0';
-    }
-}
-
-static void
-rd_id_puts(rd_id_out_t *o, const char *s)
-{
-    while (*s) {
-        rd_id_putc(o, *s++);
-    }
-}
-
-/* A value, with control characters escaped so that a log line stays one
- * line whatever a certificate holds. */
-static void
-rd_id_putv(rd_id_out_t *o, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f || *p == '\\') {
-            rd_id_putc(o, '\\');
-            rd_id_putc(o, 'x');
-            rd_id_putc(o, hex[*p >> 4]);
-            rd_id_putc(o, hex[*p & 0xf]);
-        } else {
-            rd_id_putc(o, (char)*p);
-        }
-    }
-}
-
-static void
-rd_id_put_list(rd_id_out_t *o, const char *label, char *const *list,
-               size_t n)
-{
-    rd_id_putc(o, ' ');
-    rd_id_puts(o, label);
-    rd_id_puts(o, "=[");
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0) {
-            rd_id_putc(o, ',');
-        }
-        rd_id_putv(o, list[i]);
-    }
-    rd_id_putc(o, ']');
-}
-
-void
-rd_identity_format(const rd_identity_t *id, char *buf, size_t n)
-{
-    rd_id_out_t o = { buf, n, 0 };
-    if (buf == NULL || n == 0) {
-        return;
-    }
-    buf[0] = '\0';
-    if (id == NULL) {
-        return;
-    }
-    rd_id_putv(&o, id->user ? id->user : "?");
-    rd_id_put_list(&o, "roles", id->roles, id->nroles);
-    rd_id_put_list(&o, "db_users", id->db_users, id->ndb_users);
-    rd_id_put_list(&o, "db_names", id->db_names, id->ndb_names);
-    if (id->route_db != NULL || id->route_db_user != NULL) {
-        rd_id_puts(&o, " route=");
-        if (id->route_db != NULL) {
-            rd_id_putv(&o, id->route_db);
-        }
-        if (id->route_db_user != NULL) {
-            rd_id_putc(&o, '/');
-            rd_id_putv(&o, id->route_db_user);
-        }
-    }
 }

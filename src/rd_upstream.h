@@ -1,6 +1,6 @@
 /*
- * rd_upconn.h - one connection to a Redis server (a standalone server or a
- * cluster node), plain or TLS, shared by the routing modules.
+ * rd_upstream.h - one connection to a Redis server (a standalone server or a
+ * cluster node), plain or TLS: the core's service for the routing modules.
  *
  * The owner queues commands with rd_upconn_send(uc, cmd, n, data): they are
  * written in order as the socket allows, and Redis answers them in order,
@@ -16,9 +16,15 @@
  * and checking the server's against uc->host); commands sent before it is
  * up wait in the output buffer. The database's connect_timeout bounds the
  * whole of it.
+ *
+ * Transport: plain socket I/O by default. TLS sits behind an I/O table
+ * (rd_upstream_io_t), which the upstream_tls module installs in the cycle
+ * (cycle->upstream_tls) the way a TLS module replaces rd_session_io_t on
+ * the client side; the core knows nothing of OpenSSL. Replies are scanned
+ * with cycle->reply_limits (set by the resp module).
  */
-#ifndef RD_UPCONN_H
-#define RD_UPCONN_H
+#ifndef RD_UPSTREAM_H
+#define RD_UPSTREAM_H
 
 #include "rd_core.h"
 #include "rd_buf.h"
@@ -26,9 +32,32 @@
 #include "rd_event.h"
 #include "rd_resp.h"
 #include "rd_timer.h"
-#include "rd_upstream_tls.h"
 
 typedef struct rd_upconn_s rd_upconn_t;
+
+/* TLS (or any other transport) on an upstream connection. t is what open
+ * returned. read and write return bytes moved, 0 on orderly close (read
+ * only), RD_AGAIN or RD_ERROR. */
+typedef struct rd_upstream_io_s {
+    /* Start on a connected socket fd to db, presenting a certificate for
+     * database user db_user and checking the server's against host; NULL
+     * and err on failure. */
+    void       *(*open)(rd_worker_t *w, rd_database_t *db,
+                        const char *db_user, const char *host, int fd,
+                        char *err, size_t errlen);
+    /* RD_OK: done; RD_AGAIN: wait for *events; RD_ERROR: err says why. */
+    int         (*handshake)(void *t, uint32_t *events, char *err,
+                             size_t errlen);
+    ssize_t     (*read)(void *t, char *buf, size_t n);
+    ssize_t     (*write)(void *t, const char *buf, size_t n);
+    /* Bytes decrypted and buffered, which epoll will not report. */
+    size_t      (*pending)(void *t);
+    /* Nothing waits to be read or written: give buffers back. */
+    void        (*release)(void *t);
+    /* Why the last read or write returned RD_ERROR. */
+    const char *(*error)(void *t);
+    void        (*close)(void *t);
+} rd_upstream_io_t;
 
 typedef struct {
     /* Bytes of the reply owned by data. Return 0 to go on, -1 when the
@@ -50,7 +79,8 @@ struct rd_upconn_s {
     void                      *owner;
 
     rd_conn_t                 *conn;      /* NULL: not connected */
-    rd_upstream_tls_t         *tls;
+    const rd_upstream_io_t    *io;        /* NULL: plain socket I/O */
+    void                      *tls;       /* io's state */
     unsigned                   tcp_up:1;
     unsigned                   connected:1; /* TCP and TLS done: ready */
     unsigned                   never_up:1;  /* the last failure came before

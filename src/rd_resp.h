@@ -25,7 +25,7 @@ typedef enum {
     RD_RESP_ERROR       /* malformed or over a limit; see *err */
 } rd_resp_status_t;
 
-typedef struct {
+typedef struct rd_resp_limits_s {
     uint64_t max_bulk;    /* largest bulk string, bytes (default 512mb) */
     uint64_t max_array;   /* most elements in one array (default 1048576) */
     uint64_t max_inline;  /* longest inline command line (default 64kb) */
