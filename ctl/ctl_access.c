@@ -17,6 +17,7 @@
 #include "rd_cycle.h"
 #include "rd_cert_identity.h"
 #include "rd_rbac.h"
+#include "rd_session.h"
 
 #include "ctl.h"
 
@@ -195,7 +196,10 @@ ctl_access_check(const char *cmd, ctl_access_t *a, const char *dbname,
     /* A command: as the session's user, "default" before any AUTH. */
     const char *user = session_user ? session_user : "default";
     memset(&d, 0, sizeof(d));
-    ok = rd_rbac_check_command(a->cycle, id, db, user, argc, argv, &d);
+    rd_request_t r;
+    rd_request_from_argv(&r, argc, argv);   /* as the server sees it */
+    ok = rd_rbac_check_command(a->cycle, id, db, user, &r, &d);
+    rd_request_unclassify(&r);
     ctl_put_decision(&d, db->name, user, argc, argv, NULL, NULL);
     return ok ? 0 : 1;
 }

@@ -59,6 +59,17 @@ rd_request_classify(rd_request_t *r)
     }
 }
 
+void
+rd_request_from_argv(rd_request_t *r, size_t argc, const rd_str_t *argv)
+{
+    memset(r, 0, sizeof(*r));
+    r->argc = argc;
+    r->argv = (rd_str_t *)argv;     /* only read: no request writes argv */
+    r->keys = r->keys_small;
+    r->touched = r->touched_small;
+    rd_request_classify(r);
+}
+
 int
 rd_request_touched(rd_request_t *r, const size_t **pos)
 {

@@ -1,6 +1,7 @@
 /*
  * rd_core_module.c - the core module: processes, logs, limits, listeners
- * and databases; the default target database; QUIT.
+ * and databases; the default target database; QUIT. And the route module:
+ * each request's filter and route step, handed to its database's router.
  *
  * The elements of the listen and databases lists are the core's own
  * confs at the LISTEN and DB levels (rd_listener_t, rd_database_t), so
@@ -609,11 +610,13 @@ rd_core_authorize(rd_session_t *s, rd_request_t *r)
     return RD_OK;
 }
 
-/* QUIT is answered here, as redis-server does: +OK, then close. */
+/* QUIT is answered here, as redis-server does: +OK, then close. The
+ * session engine sends QUIT past the filter phase (rd_session.c), so no
+ * module can refuse it; it is counted and audited as any command. */
 static int
 rd_core_intercept(rd_session_t *s, rd_request_t *r)
 {
-    if (rd_str_eq_ci(r->argv[0], "quit")) {
+    if (r->conncmd.kind == RD_CONN_QUIT) {
         rd_request_reply_append(r, "+OK\r\n", 5);
         r->close_after = 1;
         return RD_DONE;
@@ -637,4 +640,63 @@ rd_module_t rd_core_module = {
     .init_conf = { rd_core_init_main, rd_core_init_listen, rd_core_init_db },
     .postconfiguration = rd_core_postconfiguration,
     .init_master = rd_core_init_master,
+};
+
+/* --- the route module --------------------------------------------------- */
+
+/*
+ * A database's router (rd_cycle.h) is set by the module that serves its
+ * mode; this module calls it. It is a registry entry of its own so that
+ * the router's filter runs where the registry places it among the other
+ * modules' filters (after rbac's: rd_modules.c says why), whichever
+ * module routes the database.
+ */
+
+/* Every database has a router once all modules have seen it (the
+ * database-level hooks ran while the list was read, before this). */
+static const char *
+rd_route_init_main(rd_conf_t *cf, void *conf)
+{
+    rd_core_conf_t *c = rd_core_conf(cf->cycle);
+
+    for (size_t i = 0; i < c->ndbs; i++) {
+        rd_database_t *db = c->dbs[i];
+        if (db->router == NULL) {
+            rd_conf_error_at(cf, db->ctx, "uri", "database \"%s\": no "
+                             "module of this build routes a mode=%s "
+                             "database", db->name,
+                             db->mode == RD_DB_CLUSTER ? "cluster"
+                                                       : "standalone");
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static int
+rd_route_filter(rd_session_t *s, rd_request_t *r)
+{
+    const rd_router_t *rt = s->database->router;
+    return rt && rt->filter ? rt->filter(s, r) : RD_DECLINED;
+}
+
+/* Declined without a router: the core answers "no route". */
+static int
+rd_route_route(rd_session_t *s, rd_request_t *r)
+{
+    const rd_router_t *rt = s->database->router;
+    return rt ? rt->route(s, r) : RD_DECLINED;
+}
+
+static int
+rd_route_postconfiguration(rd_cycle_t *cycle)
+{
+    rd_phase_add(cycle, RD_PHASE_FILTER, rd_route_filter);
+    return rd_phase_add(cycle, RD_PHASE_ROUTE, rd_route_route);
+}
+
+rd_module_t rd_route_module = {
+    .name = "route",
+    .init_conf = { rd_route_init_main, NULL, NULL },
+    .postconfiguration = rd_route_postconfiguration,
 };

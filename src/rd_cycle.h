@@ -43,11 +43,29 @@ typedef enum {
     RD_DB_CLUSTER
 } rd_db_mode_t;
 
+/*
+ * How a database's requests reach Redis, chosen once per database while
+ * the configuration is read, as nginx's proxy_pass sets a server's
+ * content handler: the module that serves the database's mode
+ * (standalone, cluster) claims it in its database-level init_conf hook.
+ * The core's route module (rd_core_module.c) then calls these in the
+ * filter and route phases; a database no module claimed is a
+ * configuration error. The handlers take and return what phase handlers
+ * do (rd_module.h).
+ */
+typedef struct {
+    const char          *name;          /* the module, for messages */
+    rd_phase_handler_pt  filter;        /* refuse what it cannot route
+                                           (RD_DONE), or NULL */
+    rd_phase_handler_pt  route;         /* send the request on */
+} rd_router_t;
+
 struct rd_database_s {
     char           *name;
     char           *uri;
     int             tls;                /* rediss:// */
     rd_db_mode_t    mode;
+    const rd_router_t *router;          /* set by the mode's module */
     char           *host;
     uint16_t        port;
     int64_t         select_db;          /* the uri's "/N", 0: none */

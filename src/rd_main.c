@@ -213,7 +213,9 @@ main(int argc, char **argv)
         return 1;
     }
 
-    rd_modules_init();
+    if (rd_modules_init() != RD_OK) {
+        return 1;
+    }
     if (test || signame) {
         rd_log_plain("redoubt");     /* no time or pid: not a log */
     }
@@ -247,6 +249,10 @@ main(int argc, char **argv)
         return rc;
     }
 
+    /* The shared counters, before the first fork (rd_stats.h). */
+    rd_stats_init();
+    rd_stats_register_databases(cycle);
+
     rd_core_conf_t *ccf = rd_core_conf(cycle);
     pid_t running = rd_pid_file_read(ccf->pid_file);
     if (running > 0 && running != getpid() && kill(running, 0) == 0) {
@@ -266,7 +272,7 @@ main(int argc, char **argv)
         return 1;
     }
     if (rd_cycle_open_listeners(cycle, NULL, &err) != 0
-        || rd_stats_server_open(cycle, NULL, &err) != 0)
+        || rd_modules_process_open(cycle, NULL, &err) != 0)
     {
         fprintf(stderr, "redoubt: %s\n", err);
         rd_log_error("%s", err);

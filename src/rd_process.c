@@ -1,6 +1,7 @@
 /*
- * rd_process.c - the master process: start workers, watch them, act on
- * signals.
+ * rd_process.c - the master process: start workers (and the modules'
+ * helper processes, such as the status server, in the slots after the
+ * workers: rd_module_process_t), watch them, act on signals.
  *
  * The master blocks every signal it cares about and takes them one at a
  * time with sigtimedwait(2) in a single loop, so there is no handler code
@@ -36,6 +37,7 @@
 
 #include "rd_cycle.h"
 #include "rd_log.h"
+#include "rd_module.h"
 #include "rd_notify.h"
 #include "rd_process.h"
 #include "rd_stats.h"
@@ -131,8 +133,10 @@ rd_master_spawn(rd_master_t *m, int slot)
         return;
     }
     if (pid == 0) {
-        if (slot >= rd_worker_count(m->cycle)) {
-            rd_stats_server_main(m->cycle);     /* the status server */
+        int workers = (int)rd_worker_count(m->cycle);
+        if (slot >= workers) {
+            /* A module's helper process (the status server). */
+            rd_modules_process_main(m->cycle, slot - workers);
         }
         rd_worker_main(m->cycle, slot);
     }
@@ -149,7 +153,7 @@ rd_master_spawn(rd_master_t *m, int slot)
 static void
 rd_master_start_workers(rd_master_t *m)
 {
-    m->nslots = rd_worker_count(m->cycle) + rd_stats_server_wanted(m->cycle);
+    m->nslots = rd_worker_count(m->cycle) + rd_modules_processes(m->cycle);
     free(m->failures);
     free(m->respawn_at);
     m->failures = rd_calloc((size_t)m->nslots, sizeof(int));
@@ -243,8 +247,14 @@ rd_master_reload(rd_master_t *m)
         rd_stats_reload(0);
         return;
     }
-    if (rd_cycle_init_master(nc, &err) != 0
-        || rd_stats_server_open(nc, m->cycle, &err) != 0
+    int rc = rd_cycle_init_master(nc, &err);
+    if (rc == 0) {
+        /* Its databases get their series before anything can fail the
+         * reload on the way (a database keeps its index for good). */
+        rd_stats_register_databases(nc);
+    }
+    if (rc != 0
+        || rd_modules_process_open(nc, m->cycle, &err) != 0
         || rd_cycle_open_listeners(nc, m->cycle, &err) != 0)
     {
         rd_log_error("reload failed, still running the old configuration: "

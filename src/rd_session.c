@@ -9,7 +9,7 @@
  *   DECODE handlers (resp) --- incomplete ---> wait for more bytes
  *        |  complete: request queued at s->tail
  *        v
- *   FILTER > INTERCEPT > ROUTE handlers
+ *   FILTER > INTERCEPT > ROUTE handlers   (QUIT: from INTERCEPT on)
  *        |  RD_DONE: reply known now      RD_AGAIN: a module answers later
  *        v                                 with rd_request_reply_append()
  *   rd_request_done(r)                     and rd_request_done(r)
@@ -46,8 +46,9 @@
 
 typedef struct rd_session_cleanup_s {
     struct rd_session_cleanup_s *next;
-    rd_session_cleanup_pt        fn;
+    rd_session_cleanup_pt        fn;           /* may be NULL */
     void                        *data;
+    unsigned                     free_data:1;  /* then free(data) */
 } rd_session_cleanup_t;
 
 static void rd_session_read_handler(rd_conn_t *c);
@@ -242,6 +243,13 @@ rd_session_activate(rd_session_t *s)
     s->state = RD_SESSION_ACTIVE;
     rd_stats_session_start(s);
     s->started = 1;
+    /* After every session phase handler of every module: a hook knows
+     * the session was let in (the audit's session.start "allowed"). */
+    for (unsigned i = 0; i < rd_nmodules; i++) {
+        if (rd_modules[i]->session_start) {
+            rd_modules[i]->session_start(s);
+        }
+    }
     s->conn->read = rd_session_read_handler;
     s->conn->write = rd_session_write_handler;
     rd_conn_watch(s->conn, EPOLLIN);
@@ -300,8 +308,47 @@ rd_session_cleanup_add(rd_session_t *s, rd_session_cleanup_pt fn, void *data)
     rd_session_cleanup_t *c = rd_alloc(sizeof(*c));
     c->fn = fn;
     c->data = data;
+    c->free_data = 0;
     c->next = s->cleanups;
     s->cleanups = c;
+}
+
+/* The first rd_session_ctx_get() of a module for s. */
+void *
+rd_session_ctx_make(rd_session_t *s, const rd_module_t *m, size_t size,
+                    rd_session_ctx_init_pt init, rd_session_cleanup_pt cleanup)
+{
+    void *ctx = rd_calloc(1, size);
+    s->ctx[m->index] = ctx;
+    rd_session_cleanup_add(s, cleanup, ctx);
+    s->cleanups->free_data = 1;         /* the entry just added */
+    if (init) {
+        init(s, ctx);
+    }
+    return ctx;
+}
+
+/* --- the end of a session set by a module (rd_session_end_at) ---------- */
+
+static void
+rd_session_end_handler(rd_timer_t *t)
+{
+    rd_session_t *s = t->data;
+    rd_session_log(s, RD_LOG_INFO, "%s, closing", s->end_reason);
+    rd_session_close(s, s->end_reason);
+}
+
+void
+rd_session_end_at(rd_session_t *s, rd_msec_t when, const char *reason)
+{
+    rd_msec_t now = s->worker->loop.now;
+
+    if (!rd_timer_armed(&s->end_timer) || when < s->end_timer.when) {
+        s->end_reason = reason;
+        s->end_timer.handler = rd_session_end_handler;
+        s->end_timer.data = s;
+        rd_timer_add(&s->worker->loop.timers, &s->end_timer, now, when - now);
+    }
 }
 
 /*
@@ -409,7 +456,7 @@ rd_session_close(rd_session_t *s, const char *reason)
     rd_conn_close(s->conn);
     rd_timer_del(&w->loop.timers, &s->idle_timer);
     rd_timer_del(&w->loop.timers, &s->linger_timer);
-    rd_timer_del(&w->loop.timers, &s->expiry_timer);
+    rd_timer_del(&w->loop.timers, &s->end_timer);
     rd_timer_del(&w->loop.timers, &s->request_timer);
 
     /* Move from the active list to the dead list; rd_session_free runs
@@ -434,7 +481,12 @@ rd_session_free(rd_session_t *s)
     while (s->cleanups) {
         rd_session_cleanup_t *c = s->cleanups;
         s->cleanups = c->next;
-        c->fn(s, c->data);
+        if (c->fn) {
+            c->fn(s, c->data);
+        }
+        if (c->free_data) {
+            free(c->data);
+        }
         free(c);
     }
     while (s->head) {
@@ -799,7 +851,10 @@ rd_session_process_input(rd_session_t *s)
             r->phase = RD_PHASE_REPLY;
             rd_request_error(r, "%s", msg);
         } else {
-            r->phase = RD_PHASE_FILTER;
+            /* No filter may refuse QUIT (rd_session.h): the core's
+             * intercept answers it. */
+            r->phase = r->conncmd.kind == RD_CONN_QUIT ? RD_PHASE_INTERCEPT
+                                                       : RD_PHASE_FILTER;
             rd_request_run(r);
         }
         if (r->close_after && s->state == RD_SESSION_ACTIVE) {
@@ -915,6 +970,21 @@ rd_request_reply_append(rd_request_t *r, const char *p, size_t n)
         s->buffered += n;
     }
     rd_session_check_output(s);
+}
+
+int
+rd_request_reply_reset(rd_request_t *r)
+{
+    if (r->streaming) {
+        return -1;
+    }
+    if (rd_buf_used(&r->reply) > 0) {
+        r->session->buffered -= rd_buf_used(&r->reply);
+        rd_buf_reset(&r->reply);
+        r->reply_type = 0;
+        r->reply_head_len = 0;
+    }
+    return 0;
 }
 
 void

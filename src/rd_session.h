@@ -2,9 +2,12 @@
  * rd_session.h - a client session and its requests.
  *
  * A session is one client connection inside one worker. It runs the
- * session phases once (accept, handshake, identify, authorize), then for
- * every request the command phases (decode, filter, intercept, route,
- * reply, audit).
+ * session phases once (accept, handshake, identify, authorize), then the
+ * modules' session_start hooks, then for every request the command phases
+ * (decode, filter, intercept, route, reply, audit). QUIT skips the filter
+ * phase: nothing refuses it (as in redis-server, it works before AUTH,
+ * whatever the roles, and while the audit log cannot be written); the
+ * core's intercept answers it.
  *
  * Requests are kept in a queue in the order they arrived. A request whose
  * reply is ready waits in the queue until every earlier one has been
@@ -166,7 +169,8 @@ struct rd_session_s {
 
     rd_timer_t          idle_timer;
     int64_t             idle_timeout; /* ms, 0 = none; modules may lower it */
-    rd_timer_t          expiry_timer; /* for modules: session end time */
+    rd_timer_t          end_timer;    /* the core's: rd_session_end_at() */
+    const char         *end_reason;   /* why the session ends then */
     rd_timer_t          request_timer;/* limits.request_timeout: armed while
                                          a request is partly read */
     uint64_t            request_mark; /* s->commands when it was armed */
@@ -230,6 +234,37 @@ typedef void (*rd_session_cleanup_pt)(rd_session_t *s, void *data);
 void rd_session_cleanup_add(rd_session_t *s, rd_session_cleanup_pt fn,
                             void *data);
 
+/*
+ * Module m's state for s, s->ctx[m->index], made on the first call:
+ * size zeroed bytes, then init (may be NULL) fills in what is not zero.
+ * When the session is freed, cleanup (may be NULL) releases what the
+ * state holds (in the order of rd_session_cleanup_add, with the state as
+ * data) and the core then frees the state itself. Later calls return the
+ * same state (size, init and cleanup are not looked at again).
+ */
+typedef void (*rd_session_ctx_init_pt)(rd_session_t *s, void *ctx);
+void *rd_session_ctx_make(rd_session_t *s, const rd_module_t *m, size_t size,
+                          rd_session_ctx_init_pt init,
+                          rd_session_cleanup_pt cleanup);
+
+static inline void *
+rd_session_ctx_get(rd_session_t *s, const rd_module_t *m, size_t size,
+                   rd_session_ctx_init_pt init, rd_session_cleanup_pt cleanup)
+{
+    void *ctx = s->ctx[m->index];
+    return ctx ? ctx : rd_session_ctx_make(s, m, size, init, cleanup);
+}
+
+/*
+ * The session ends at when (the worker loop's clock, loop.now
+ * milliseconds) with reason, unless an earlier end is set already (the
+ * earliest is kept; at an equal time, the first). At that time the core
+ * logs "<reason>, closing" and closes the session with reason (the audit
+ * log's session.end reason). reason must live as long as the session (a
+ * string literal).
+ */
+void rd_session_end_at(rd_session_t *s, rd_msec_t when, const char *reason);
+
 /* Replace the command of r (argv are copied; r->argv then points into
  * r->raw, which holds the RESP encoding sent upstream). */
 void rd_request_set_command(rd_request_t *r, size_t argc,
@@ -239,6 +274,13 @@ void rd_request_set_command(rd_request_t *r, size_t argc,
 void rd_request_classify(rd_request_t *r);
 /* Free what rd_request_classify() allocated (r is being freed). */
 void rd_request_unclassify(rd_request_t *r);
+/* A request that is nothing but a command, classified as the server
+ * classifies a decoded one, for code that has no session (redoubtctl's
+ * "access check", the unit tests): r is cleared and points at argv,
+ * which is not copied and must outlive r. Only the facts above are
+ * set; rd_request_unclassify() frees what they hold. */
+void rd_request_from_argv(rd_request_t *r, size_t argc,
+                          const rd_str_t *argv);
 /* Every key argument r's command may touch (RD_KEYS_TOUCHED in
  * rd_command.h: a superset of r->keys, for the roles' key rules), worked
  * out on the first call and kept: the count, or -1 as r->nkeys; *pos
@@ -249,6 +291,13 @@ int rd_request_touched(rd_request_t *r, const size_t **pos);
 void rd_request_continue(rd_request_t *r);
 /* Append bytes of r's reply (streamed if r is at the head). */
 void rd_request_reply_append(rd_request_t *r, const char *p, size_t n);
+/* Take back what was appended of r's reply so far (an upstream failed
+ * mid-reply and r is to be answered anew, with an error): the bytes held
+ * for the client go, and with them their share of the output limit, and
+ * r is as if nothing had been appended. Returns 0, or -1 when part of
+ * the reply was streamed to the client already: that cannot be taken
+ * back, r is left as it is, and the caller closes the session. */
+int  rd_request_reply_reset(rd_request_t *r);
 /* The reply of r is complete: run the phases that follow. */
 void rd_request_done(rd_request_t *r);
 /* Produce a whole error reply "-<msg>\r\n" for r and complete it. */

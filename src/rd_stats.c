@@ -4,18 +4,17 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <strings.h>
 #include <unistd.h>
-
-#include <openssl/x509.h>
 
 #include "rd_command.h"
 #include "rd_cycle.h"
 #include "rd_log.h"
+#include "rd_module.h"
 #include "rd_session.h"
 #include "rd_stats.h"
 #include "rd_worker.h"
@@ -48,14 +47,6 @@ rd_stats_slot_t          *rd_stats_me = &rd_stats_dummy;
 static const rd_database_t *rd_stats_dbs;
 static size_t               rd_stats_ndbs;
 static unsigned char       *rd_stats_dbmap;
-
-/* Set by the master for the cycle being built (see the header). */
-static int64_t rd_stats_pending_cert;
-
-static const rd_stats_server_t *rd_stats_srv;
-
-#define rd_stats_set(field, v) \
-    atomic_store_explicit(&(field), (v), memory_order_relaxed)
 
 /* --- regions and slots ---------------------------------------------------- */
 
@@ -133,6 +124,28 @@ rd_stats_workers(int64_t current, int64_t old)
     }
 }
 
+/* The modules' gauges that belong to the process in slot sl. */
+static void
+rd_stats_clear_process_rows(rd_stats_slot_t *sl)
+{
+    for (unsigned k = 0; k < rd_nmodules; k++) {
+        const rd_module_t *m = rd_modules[k];
+        for (unsigned i = 0; m->stats && m->stats[i].name; i++) {
+            const rd_stats_def_t *row = &m->stats[i];
+            if (!(row->flags & RD_STATS_PROCESS)) {
+                continue;
+            }
+            if (row->scope == RD_STATS_SLOT) {
+                rd_stats_set(*rd_stats_mod_slot(sl, m, i), 0);
+            } else if (row->scope == RD_STATS_DB) {
+                for (size_t d = 0; d < RD_STATS_DB_SLOTS; d++) {
+                    rd_stats_set(*rd_stats_mod_db_slot(&sl->db[d], m, i), 0);
+                }
+            }
+        }
+    }
+}
+
 void
 rd_stats_worker_gone(pid_t pid)
 {
@@ -148,31 +161,10 @@ rd_stats_worker_gone(pid_t pid)
         }
         for (size_t d = 0; d < RD_STATS_DB_SLOTS; d++) {
             rd_stats_set(sl->db[d].sessions_open, 0);
-            rd_stats_set(sl->db[d].cluster_map, 0);
         }
-        rd_stats_set(sl->audit_failing, 0);
+        rd_stats_clear_process_rows(sl);
         rd_stats_set(sl->pid, 0);
     }
-}
-
-void
-rd_stats_listener_cert(const X509 *cert)
-{
-    const ASN1_TIME *na = cert ? X509_get0_notAfter(cert) : NULL;
-    struct tm tm;
-
-    rd_stats_pending_cert = 0;
-    if (na && ASN1_TIME_to_tm(na, &tm)) {
-        rd_stats_pending_cert = (int64_t)timegm(&tm);
-    }
-}
-
-int64_t
-rd_stats_take_listener_cert(void)
-{
-    int64_t t = rd_stats_pending_cert;
-    rd_stats_pending_cert = 0;
-    return t;
 }
 
 static unsigned
@@ -232,64 +224,146 @@ rd_stats_db(const rd_database_t *db)
 
 /* --- commands -------------------------------------------------------------- */
 
-/* Table row -> dense index of the top-level commands, and back. */
+#define RD_STATS_UNKNOWN  (RD_STATS_COMMANDS - 1)
+
+/* Table row -> dense index of its top-level command (a subcommand row:
+ * of its container), and dense index -> name and name length. */
 static uint16_t    *rd_stats_cmd_dense;
 static const char  *rd_stats_cmd_names[RD_STATS_COMMANDS];
+static size_t       rd_stats_cmd_len[RD_STATS_COMMANDS];
 static const rd_command_t *rd_stats_cmd_table;
 
 static void
 rd_stats_commands_init(void)
 {
     size_t n;
+
+    if (rd_stats_cmd_dense) {
+        return;
+    }
     rd_stats_cmd_table = rd_command_table(&n);
-    rd_stats_cmd_dense = rd_calloc(n, sizeof(uint16_t));
+    rd_stats_cmd_dense = rd_calloc(n ? n : 1, sizeof(uint16_t));
     unsigned k = 0;
     for (size_t i = 0; i < n; i++) {
         const char *name = rd_stats_cmd_table[i].name;
-        if (strchr(name, '|') != NULL || k >= RD_STATS_COMMANDS - 1) {
-            rd_stats_cmd_dense[i] = RD_STATS_COMMANDS - 1;
+        if (strchr(name, '|') != NULL || k >= RD_STATS_UNKNOWN) {
+            rd_stats_cmd_dense[i] = RD_STATS_UNKNOWN;
             continue;
         }
         rd_stats_cmd_names[k] = name;
+        rd_stats_cmd_len[k] = strlen(name);
         rd_stats_cmd_dense[i] = (uint16_t)k++;
     }
-    rd_stats_cmd_names[RD_STATS_COMMANDS - 1] = "_unknown";
-}
-
-unsigned
-rd_stats_command_index(rd_str_t name)
-{
-    /* Pipelines repeat the same command: remember the last one. */
-    static char     last[RD_CMD_NAME_MAX];
-    static size_t   last_len;
-    static unsigned last_idx;
-
-    if (rd_stats_cmd_dense == NULL) {
-        rd_stats_commands_init();
+    rd_stats_cmd_names[RD_STATS_UNKNOWN] = "_unknown";
+    /* Subcommand rows count as their container. */
+    for (size_t i = 0; i < n; i++) {
+        const char *name = rd_stats_cmd_table[i].name;
+        const char *bar = strchr(name, '|');
+        if (bar == NULL) {
+            continue;
+        }
+        rd_str_t top = { name, (size_t)(bar - name) };
+        const rd_command_t *c = rd_command_find(top);
+        if (c) {
+            rd_stats_cmd_dense[i] = rd_stats_cmd_dense[c - rd_stats_cmd_table];
+        }
     }
-    if (name.len == last_len && name.len > 0
-        && strncasecmp(name.data, last, name.len) == 0)
-    {
-        return last_idx;
-    }
-    const rd_command_t *c = rd_command_find(name);
-    unsigned idx = c ? rd_stats_cmd_dense[c - rd_stats_cmd_table]
-                     : RD_STATS_COMMANDS - 1;
-    if (name.len < sizeof(last)) {
-        memcpy(last, name.data, name.len);
-        last_len = name.len;
-        last_idx = idx;
-    }
-    return idx;
 }
 
 const char *
 rd_stats_command_name(unsigned idx)
 {
-    if (rd_stats_cmd_dense == NULL) {
-        rd_stats_commands_init();
-    }
     return idx < RD_STATS_COMMANDS ? rd_stats_cmd_names[idx] : NULL;
+}
+
+/* --- the modules' rows ------------------------------------------------------ */
+
+/*
+ * Each module's per-slot rows, and its per-database rows, take the next
+ * positions of their area; row i of the module lives at offset + i, so a
+ * module whose table mixes kinds leaves the positions of the other kind's
+ * rows unused (list each kind together).
+ */
+static int
+rd_stats_place(const rd_module_t *m, rd_stats_scope_t scope, int *next,
+               int *offset, int cap, const char *what, char *err, size_t n)
+{
+    int first = -1, last = -1;
+
+    for (int i = 0; m->stats && m->stats[i].name; i++) {
+        if (m->stats[i].scope == scope) {
+            first = first < 0 ? i : first;
+            last = i;
+        }
+    }
+    *offset = 0;
+    if (first < 0) {
+        return 0;
+    }
+    if (*next + (last - first + 1) > cap) {
+        snprintf(err, n, "stats: module %s: its %s counters do not fit: "
+                 "%d places are taken, it needs %d more, the area has %d "
+                 "(%s in src/rd_stats.h)", m->name, what, *next,
+                 last - first + 1, cap,
+                 scope == RD_STATS_SLOT ? "RD_STATS_MOD_SLOT"
+                                        : "RD_STATS_MOD_DB");
+        return -1;
+    }
+    *offset = *next - first;
+    *next += last - first + 1;
+    return 0;
+}
+
+/* Mistakes in a module's table, found at startup rather than on a
+ * scrape. */
+static int
+rd_stats_check_rows(const rd_module_t *m, char *err, size_t n)
+{
+    for (unsigned i = 0; m->stats && m->stats[i].name; i++) {
+        const rd_stats_def_t *row = &m->stats[i];
+        int first = i == 0 || strcmp(m->stats[i - 1].name, row->name) != 0;
+        const char *bad = NULL;
+        if (first && row->help == NULL && !(row->flags & RD_STATS_HIDDEN)) {
+            bad = "the first row of a family has no help";
+        } else if (!first && (row->type != m->stats[i - 1].type
+                              || row->scope != m->stats[i - 1].scope
+                              || row->flags != m->stats[i - 1].flags))
+        {
+            bad = "the rows of a family differ in type, scope or flags";
+        } else if ((row->scope == RD_STATS_CYCLE) != (row->value != NULL)) {
+            bad = "value() is for RD_STATS_CYCLE rows, and they need it";
+        } else if (row->unhealthy && (row->scope != RD_STATS_DB
+                                      || row->type != RD_STATS_GAUGE))
+        {
+            bad = "only a per-database gauge is a health state";
+        }
+        if (bad) {
+            snprintf(err, n, "stats: module %s, row %u (%s): %s", m->name, i,
+                     row->name, bad);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+rd_stats_modules_init(char *err, size_t n)
+{
+    int nslot = 0, ndb = 0;
+
+    rd_stats_commands_init();
+    for (unsigned k = 0; k < rd_nmodules; k++) {
+        rd_module_t *m = rd_modules[k];
+        if (rd_stats_check_rows(m, err, n) != 0
+            || rd_stats_place(m, RD_STATS_SLOT, &nslot, &m->stats_slot,
+                              RD_STATS_MOD_SLOT, "per-slot", err, n) != 0
+            || rd_stats_place(m, RD_STATS_DB, &ndb, &m->stats_db,
+                              RD_STATS_MOD_DB, "per-database", err, n) != 0)
+        {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* --- sessions, requests, upstreams ----------------------------------------- */
@@ -320,9 +394,17 @@ void
 rd_stats_request(const rd_session_t *s, const rd_request_t *r)
 {
     rd_stats_db_t *d = &rd_stats_me->db[rd_stats_db(s->database)];
-    unsigned c = r->argc > 0 ? rd_stats_command_index(r->argv[0])
-                             : RD_STATS_COMMANDS - 1;
+    unsigned c = RD_STATS_UNKNOWN;
     int err = r->reply_type == '-';
+
+    if (r->cmd) {
+        c = rd_stats_cmd_dense[r->cmd - rd_stats_cmd_table];
+        /* A name "config|get" finds the subcommand's row, but Redis knows
+         * no command of that name: it is unknown here too. */
+        if (r->argv[0].len != rd_stats_cmd_len[c]) {
+            c = RD_STATS_UNKNOWN;
+        }
+    }
 
     rd_stats_add(d->commands[c][err], 1);
 }
@@ -336,12 +418,6 @@ rd_stats_redirect(const rd_database_t *db, int ask)
     } else {
         rd_stats_add(d->moved, 1);
     }
-}
-
-void
-rd_stats_cluster_map(const rd_database_t *db, int state)
-{
-    rd_stats_set(rd_stats_me->db[rd_stats_db(db)].cluster_map, state);
 }
 
 void
@@ -374,62 +450,4 @@ rd_stats_latency(const rd_database_t *db, int64_t usec)
     }
     rd_stats_add(d->latency[b], 1);
     rd_stats_add(d->latency_usec, (uint64_t)usec);
-}
-
-void
-rd_stats_audit_base(uint64_t *written, uint64_t *dropped)
-{
-    *written = atomic_load_explicit(&rd_stats_me->audit_written,
-                                    memory_order_relaxed);
-    *dropped = atomic_load_explicit(&rd_stats_me->audit_dropped,
-                                    memory_order_relaxed);
-}
-
-void
-rd_stats_audit_set(uint64_t written, uint64_t dropped, int failing)
-{
-    rd_stats_set(rd_stats_me->audit_written, written);
-    rd_stats_set(rd_stats_me->audit_dropped, dropped);
-    rd_stats_set(rd_stats_me->audit_failing, failing ? 1 : 0);
-}
-
-void
-rd_stats_minted_cert(int64_t not_after)
-{
-    rd_stats_set(rd_stats_me->minted_cert_not_after, not_after);
-}
-
-/* --- the status server ------------------------------------------------------ */
-
-void
-rd_stats_server_set(const rd_stats_server_t *srv)
-{
-    rd_stats_srv = srv;
-}
-
-int
-rd_stats_server_open(rd_cycle_t *cycle, rd_cycle_t *old, char **err)
-{
-    if (rd_stats_srv == NULL || rd_stats_srv->open == NULL) {
-        return 0;
-    }
-    return rd_stats_srv->open(cycle, old, err);
-}
-
-int
-rd_stats_server_wanted(rd_cycle_t *cycle)
-{
-    if (rd_stats_srv == NULL || rd_stats_srv->wanted == NULL) {
-        return 0;
-    }
-    return rd_stats_srv->wanted(cycle) ? 1 : 0;
-}
-
-void
-rd_stats_server_main(rd_cycle_t *cycle)
-{
-    if (rd_stats_srv && rd_stats_srv->main) {
-        rd_stats_srv->main(cycle);
-    }
-    exit(2);
 }

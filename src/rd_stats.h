@@ -18,15 +18,32 @@
  *     to what its predecessors counted there, so totals never go back.
  *     Several processes in one slot (more than RD_STATS_WORKER_SLOTS
  *     workers, or three generations alive at once) stay correct because
- *     every update is an atomic read-modify-write (except the audit counts,
- *     which a worker copies in from the audit module: see below).
- *   - Gauges that belong to a process (sessions open) are cleared by the
- *     master when it reaps the process, so a killed worker's sessions do
- *     not stay "open".
+ *     every update is an atomic read-modify-write.
+ *   - Gauges that belong to a process (sessions open, and the modules'
+ *     rows flagged RD_STATS_PROCESS) are cleared by the master when it
+ *     reaps the process, so a killed worker's sessions do not stay "open".
  *
- * The hot path is one relaxed atomic add on this process's slot; nothing
+ * The core's own series are the fields below (sessions, refusals, accept
+ * errors, bytes, commands, upstream connections and their latency, MOVED
+ * and ASK replies, which either router may get). A module counts its own
+ * things in a slice of the generic areas rd_stats_slot_t.mod and
+ * rd_stats_db_t.mod: it lists its counters and gauges in a table
+ * (rd_module_t.stats, rows of rd_stats_def_t: the metric as /metrics shows
+ * it, its help, counter or gauge, per worker slot or per database),
+ * rd_modules_init() gives each module's rows their place (a startup error
+ * if the areas are too small: raise RD_STATS_MOD_SLOT or RD_STATS_MOD_DB),
+ * the module counts with rd_stats_mod_add() and friends, and the status
+ * module renders every module's rows without knowing any module. Nothing
+ * here names a module.
+ *
+ * The hot path is one relaxed atomic on this process's slot; nothing
  * here takes a lock or makes a system call. Outside a worker (the master,
  * unit tests) updates go to a private dummy slot.
+ *
+ * Who sets it up: the master maps the region (rd_stats_init) and names the
+ * databases of every cycle it puts to use (rd_stats_register_databases);
+ * each worker takes its slot (rd_stats_worker_init) before the modules'
+ * init_worker hooks run (rd_main.c, rd_process.c, rd_worker.c).
  *
  * Limits, by design: RD_STATS_DATABASES database names (more go to the
  * series database="_other"), top-level commands only (a subcommand counts
@@ -40,6 +57,7 @@
 #include <sys/types.h>
 
 #include "rd_core.h"
+#include "rd_module.h"
 
 #define RD_STATS_WORKER_SLOTS  64
 #define RD_STATS_SLOTS         (2 * RD_STATS_WORKER_SLOTS)
@@ -50,6 +68,8 @@
 #define RD_STATS_DB_NAME_MAX   128
 #define RD_STATS_COMMANDS      256   /* top-level table rows, then "_unknown" */
 #define RD_STATS_BUCKETS       16    /* latency bounds; one more for +Inf */
+#define RD_STATS_MOD_SLOT      32    /* the modules' rows per worker slot */
+#define RD_STATS_MOD_DB        8     /* ... and per database series */
 
 /* Why a client was refused: a session not let in, or one command. */
 typedef enum {
@@ -87,15 +107,16 @@ typedef struct {
     rd_counter_t upstream_ok;        /* connections established */
     rd_counter_t upstream_failed;    /* connections that never were */
     rd_counter_t upstream_errors;    /* failures, losses, protocol errors */
-    rd_counter_t moved;
+    rd_counter_t moved;              /* MOVED and ASK replies from Redis */
     rd_counter_t ask;
-    rd_gauge_t   cluster_map;        /* 1: known; -1: the last attempt
-                                        failed and none is known; 0: not
-                                        tried (cluster databases) */
     rd_counter_t latency_usec;       /* histogram sum, microseconds */
     rd_counter_t latency[RD_STATS_BUCKETS + 1];   /* per bucket, not
                                                      cumulative */
     rd_counter_t commands[RD_STATS_COMMANDS][2];  /* [cmd][0 ok, 1 error] */
+    rd_counter_t mod[RD_STATS_MOD_DB];            /* the modules' rows
+                                                     (gauges stored as
+                                                     their two's
+                                                     complement) */
 } rd_stats_db_t;
 
 typedef struct {
@@ -104,12 +125,9 @@ typedef struct {
     _Atomic uint32_t used;           /* ever used: the reader skips others */
     rd_counter_t     bytes_in;
     rd_counter_t     bytes_out;
-    rd_counter_t     audit_written;  /* copied from the audit module */
-    rd_counter_t     audit_dropped;
-    rd_gauge_t       audit_failing;  /* 1: its last audit write failed */
     rd_counter_t     refusals[RD_REFUSAL_MAX];
     rd_counter_t     accept_errors[RD_ACCEPT_ERR_MAX];
-    rd_gauge_t       minted_cert_not_after;   /* Unix time, latest minted */
+    rd_counter_t     mod[RD_STATS_MOD_SLOT];   /* the modules' rows */
     rd_stats_db_t    db[RD_STATS_DB_SLOTS];
 } rd_stats_slot_t;
 
@@ -136,12 +154,72 @@ extern const char *const rd_stats_bucket_le[RD_STATS_BUCKETS];
 extern const char *const rd_stats_refusal_names[RD_REFUSAL_MAX];
 extern const char *const rd_stats_accept_err_names[RD_ACCEPT_ERR_MAX];
 
+/* --- a module's counters -------------------------------------------------
+ *
+ * One row of rd_module_t.stats; the table ends with a row whose name is
+ * NULL. A module numbers its rows (an enum in table order) and passes
+ * that number to the functions below. Consecutive rows with the same name
+ * are one metric family: the first gives its help and type, each row one
+ * sample (its labels tell them apart). Families are shown after the
+ * core's, module by module in registry order.
+ *
+ * Where the value lives:
+ *   RD_STATS_SLOT   one per worker slot (the slots are summed);
+ *   RD_STATS_DB     one per database series of each slot, shown with the
+ *                   database label for the databases the core shows;
+ *   RD_STATS_CYCLE  nothing shared: the status process asks value() of
+ *                   its cycle (what the master read at init_master, say).
+ * Flags:
+ *   RD_STATS_MAX      slots combine to the largest value, not the sum;
+ *   RD_STATS_NONZERO  the family is left out while every value is 0;
+ *   RD_STATS_PROCESS  a gauge of the process: the master clears it when it
+ *                     reaps the process;
+ *   RD_STATS_HIDDEN   not in /metrics (read by /healthz only).
+ * unhealthy (RD_STATS_DB gauges): a state, 1 fine, -1 failed, 0 not tried;
+ * /healthz answers 503 'database "NAME": <unhealthy>' while some live
+ * process has it failed and none has it fine.
+ */
+typedef enum {
+    RD_STATS_COUNTER = 0,
+    RD_STATS_GAUGE
+} rd_stats_type_t;
+
+typedef enum {
+    RD_STATS_SLOT = 0,
+    RD_STATS_DB,
+    RD_STATS_CYCLE
+} rd_stats_scope_t;
+
+#define RD_STATS_MAX      0x01u
+#define RD_STATS_NONZERO  0x02u
+#define RD_STATS_PROCESS  0x04u
+#define RD_STATS_HIDDEN   0x08u
+
+struct rd_stats_def_s {
+    const char       *name;      /* as /metrics shows it */
+    const char       *labels;    /* more labels ("result=\"ok\""), or NULL */
+    const char       *help;      /* the family's first row only */
+    rd_stats_type_t   type;
+    rd_stats_scope_t  scope;
+    unsigned          flags;
+    int64_t         (*value)(rd_cycle_t *cycle);   /* RD_STATS_CYCLE */
+    const char       *unhealthy;
+};
+
+#define rd_null_stat  { NULL, NULL, NULL, 0, 0, 0, NULL, NULL }
+
+/* Give every module's rows their place (rd_modules_init()): 0, or -1 with
+ * the reason in err. Also builds the command index (below). */
+int rd_stats_modules_init(char *err, size_t n);
+
 /* --- the hot path (workers) -------------------------------------------- */
 
 extern rd_stats_slot_t *rd_stats_me;
 
 #define rd_stats_add(field, n) \
     atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
+#define rd_stats_set(field, v) \
+    atomic_store_explicit(&(field), (v), memory_order_relaxed)
 
 static inline void rd_stats_bytes_in(size_t n)
 { rd_stats_add(rd_stats_me->bytes_in, (uint64_t)n); }
@@ -151,33 +229,57 @@ static inline void rd_stats_refusal(rd_refusal_t why)
 { rd_stats_add(rd_stats_me->refusals[why], 1); }
 static inline void rd_stats_accept_error(rd_accept_err_t why)
 { rd_stats_add(rd_stats_me->accept_errors[why], 1); }
-/* Audit events: the audit module counts them in each worker's memory
- * (rd_audit.h); the status module copies them here every second and at
- * worker exit, on top of what the slot's earlier workers had counted
- * (rd_stats_audit_base() at worker start). */
-void rd_stats_audit_base(uint64_t *written, uint64_t *dropped);
-void rd_stats_audit_set(uint64_t written, uint64_t dropped, int failing);
+
+/* The stats index of a database of this worker's cycle. */
+unsigned rd_stats_db(const rd_database_t *db);
+
+/* Row idx of module m (an RD_STATS_SLOT row, or RD_STATS_DB for db). */
+static inline void
+rd_stats_mod_add(const rd_module_t *m, unsigned idx, uint64_t n)
+{ rd_stats_add(rd_stats_me->mod[m->stats_slot + (int)idx], n); }
+static inline void
+rd_stats_mod_set(const rd_module_t *m, unsigned idx, int64_t v)
+{ rd_stats_set(rd_stats_me->mod[m->stats_slot + (int)idx], (uint64_t)v); }
+static inline void
+rd_stats_mod_db_add(const rd_module_t *m, const rd_database_t *db,
+                    unsigned idx, uint64_t n)
+{
+    rd_stats_add(rd_stats_me->db[rd_stats_db(db)].mod[m->stats_db + (int)idx],
+                 n);
+}
+static inline void
+rd_stats_mod_db_set(const rd_module_t *m, const rd_database_t *db,
+                    unsigned idx, int64_t v)
+{
+    rd_stats_set(rd_stats_me->db[rd_stats_db(db)].mod[m->stats_db + (int)idx],
+                 (uint64_t)v);
+}
+
+/* Where row idx of module m lives in a slot, or in one database series
+ * (for readers: the status module, a module reading its own counts). */
+static inline rd_counter_t *
+rd_stats_mod_slot(rd_stats_slot_t *sl, const rd_module_t *m, unsigned idx)
+{ return &sl->mod[m->stats_slot + (int)idx]; }
+static inline rd_counter_t *
+rd_stats_mod_db_slot(rd_stats_db_t *d, const rd_module_t *m, unsigned idx)
+{ return &d->mod[m->stats_db + (int)idx]; }
 
 /* The session passed its session phases (call before s->started is set),
  * and it ends (started or refused). */
 void rd_stats_session_start(const rd_session_t *s);
 void rd_stats_session_end(const rd_session_t *s);
 /* A request's reply is complete (before it is freed): counts the command
- * by database, top-level command and result. */
+ * by database, top-level command (from r->cmd) and result. */
 void rd_stats_request(const rd_session_t *s, const rd_request_t *r);
 /* A MOVED (ask = 0) or ASK (ask = 1) reply from Redis, counted by the
  * routing module that received it (followed or sent to the client). */
 void rd_stats_redirect(const rd_database_t *db, int ask);
-/* A cluster database's slot map: state as in rd_stats_db_t.cluster_map. */
-void rd_stats_cluster_map(const rd_database_t *db, int state);
 /* Upstream connections: established; failed (was_connected: it had been
  * established and was lost, else it never came up). */
 void rd_stats_upstream_up(const rd_database_t *db);
 void rd_stats_upstream_failed(const rd_database_t *db, int was_connected);
 /* A reply from the database took usec since the request was read. */
 void rd_stats_latency(const rd_database_t *db, int64_t usec);
-/* A certificate was minted, valid until not_after (Unix time). */
-void rd_stats_minted_cert(int64_t not_after);
 
 /* --- processes ---------------------------------------------------------- */
 
@@ -197,42 +299,12 @@ void rd_stats_reload(int ok);
 void rd_stats_workers(int64_t current, int64_t old);
 /* Master: a child was reaped; clear the gauges of its slot. */
 void rd_stats_worker_gone(pid_t pid);
-/* Master: the listener certificate (tls.certificate) of the cycle being
- * built; the status module of that cycle takes its expiry time (Unix
- * time, 0 when there is none). */
-struct x509_st;
-void    rd_stats_listener_cert(const struct x509_st *cert);
-int64_t rd_stats_take_listener_cert(void);
 
 /* Worker: take this process's slot (from its slot number and the reload
  * generation) and map the cycle's databases to their indexes. */
 void rd_stats_worker_init(rd_worker_t *w);
-/* The stats index of a database of this worker's cycle. */
-unsigned rd_stats_db(const rd_database_t *db);
-/* Dense index of a top-level command (RD_STATS_COMMANDS - 1: unknown),
- * and its name. */
-unsigned    rd_stats_command_index(rd_str_t name);
+/* The name of a dense top-level command index (RD_STATS_COMMANDS - 1:
+ * "_unknown"), or NULL. */
 const char *rd_stats_command_name(unsigned idx);
-
-/* --- the status server process ------------------------------------------
- *
- * The status module serves /metrics from its own process, which the master
- * runs and supervises like a worker, in the slot after the last worker.
- * The module registers these hooks; the core calls them through the
- * functions below and knows nothing else about it. */
-typedef struct {
-    /* Master: bind (or take over from old) the status listener of cycle;
-     * 0, or -1 with *err (malloc'd). */
-    int  (*open)(rd_cycle_t *cycle, rd_cycle_t *old, char **err);
-    /* Does cycle run a status server? */
-    int  (*wanted)(rd_cycle_t *cycle);
-    /* The status process; does not return. */
-    void (*main)(rd_cycle_t *cycle);
-} rd_stats_server_t;
-
-void rd_stats_server_set(const rd_stats_server_t *srv);
-int  rd_stats_server_open(rd_cycle_t *cycle, rd_cycle_t *old, char **err);
-int  rd_stats_server_wanted(rd_cycle_t *cycle);      /* 0 or 1 */
-void rd_stats_server_main(rd_cycle_t *cycle) __attribute__((noreturn));
 
 #endif

@@ -420,6 +420,8 @@ rd_worker_init(rd_worker_t *w, rd_cycle_t *cycle, int slot)
         return -1;
     }
 
+    /* This worker's counter slot, before any module may count. */
+    rd_stats_worker_init(w);
     for (unsigned i = 0; i < rd_nmodules; i++) {
         if (rd_modules[i]->init_worker
             && rd_modules[i]->init_worker(w) != RD_OK)

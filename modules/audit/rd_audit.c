@@ -63,11 +63,19 @@
  *   session.end    duration_us, bytes_in, bytes_out, commands, errors (error
  *                  replies), reason
  *
- * session.start "allowed" comes from an authorize handler: the module is
- * last in the registry, so when it runs every other module has let the
- * session in. A session that never started (refused by a module, or
- * closed during the TLS handshake) gets session.start "refused" and
- * session.end from the session_end hook.
+ * session.start "allowed" comes from the session_start hook, which the
+ * core calls once every module's session phase handlers let the session
+ * in. A session that never started (refused by a module, or closed
+ * during the TLS handshake) gets session.start "refused" and session.end
+ * from the session_end hook.
+ *
+ * Filter: while this worker cannot write the log, with on_failure =
+ * block every command is refused with "-ERR redoubt: audit unavailable"
+ * (the core lets QUIT past the filters); with on_failure = continue only
+ * REDOUBT, redoubt's own command (the introspect module's), is refused so,
+ * as redoubtctl(1) says: commands go on to Redis unaudited, but redoubt
+ * answers nothing of its own that it cannot record. The registry puts
+ * this module ahead of every other module with a filter.
  */
 #include "config.h"
 
@@ -198,25 +206,20 @@ rd_audit_conf(rd_cycle_t *cycle)
 
 /* --- formatting ------------------------------------------------------------- */
 
+/* What the session's state holds (the core frees the state itself). */
 static void
 rd_audit_session_cleanup(rd_session_t *s, void *data)
 {
     rd_audit_session_t *as = data;
     rd_buf_free(&as->head);
     rd_buf_free(&as->tail);
-    free(as);
 }
 
 static rd_audit_session_t *
 rd_audit_session(rd_session_t *s)
 {
-    rd_audit_session_t *as = rd_session_ctx(s, rd_audit_module);
-    if (as == NULL) {
-        as = rd_calloc(1, sizeof(*as));
-        rd_session_ctx(s, rd_audit_module) = as;
-        rd_session_cleanup_add(s, rd_audit_session_cleanup, as);
-    }
-    return as;
+    return rd_session_ctx_get(s, &rd_audit_module, sizeof(rd_audit_session_t),
+                              NULL, rd_audit_session_cleanup);
 }
 
 /* The common fields that do not change once the session runs. */
@@ -338,14 +341,6 @@ rd_audit_start_event(rd_session_t *s, rd_audit_session_t *as,
     as->start_written = 1;
 }
 
-static void
-rd_audit_ensure_started(rd_session_t *s, rd_audit_session_t *as)
-{
-    if (!as->start_written) {
-        rd_audit_start_event(s, as, NULL);
-    }
-}
-
 /* --- events ----------------------------------------------------------------- */
 
 /* The error reply's first line (after "-") in *msg, *msglen, and the
@@ -424,7 +419,7 @@ rd_audit_auth_event(rd_session_t *s, rd_audit_session_t *as, rd_request_t *r,
     rd_buf_t *b = rd_audit_begin(s, as, "session.auth");
     rd_audit_redact_t rp;
 
-    rd_audit_plan(&rp, NULL, true, r);
+    rd_audit_plan(&rp, r);
     RD_AUDIT_KEY(b, "command");
     rd_json_cstr(b, cc->kind == RD_CONN_AUTH ? "auth" : "hello");
     RD_AUDIT_KEY(b, "auth_user");
@@ -448,9 +443,13 @@ rd_audit_auth_event(rd_session_t *s, rd_audit_session_t *as, rd_request_t *r,
     rd_audit_commit(b);
 }
 
+/* command, and subcommand, as the table names r's command. */
 static void
-rd_audit_command_name(rd_buf_t *b, const rd_command_t *cmd, rd_str_t name)
+rd_audit_command_name(rd_buf_t *b, const rd_request_t *r)
 {
+    const rd_command_t *cmd = r->cmd;
+    rd_str_t name = r->argv[0];
+
     RD_AUDIT_KEY(b, "command");
     if (cmd) {
         const char *bar = strchr(cmd->name, '|');
@@ -476,28 +475,6 @@ rd_audit_command_name(rd_buf_t *b, const rd_command_t *cmd, rd_str_t name)
     }
 }
 
-/* rd_command_lookup, remembering the last plain command by its exact
- * bytes: a pipeline of SETs looks SET up once. */
-static const rd_command_t *
-rd_audit_lookup(size_t argc, const rd_str_t *argv)
-{
-    rd_str_t name = argv[0];
-    if (rd_aw.last_cmd && name.len == rd_aw.last_len
-        && memcmp(name.data, rd_aw.last_name, name.len) == 0)
-    {
-        return rd_aw.last_cmd;
-    }
-    const rd_command_t *c = rd_command_lookup(argc, argv);
-    if (c && c->subcommands == 0 && strchr(c->name, '|') == NULL
-        && name.len <= sizeof(rd_aw.last_name))
-    {
-        memcpy(rd_aw.last_name, name.data, name.len);
-        rd_aw.last_len = name.len;
-        rd_aw.last_cmd = c;
-    }
-    return c;
-}
-
 static void
 rd_audit_query_event(rd_session_t *s, rd_audit_session_t *as,
                      rd_request_t *r, int unanswered)
@@ -520,24 +497,13 @@ rd_audit_query_event(rd_session_t *s, rd_audit_session_t *as,
         return;
     }
 
-    const rd_command_t *cmd = rd_audit_lookup(r->argc, r->argv);
+    /* The command's row and keys as the core classified them. */
+    const rd_command_t *cmd = r->cmd;
+    int nkeys = r->nkeys;
     rd_audit_redact_t rp;
-    rd_audit_plan(&rp, cmd, rd_audit_known(cmd, r), r);
-    rd_audit_command_name(b, cmd, r->argv[0]);
+    rd_audit_plan(&rp, r);
+    rd_audit_command_name(b, r);
 
-    size_t small[64];
-    size_t *idx = small;
-    int nkeys = -1;
-    if (cmd) {
-        nkeys = rd_command_keys(cmd, r->argc, r->argv, small,
-                                rd_countof(small));
-        if (nkeys > (int)rd_countof(small)
-            && c->args == RD_AUDIT_ARGS_NAMES) {
-            idx = rd_alloc((size_t)nkeys * sizeof(size_t));
-            nkeys = rd_command_keys(cmd, r->argc, r->argv, idx,
-                                    (size_t)nkeys);
-        }
-    }
     RD_AUDIT_KEY(b, "nkeys");
     if (nkeys >= 0) {
         rd_json_int(b, nkeys);
@@ -577,9 +543,6 @@ rd_audit_query_event(rd_session_t *s, rd_audit_session_t *as,
         RD_AUDIT_KEY(b, "keys");
         RD_AUDIT_LIT(b, "[");
         int shown = nkeys < 0 ? 0 : nkeys;
-        if (idx == small && shown > (int)rd_countof(small)) {
-            shown = (int)rd_countof(small);
-        }
         for (int k = 0; k < shown; k++) {
             rd_json_sep(b);
             if (k == RD_AUDIT_MAX_LIST) {
@@ -587,38 +550,37 @@ rd_audit_query_event(rd_session_t *s, rd_audit_session_t *as,
                                nkeys - k);
                 break;
             }
-            if (rd_audit_secret(&rp, r, idx[k])) {
+            if (rd_audit_secret(&rp, r, r->keys[k])) {
                 RD_AUDIT_LIT(b, "\"" RD_AUDIT_REDACTED "\"");
                 continue;
             }
-            rd_str_t key = r->argv[idx[k]];
+            rd_str_t key = r->argv[r->keys[k]];
             rd_json_str_cut(b, key.data, key.len, max);
         }
         RD_AUDIT_LIT(b, "]");
-    }
-    if (idx != small) {
-        free(idx);
     }
     rd_audit_commit(b);
 }
 
 /* --- phases ----------------------------------------------------------------- */
 
-static int
-rd_audit_authorize(rd_session_t *s, rd_request_t *r)
+/* The session was let in (every session phase passed). */
+static void
+rd_audit_session_start(rd_session_t *s)
 {
-    rd_audit_session_t *as = rd_audit_session(s);
-    rd_audit_ensure_started(s, as);
-    return RD_OK;
+    if (rd_aw.conf == NULL) {
+        return;             /* auditing is off */
+    }
+    rd_audit_start_event(s, rd_audit_session(s), NULL);
 }
 
+/* See the top of this file. Runs before every other module's filter. */
 static int
 rd_audit_filter(rd_session_t *s, rd_request_t *r)
 {
-    if (!rd_audit_blocked()) {
-        return RD_DECLINED;
-    }
-    if (r->argc > 0 && rd_str_eq_ci(r->argv[0], "quit")) {
+    if (!rd_audit_blocked()
+        && !(rd_aw.failing && rd_str_eq_ci(r->argv[0], "redoubt")))
+    {
         return RD_DECLINED;
     }
     rd_stats_refusal(RD_REFUSAL_AUDIT_UNAVAILABLE);
@@ -631,7 +593,6 @@ rd_audit_request(rd_session_t *s, rd_request_t *r)
 {
     rd_audit_session_t *as = rd_audit_session(s);
 
-    rd_audit_ensure_started(s, as);
     if (r->reply_type == '-') {
         as->errors++;
     }
@@ -660,7 +621,6 @@ rd_audit_session_end(rd_session_t *s)
         }
         rd_audit_start_event(s, as, why);
     }
-    rd_audit_ensure_started(s, as);
 
     /* Commands still waiting for their replies: they may have run. */
     for (rd_request_t *r = s->head; r; r = r->next) {
@@ -701,7 +661,6 @@ rd_audit_postconfiguration(rd_cycle_t *cycle)
     if (rd_audit_conf(cycle)->path == NULL) {
         return RD_OK;
     }
-    rd_phase_add(cycle, RD_PHASE_AUTHORIZE, rd_audit_authorize);
     rd_phase_add(cycle, RD_PHASE_FILTER, rd_audit_filter);
     return rd_phase_add(cycle, RD_PHASE_AUDIT, rd_audit_request);
 }
@@ -714,6 +673,8 @@ rd_module_t rd_audit_module = {
     .postconfiguration = rd_audit_postconfiguration,
     .init_worker = rd_audit_init_worker,
     .exit_worker = rd_audit_exit_worker,
+    .session_start = rd_audit_session_start,
     .session_end = rd_audit_session_end,
     .reopen = rd_audit_reopen,
+    .stats = rd_audit_stats_rows,
 };

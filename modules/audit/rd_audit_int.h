@@ -61,9 +61,6 @@ typedef struct {
     int64_t          now;            /* monotonic us of the event */
     int64_t          offset;         /* CLOCK_REALTIME - CLOCK_MONOTONIC */
     int64_t          offset_at;      /* when offset was read (monotonic) */
-    const rd_command_t *last_cmd;    /* the last lookup, for pipelines */
-    size_t           last_len;
-    char             last_name[24];
     time_t           tsec;           /* the second tbuf shows */
     char             tbuf[32];
     size_t           tlen;
@@ -115,9 +112,7 @@ void rd_audit_exit_worker(rd_worker_t *w);
 void rd_audit_reopen(rd_worker_t *w);
 
 /* rd_audit_redact.c */
-bool rd_audit_known(const rd_command_t *cmd, const rd_request_t *r);
-void rd_audit_plan(rd_audit_redact_t *rp, const rd_command_t *cmd,
-                   bool known, const rd_request_t *r);
+void rd_audit_plan(rd_audit_redact_t *rp, const rd_request_t *r);
 bool rd_audit_secret(const rd_audit_redact_t *rp, const rd_request_t *r,
                      size_t i);
 void rd_audit_error_text(rd_buf_t *b, const char *msg, size_t len, bool cut,

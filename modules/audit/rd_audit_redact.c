@@ -162,20 +162,21 @@ rd_audit_plan_migrate(rd_audit_redact_t *rp, const rd_request_t *r)
     }
 }
 
-/* Is cmd (the table's row for r, or NULL) the command Redis will run?
+/* Is r->cmd (the table's row for r, or NULL) the command Redis will run?
  * Not when there is no row, when a container's subcommand is unknown, or
  * when the number of arguments is wrong: then nothing about its
  * arguments can be known. */
-bool
-rd_audit_known(const rd_command_t *cmd, const rd_request_t *r)
+static bool
+rd_audit_known(const rd_request_t *r)
 {
+    const rd_command_t *cmd = r->cmd;
     return cmd != NULL && cmd->subcommands == 0
            && rd_command_arity_ok(cmd, r->argc);
 }
 
+/* r's secrets, from the core's facts: r->conncmd, then r->cmd. */
 void
-rd_audit_plan(rd_audit_redact_t *rp, const rd_command_t *cmd, bool known,
-              const rd_request_t *r)
+rd_audit_plan(rd_audit_redact_t *rp, const rd_request_t *r)
 {
     rp->from = 0;
     rp->nat = 0;
@@ -191,13 +192,13 @@ rd_audit_plan(rd_audit_redact_t *rp, const rd_command_t *cmd, bool known,
     default:
         break;
     }
-    if (!known) {
+    if (!rd_audit_known(r)) {
         rd_audit_redact_from(rp, 1);
-    } else if (cmd == rd_aw.acl_setuser) {
+    } else if (r->cmd == rd_aw.acl_setuser) {
         rd_audit_redact_from(rp, 2);    /* as Redis: the user name too */
-    } else if (cmd == rd_aw.config_set) {
+    } else if (r->cmd == rd_aw.config_set) {
         rp->config_set = 1;
-    } else if (cmd == rd_aw.migrate) {
+    } else if (r->cmd == rd_aw.migrate) {
         rd_audit_plan_migrate(rp, r);
     }
 }

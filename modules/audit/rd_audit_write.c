@@ -44,9 +44,27 @@
 #include "rd_command.h"
 #include "rd_cycle.h"
 #include "rd_log.h"
+#include "rd_stats.h"
 #include "rd_worker.h"
 
 rd_audit_worker_t rd_aw = { .fd = -1 };
+
+/* The module's rows of the shared counters (rd_audit.h). */
+const rd_stats_def_t rd_audit_stats_rows[] = {
+    [RD_AUDIT_STAT_WRITTEN] = {
+        .name = "redoubt_audit_events_total", .labels = "result=\"written\"",
+        .help = "Audit events, by result: written to audit.path, or "
+                "dropped (audit.on_failure = continue, or lost).",
+        .type = RD_STATS_COUNTER },
+    [RD_AUDIT_STAT_DROPPED] = {
+        .name = "redoubt_audit_events_total", .labels = "result=\"dropped\"",
+        .type = RD_STATS_COUNTER },
+    [RD_AUDIT_STAT_FAILING] = {
+        .name = "redoubt_audit_failing_workers",
+        .help = "Worker processes whose last audit write failed.",
+        .type = RD_STATS_GAUGE, .flags = RD_STATS_PROCESS },
+    rd_null_stat
+};
 
 void
 rd_audit_stats(rd_audit_stats_t *st)
@@ -54,6 +72,28 @@ rd_audit_stats(rd_audit_stats_t *st)
     *st = rd_aw.st;
     st->pending = rd_aw.nevents;
     st->failing = rd_aw.failing;
+}
+
+/* --- counting ---------------------------------------------------------------- */
+
+/* Each count goes to this worker's own (rd_audit_stats()) and to its
+ * slot's shared counters at once. */
+static void
+rd_audit_count(unsigned row, uint64_t n)
+{
+    if (row == RD_AUDIT_STAT_WRITTEN) {
+        rd_aw.st.written += n;
+    } else {
+        rd_aw.st.dropped += n;
+    }
+    rd_stats_mod_add(&rd_audit_module, row, n);
+}
+
+static void
+rd_audit_set_failing(int failing)
+{
+    rd_aw.failing = failing ? 1 : 0;
+    rd_stats_mod_set(&rd_audit_module, RD_AUDIT_STAT_FAILING, rd_aw.failing);
 }
 
 /* --- the writer ------------------------------------------------------------- */
@@ -114,7 +154,7 @@ rd_audit_bound(size_t limit)
         n = rd_aw.nevents;
     }
     rd_aw.nevents -= n;
-    rd_aw.st.dropped += n;
+    rd_audit_count(RD_AUDIT_STAT_DROPPED, n);
     rd_aw.unlogged += n;
 }
 
@@ -126,7 +166,7 @@ rd_audit_failed(int err)
     int was = rd_aw.failing;
 
     rd_aw.st.write_errors++;
-    rd_aw.failing = 1;
+    rd_audit_set_failing(1);
     rd_aw.err = err;
 
     if (c->on_failure == RD_AUDIT_BLOCK) {
@@ -138,7 +178,7 @@ rd_audit_failed(int err)
             rd_aw.last_log = now;
         }
     } else {
-        rd_aw.st.dropped += rd_aw.nevents;
+        rd_audit_count(RD_AUDIT_STAT_DROPPED, rd_aw.nevents);
         rd_aw.unlogged += rd_aw.nevents;
         rd_aw.nevents = 0;
         rd_buf_reset(&rd_aw.buf);
@@ -160,7 +200,7 @@ rd_audit_recovered(void)
     if (!rd_aw.failing) {
         return;
     }
-    rd_aw.failing = 0;
+    rd_audit_set_failing(0);
     rd_log_notice("audit: writing \"%s\" works again (%llu events dropped "
                   "in all so far)", rd_aw.conf->path,
                   (unsigned long long)rd_aw.st.dropped);
@@ -227,7 +267,7 @@ rd_audit_flush(void)
             return -1;
         }
         if ((size_t)n == used) {
-            rd_aw.st.written += rd_aw.nevents;
+            rd_audit_count(RD_AUDIT_STAT_WRITTEN, rd_aw.nevents);
             rd_aw.nevents = 0;
             rd_buf_reset(b);
             if (b->cap > 4 * (size_t)rd_aw.conf->buffer) {
@@ -246,7 +286,7 @@ rd_audit_flush(void)
             rd_audit_unwrite((size_t)n - whole);
         }
         uint64_t lines = rd_audit_count_lines(p, whole);
-        rd_aw.st.written += lines;
+        rd_audit_count(RD_AUDIT_STAT_WRITTEN, lines);
         rd_aw.nevents -= lines;
         rd_buf_consume(b, whole);
         if (whole == 0) {
@@ -335,7 +375,7 @@ rd_audit_exit_worker(rd_worker_t *w)
         rd_log_error("audit: %llu events lost at worker exit: \"%s\" cannot "
                      "be written: %s", (unsigned long long)rd_aw.nevents,
                      rd_aw.conf->path, rd_audit_strerror(rd_aw.err));
-        rd_aw.st.dropped += rd_aw.nevents;
+        rd_audit_count(RD_AUDIT_STAT_DROPPED, rd_aw.nevents);
         rd_aw.nevents = 0;
     }
     rd_timer_del(&w->loop.timers, &rd_aw.timer);

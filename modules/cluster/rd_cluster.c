@@ -1,6 +1,8 @@
 /*
  * rd_cluster.c - the cluster module: a whole Redis Cluster behind one
- * address ("rediss://host:port?mode=cluster").
+ * address ("rediss://host:port?mode=cluster"). It is the router
+ * (rd_router_t, rd_cycle.h) of the mode=cluster databases; the core's
+ * route module calls its filter and route handlers.
  *
  * Topology. Each worker keeps, per cluster database, a map from the 16384
  * hash slots to the master serving each (rd_ctopo_t), learned with
@@ -98,16 +100,18 @@
  * Special commands (as in Teleport's Redis Cluster support): DBSIZE sums,
  * KEYS merges, FLUSHDB/FLUSHALL/SCRIPT FLUSH/SCRIPT LOAD run on every
  * master, SCRIPT EXISTS answers 1 only where every master has the script,
- * MGET is split by slot and merged back in order. Fan-out requests go to
- * all nodes at once; one failed part fails the whole command. AUTH is sent
- * to every node the session is connected to. Commands that cannot be done
- * correctly through a gateway to a cluster are refused (one table,
- * rd_cluster_unsupported).
+ * MGET is split by slot and merged back in order; the command table's
+ * routing tips say which command is spread how (rd_cluster_kind).
+ * Fan-out requests go to all nodes at once; one failed part fails the
+ * whole command. AUTH is sent to every node the session is connected to.
+ * Commands that cannot be done correctly through a gateway to a cluster
+ * are refused (one table, rd_cluster_unsupported).
  *
- * Files: rd_cluster.c (this: configuration, the refused commands, routing,
- * the held queue, the worker hooks), rd_cluster_topo.c (the slot map and
- * its refresh), rd_cluster_conn.c (node connections), rd_cluster_parts.c
- * (lanes, sending, redirections), rd_cluster_merge.c (fan-out replies);
+ * Files: rd_cluster.c (this: configuration, the refused commands, the
+ * fan-out kinds, routing, the held queue, the worker hooks),
+ * rd_cluster_topo.c (the slot map and its refresh), rd_cluster_conn.c
+ * (node connections), rd_cluster_parts.c (lanes, sending, redirections),
+ * rd_cluster_merge.c (fan-out replies);
  * rd_cluster_int.h declares what they share.
  */
 #include "config.h"
@@ -121,8 +125,16 @@
 #include "rd_log.h"
 #include "rd_resp.h"
 #include "rd_session.h"
+#include "rd_stats.h"
 
 rd_module_t rd_cluster_module;
+
+static int rd_cluster_filter(rd_session_t *s, rd_request_t *r);
+static int rd_cluster_route(rd_session_t *s, rd_request_t *r);
+
+static const rd_router_t rd_cluster_router = {
+    "cluster", rd_cluster_filter, rd_cluster_route
+};
 
 /* --- configuration -------------------------------------------------------- */
 
@@ -201,6 +213,10 @@ rd_cluster_init_db(rd_conf_t *cf, void *conf)
     if (c->tryagain_delay == RD_CONF_UNSET) {
         c->tryagain_delay = 100;
     }
+    /* This module routes the cluster databases (rd_router_t). */
+    if (db->mode == RD_DB_CLUSTER) {
+        db->router = &rd_cluster_router;
+    }
     if (db->mode != RD_DB_CLUSTER
         && (c->nseeds || c->discovery_user || c->discovery_password))
     {
@@ -256,6 +272,94 @@ rd_cluster_is_unsupported(const rd_request_t *r)
         }
     }
     return 0;
+}
+
+/* --- how a command is spread over the masters ------------------------- */
+
+/*
+ * The fan-out kind comes from the command's routing tips in the command
+ * table (Redis's request_policy and response_policy, which redis-cli and
+ * the cluster clients follow too). request_policy all_shards or
+ * all_nodes sends the command to every master (redoubt sends nothing to
+ * replicas), and the replies are
+ *   response_policy agg_sum           added up           RD_CK_SUM (DBSIZE)
+ *   response_policy agg_logical_and   ANDed, element by element
+ *                                                        RD_CK_AND (SCRIPT
+ *                                                        EXISTS)
+ *   response_policy all_succeeded     one +OK for all    RD_CK_ALLOK
+ *                                                        (FLUSHDB, FLUSHALL,
+ *                                                        SCRIPT FLUSH)
+ *   no response_policy                arrays joined      RD_CK_KEYS (KEYS)
+ * request_policy multi_shard with no response_policy is split by slot and
+ * merged back in the keys' order (RD_CK_MGET: MGET; the split takes every
+ * argument after the name as a key). The other policies (one_succeeded,
+ * agg_min, special, a multi_shard command whose replies must be added up
+ * or all succeed: DEL, EXISTS, MSET, ...) have no merge here yet: such a
+ * command goes to one node, and keys in more than one slot get
+ * -CROSSSLOT. AUTH goes to every connection of the session (RD_CK_AUTH);
+ * rd_cluster_kinds has redoubt's exceptions to the tips. Commands the
+ * cluster router refuses (above) never get here, whatever their tips.
+ */
+
+#define RD_CLUSTER_TIPS_REQ (RD_TIP_REQ_ALL_NODES | RD_TIP_REQ_ALL_SHARDS \
+                             | RD_TIP_REQ_MULTI_SHARD)
+#define RD_CLUSTER_TIPS_RESP (RD_TIP_RESP_ONE_SUCCEEDED                 \
+                              | RD_TIP_RESP_ALL_SUCCEEDED               \
+                              | RD_TIP_RESP_AGG_LOGICAL_AND             \
+                              | RD_TIP_RESP_AGG_LOGICAL_OR              \
+                              | RD_TIP_RESP_AGG_MIN | RD_TIP_RESP_AGG_MAX \
+                              | RD_TIP_RESP_AGG_SUM | RD_TIP_RESP_SPECIAL)
+
+static const struct {
+    const char *name;           /* a command table row's name */
+    rd_ckind_t  kind;
+} rd_cluster_kinds[] = {
+    /* all_succeeded, but the answer is the script's SHA1, not +OK: every
+     * master must give the same one. */
+    { "script|load", RD_CK_SAME },
+    /* Their tips ask for every master; they go to one node for now. */
+    { "function|delete", RD_CK_DIRECT },
+    { "function|flush", RD_CK_DIRECT },
+    { "function|load", RD_CK_DIRECT },
+    { "function|restore", RD_CK_DIRECT },
+    { "ping", RD_CK_DIRECT },
+    { "randomkey", RD_CK_DIRECT },
+};
+
+static rd_ckind_t
+rd_cluster_kind(const rd_request_t *r)
+{
+    const rd_command_t *c = r->cmd;
+
+    if (r->conncmd.kind == RD_CONN_AUTH) {
+        return RD_CK_AUTH;
+    }
+    if (c == NULL || (c->tips & RD_CLUSTER_TIPS_REQ) == 0) {
+        return RD_CK_DIRECT;
+    }
+    for (size_t i = 0; i < rd_countof(rd_cluster_kinds); i++) {
+        if (strcmp(c->name, rd_cluster_kinds[i].name) == 0) {
+            return rd_cluster_kinds[i].kind;
+        }
+    }
+    uint32_t resp = c->tips & RD_CLUSTER_TIPS_RESP;
+    if (c->tips & RD_TIP_REQ_MULTI_SHARD) {
+        /* nkeys is -1 when the arity is broken: one node answers. */
+        return resp == 0 && r->nkeys == (int)r->argc - 1 ? RD_CK_MGET
+                                                         : RD_CK_DIRECT;
+    }
+    switch (resp) {
+    case 0:
+        return RD_CK_KEYS;
+    case RD_TIP_RESP_AGG_SUM:
+        return RD_CK_SUM;
+    case RD_TIP_RESP_AGG_LOGICAL_AND:
+        return RD_CK_AND;
+    case RD_TIP_RESP_ALL_SUCCEEDED:
+        return RD_CK_ALLOK;
+    default:
+        return RD_CK_DIRECT;
+    }
 }
 
 /* --- routing --------------------------------------------------------------- */
@@ -688,33 +792,20 @@ rd_csess_get(rd_session_t *s)
     return cs;
 }
 
-#define RD_CLUSTER_KEYS_SMALL 16
-
 /* The slot all keys of r hash to: >= 0, -1 keyless (or keys Redis will
  * refuse anyway), -2 keys in different slots. */
 static int
-rd_cluster_request_slot(const rd_command_t *cmd, rd_request_t *r)
+rd_cluster_request_slot(const rd_request_t *r)
 {
-    size_t small[RD_CLUSTER_KEYS_SMALL];
-    size_t *idx = small;
-    int n = rd_command_keys(cmd, r->argc, r->argv, idx, rd_countof(small));
     int slot = -1;
 
-    if (n > (int)rd_countof(small)) {
-        idx = rd_alloc((size_t)n * sizeof(size_t));
-        n = rd_command_keys(cmd, r->argc, r->argv, idx, (size_t)n);
-    }
-    for (int i = 0; i < n; i++) {
-        int s = (int)rd_cluster_key_slot(r->argv[idx[i]].data,
-                                         r->argv[idx[i]].len);
+    for (int i = 0; i < r->nkeys; i++) {
+        const rd_str_t *k = &r->argv[r->keys[i]];
+        int s = (int)rd_cluster_key_slot(k->data, k->len);
         if (slot >= 0 && s != slot) {
-            slot = -2;
-            break;
+            return -2;
         }
         slot = s;
-    }
-    if (idx != small) {
-        free(idx);
     }
     return slot;
 }
@@ -722,9 +813,6 @@ rd_cluster_request_slot(const rd_command_t *cmd, rd_request_t *r)
 static int
 rd_cluster_filter(rd_session_t *s, rd_request_t *r)
 {
-    if (s->database->mode != RD_DB_CLUSTER) {
-        return RD_DECLINED;
-    }
     if (rd_cluster_is_unsupported(r)) {
         rd_request_error(r, "ERR redoubt: command not supported");
         return RD_DONE;
@@ -735,36 +823,13 @@ rd_cluster_filter(rd_session_t *s, rd_request_t *r)
 static int
 rd_cluster_route(rd_session_t *s, rd_request_t *r)
 {
-    if (s->database->mode != RD_DB_CLUSTER) {
-        return RD_DECLINED;
-    }
     rd_csess_t *cs = rd_csess_get(s);
     rd_ctopo_t *t = cs->topo;
-    const rd_command_t *cmd = rd_command_lookup(r->argc, r->argv);
-    const char *name = cmd ? cmd->name : "";
-    rd_ckind_t kind = RD_CK_DIRECT;
+    rd_ckind_t kind = rd_cluster_kind(r);
     int slot = -1;
 
-    if (strcmp(name, "dbsize") == 0) {
-        kind = RD_CK_SUM;
-    } else if (strcmp(name, "keys") == 0) {
-        kind = RD_CK_KEYS;
-    } else if (strcmp(name, "flushdb") == 0 || strcmp(name, "flushall") == 0
-               || strcmp(name, "script|flush") == 0)
-    {
-        kind = RD_CK_ALLOK;
-    } else if (strcmp(name, "script|load") == 0) {
-        kind = RD_CK_SAME;
-    } else if (strcmp(name, "script|exists") == 0) {
-        kind = RD_CK_AND;
-    } else if (strcmp(name, "auth") == 0) {
-        kind = RD_CK_AUTH;
-    } else if (strcmp(name, "mget") == 0
-               && rd_command_arity_ok(cmd, r->argc))
-    {
-        kind = RD_CK_MGET;
-    } else if (cmd) {
-        slot = rd_cluster_request_slot(cmd, r);
+    if (kind == RD_CK_DIRECT) {
+        slot = rd_cluster_request_slot(r);
         if (slot == -2) {
             rd_request_error(r, "CROSSSLOT Keys in request don't hash to "
                              "the same slot");
@@ -788,7 +853,7 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
     /* A barrier: not confined to one slot (a split MGET: keys in more
      * than one). */
     cr->barrier = slot < 0 && !(kind == RD_CK_MGET
-                                && rd_cluster_request_slot(cmd, r) >= 0);
+                                && rd_cluster_request_slot(r) >= 0);
     if (cs->wait_head || rd_creq_held(cr)) {
         rd_csess_hold(cs, cr);
         return RD_AGAIN;
@@ -810,7 +875,7 @@ rd_cluster_init_worker(rd_worker_t *w)
 
     for (size_t i = 0; i < cycle->ndatabases; i++) {
         rd_database_t *db = &cycle->databases[i];
-        if (db->mode != RD_DB_CLUSTER) {
+        if (db->router != &rd_cluster_router) {
             continue;
         }
         rd_ctopo_t *t = rd_calloc(1, sizeof(*t));
@@ -876,20 +941,23 @@ rd_cluster_exit_worker(rd_worker_t *w)
     w->ctx[rd_cluster_module.index] = NULL;
 }
 
-static int
-rd_cluster_postconfiguration(rd_cycle_t *cycle)
-{
-    rd_phase_add(cycle, RD_PHASE_FILTER, rd_cluster_filter);
-    return rd_phase_add(cycle, RD_PHASE_ROUTE, rd_cluster_route);
-}
+/* The module's row of the shared counters (RD_CLUSTER_STAT_MAP): not in
+ * /metrics, a health state for /healthz. */
+static const rd_stats_def_t rd_cluster_stats[] = {
+    [RD_CLUSTER_STAT_MAP] = {
+        .name = "redoubt_cluster_slot_map", .type = RD_STATS_GAUGE,
+        .scope = RD_STATS_DB, .flags = RD_STATS_PROCESS | RD_STATS_HIDDEN,
+        .unhealthy = "the cluster slot map is unavailable" },
+    rd_null_stat
+};
 
 rd_module_t rd_cluster_module = {
     .name = "cluster",
     .directives = rd_cluster_directives,
     .create_conf = { NULL, NULL, rd_cluster_create_db },
     .init_conf = { NULL, NULL, rd_cluster_init_db },
-    .postconfiguration = rd_cluster_postconfiguration,
     .init_worker = rd_cluster_init_worker,
     .exit_worker = rd_cluster_exit_worker,
     .free_request_ctx = rd_creq_free,
+    .stats = rd_cluster_stats,
 };

@@ -140,15 +140,12 @@ rd_cconn_fail(rd_upconn_t *uc, const char *why)
     for (size_t i = 0; i < n && !s->conn->closed; i++) {
         rd_cpart_t *part = parts[i];
         rd_request_t *r = part->cr->r;
-        if (part->cr->kind == RD_CK_DIRECT && r->streaming) {
+        if (part->cr->kind == RD_CK_DIRECT
+            && rd_request_reply_reset(r) != 0)
+        {
+            /* Part of this reply is already with the client. */
             rd_session_close(s, "upstream connection lost mid-reply");
             break;
-        }
-        if (part->cr->kind == RD_CK_DIRECT && rd_buf_used(&r->reply) > 0) {
-            s->buffered -= rd_buf_used(&r->reply);
-            rd_buf_reset(&r->reply);
-            r->reply_type = 0;
-            r->reply_head_len = 0;
         }
         rd_cpart_set_error(part, msg);
         if (never_up && rd_cpart_wait_map(part)) {

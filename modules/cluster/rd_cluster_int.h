@@ -17,6 +17,11 @@
 
 extern rd_module_t rd_cluster_module;
 
+/* The module's row of the shared counters (rd_cluster.c, rd_stats.h): a
+ * database's slot map in this worker, 1 known, -1 the last attempt failed
+ * and none is known, 0 not tried; /healthz reads it. */
+enum { RD_CLUSTER_STAT_MAP = 0 };
+
 /* --- configuration -------------------------------------------------------- */
 
 typedef struct {

@@ -255,7 +255,8 @@ rd_ctopo_refresh_done(rd_ctopo_t *t, int ok)
     if (ok) {
         t->ready = 1;
     }
-    rd_stats_cluster_map(t->db, t->ready ? 1 : -1);
+    rd_stats_mod_db_set(&rd_cluster_module, t->db, RD_CLUSTER_STAT_MAP,
+                        t->ready ? 1 : -1);
     t->refreshed_at = t->worker->loop.now;
 
     /* The waiting sessions go on from the event loop, not inside whatever

@@ -61,21 +61,13 @@ typedef struct {
 
 /* --- phases --------------------------------------------------------------- */
 
-static void
-rd_rbac_session_expired(rd_timer_t *t)
-{
-    rd_session_t *s = t->data;
-    rd_session_log(s, RD_LOG_INFO, "max_session_ttl reached, closing");
-    rd_session_close(s, "max_session_ttl reached");
-}
-
+/* What the session's state holds (the core frees the state itself). */
 static void
 rd_rbac_session_cleanup(rd_session_t *s, void *data)
 {
     rd_rbac_session_t *rs = data;
     rd_timer_del(&s->worker->loop.timers, &rs->resume);
     free(rs->db_user);
-    free(rs);
 }
 
 static int rd_rbac_check(rd_session_t *s, rd_request_t *r);
@@ -103,19 +95,20 @@ rd_rbac_resume(rd_timer_t *t)
     }
 }
 
+static void
+rd_rbac_session_init(rd_session_t *s, void *ctx)
+{
+    rd_rbac_session_t *rs = ctx;
+    rs->session = s;
+    rs->resume.handler = rd_rbac_resume;
+    rs->resume.data = rs;
+}
+
 static rd_rbac_session_t *
 rd_rbac_session(rd_session_t *s)
 {
-    rd_rbac_session_t *rs = rd_session_ctx(s, rd_rbac_module);
-    if (rs == NULL) {
-        rs = rd_calloc(1, sizeof(*rs));
-        rs->session = s;
-        rs->resume.handler = rd_rbac_resume;
-        rs->resume.data = rs;
-        rd_session_ctx(s, rd_rbac_module) = rs;
-        rd_session_cleanup_add(s, rd_rbac_session_cleanup, rs);
-    }
-    return rs;
+    return rd_session_ctx_get(s, &rd_rbac_module, sizeof(rd_rbac_session_t),
+                              rd_rbac_session_init, rd_rbac_session_cleanup);
 }
 
 static void
@@ -154,17 +147,11 @@ rd_rbac_authorize(rd_session_t *s, rd_request_t *r)
     rd_rbac_session(s)->default_allowed =
         rd_rbac_check_db(s->cycle, id, s->database, "default", &dd, NULL);
 
-    /* The strictest session limits of the granting roles. */
-    rd_worker_t *w = s->worker;
+    /* The strictest session limits of the granting roles. The session
+     * ends at whichever comes first, this or the certificate's end. */
     if (lim.max_session_ttl > 0) {
-        int64_t left = rd_timer_armed(&s->expiry_timer)
-                       ? s->expiry_timer.when - w->loop.now : INT64_MAX;
-        if (lim.max_session_ttl < left) {
-            s->expiry_timer.handler = rd_rbac_session_expired;
-            s->expiry_timer.data = s;
-            rd_timer_add(&w->loop.timers, &s->expiry_timer, w->loop.now,
-                         lim.max_session_ttl);
-        }
+        rd_session_end_at(s, s->worker->loop.now + lim.max_session_ttl,
+                          "max_session_ttl reached");
     }
     if (lim.client_idle_timeout > 0
         && (s->idle_timeout == 0 || lim.client_idle_timeout < s->idle_timeout))
@@ -319,8 +306,7 @@ rd_rbac_check(rd_session_t *s, rd_request_t *r)
     if (!rs->default_allowed && strcmp(s->db_user, "default") == 0) {
         /* Not authenticated as anybody the roles allow: Redis's own
          * answer to a client that has not authenticated. */
-        const rd_command_t *cmd = rd_command_lookup(r->argc, r->argv);
-        if (cmd == NULL || !(cmd->flags & RD_CMD_NO_AUTH)) {
+        if (r->cmd == NULL || !(r->cmd->flags & RD_CMD_NO_AUTH)) {
             rd_stats_refusal(RD_REFUSAL_NOPERM);
             rd_request_error(r, "NOAUTH Authentication required.");
             return RD_DONE;
@@ -329,7 +315,7 @@ rd_rbac_check(rd_session_t *s, rd_request_t *r)
 
     rd_rbac_decision_t d;
     if (!rd_rbac_check_command(s->cycle, s->identity, s->database,
-                               s->db_user, r->argc, r->argv, &d))
+                               s->db_user, r, &d))
     {
         rd_session_log(s, RD_LOG_INFO, "%s", d.reason);
         rd_stats_refusal(RD_REFUSAL_NOPERM);
@@ -350,9 +336,7 @@ rd_rbac_filter(rd_session_t *s, rd_request_t *r)
         return RD_DECLINED;
     }
     rd_rbac_session_t *rs = rd_rbac_session(s);
-    if ((rs->auths_inflight > 0 || rs->parked_head)
-        && r->conncmd.kind != RD_CONN_QUIT)
-    {
+    if (rs->auths_inflight > 0 || rs->parked_head) {
         /* Which user this runs as depends on the AUTH ahead of it. */
         rd_rbac_request_t *rr = rd_rbac_request(r);
         if (rs->parked_tail) {

@@ -51,11 +51,12 @@ int rd_rbac_check_db(rd_cycle_t *cycle, const struct rd_identity_s *id,
                      const rd_database_t *db, const char *db_user,
                      rd_rbac_decision_t *d, rd_rbac_limits_t *lim);
 
-/* May the identity, on db as db_user, run this command? */
+/* May the identity, on db as db_user, run r's command? r is read as the
+ * core classified it (r->cmd, rd_request_touched() in rd_session.h); a
+ * caller without a session makes r with rd_request_from_argv(). */
 int rd_rbac_check_command(rd_cycle_t *cycle, const struct rd_identity_s *id,
                           const rd_database_t *db, const char *db_user,
-                          size_t argc, const rd_str_t *argv,
-                          rd_rbac_decision_t *d);
+                          rd_request_t *r, rd_rbac_decision_t *d);
 
 /* The database users the identity may use on db (expanded, "*" possible);
  * the array and strings are the caller's to free with rd_rbac_free_list. */

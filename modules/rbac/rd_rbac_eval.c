@@ -3,6 +3,9 @@
  * database as a database user (rd_rbac_check_db), may it run a command
  * there (rd_rbac_check_command), and the listings redoubtctl shows. The
  * rules are in rd_rbac.h; the compiled configuration in rd_rbac_int.h.
+ * What a command is (its row, the keys it touches) comes from the core's
+ * classification of the request (rd_session.h), so the server, redoubtctl
+ * and the unit tests decide on the same facts.
  */
 #include "config.h"
 
@@ -18,6 +21,7 @@
 #include "rd_match.h"
 #include "rd_rbac.h"
 #include "rd_rbac_int.h"
+#include "rd_session.h"
 
 /* --- evaluation ------------------------------------------------------- */
 
@@ -387,12 +391,13 @@ rd_rbac_rule_restricts(const rd_rule_t *r)
 
 #define RD_RBAC_MAX_KEYS 4096
 
-/* What a request touches, as far as the command table can tell. */
+/* What a request touches, as far as the command table can tell: read
+ * from the core's facts (r->cmd, rd_request_touched()), with what the
+ * rules need on top. */
 typedef struct {
     const rd_command_t *cmd;
-    size_t             *idx;
-    size_t              idx_small[64];
-    int                 nkeys;
+    const size_t       *idx;           /* the touched keys' positions */
+    int                 nkeys;         /* 0 when they cannot be named */
     const char         *unverifiable;  /* why redoubt cannot tell what the
                                           command does, or NULL */
     const char         *keys_unknown;  /* why its keys cannot be named */
@@ -402,28 +407,20 @@ typedef struct {
 } rd_rbac_req_t;
 
 static void
-rd_rbac_classify(rd_rbac_req_t *q, size_t argc, const rd_str_t *argv)
+rd_rbac_req_init(rd_rbac_req_t *q, rd_request_t *r)
 {
-    const rd_command_t *cmd = rd_command_lookup(argc, argv);
+    const rd_command_t *cmd = r->cmd;
 
     memset(q, 0, sizeof(*q));
-    q->idx = q->idx_small;
     q->cmd = cmd;
     if (cmd == NULL) {
         q->unverifiable = "unknown command";
         return;
     }
-    unsigned opts = RD_KEYS_TOUCHED;
-    int n = rd_command_keys_ex(cmd, argc, argv, opts, q->idx, NULL,
-                               rd_countof(q->idx_small));
-    if (n > (int)rd_countof(q->idx_small) && n <= RD_RBAC_MAX_KEYS) {
-        q->idx = rd_alloc((size_t)n * sizeof(size_t));
-        n = rd_command_keys_ex(cmd, argc, argv, opts, q->idx, NULL,
-                               (size_t)n);
-    }
+    int n = rd_request_touched(r, &q->idx);
     q->nkeys = n < 0 || n > RD_RBAC_MAX_KEYS ? 0 : n;
-    q->has_channels = rd_rbac_channels(cmd, argc, &q->chan_from, &q->chan_to,
-                                       &q->chan_patterns);
+    q->has_channels = rd_rbac_channels(cmd, r->argc, &q->chan_from,
+                                       &q->chan_to, &q->chan_patterns);
 
     if (cmd->acl & RD_CAT_SCRIPTING) {
         q->unverifiable = "scripts";
@@ -436,20 +433,12 @@ rd_rbac_classify(rd_rbac_req_t *q, size_t argc, const rd_str_t *argv)
         q->keys_unknown = "keys";      /* KEYS, SCAN, FLUSHDB, SELECT ... */
     } else if ((strcmp(cmd->name, "sort") == 0
                 || strcmp(cmd->name, "sort_ro") == 0)
-               && rd_rbac_sort_patterns(argc, argv))
+               && rd_rbac_sort_patterns(r->argc, r->argv))
     {
         q->keys_unknown = "key patterns";
     }
     if (q->unverifiable == NULL) {
         q->unverifiable = q->keys_unknown;
-    }
-}
-
-static void
-rd_rbac_req_free(rd_rbac_req_t *q)
-{
-    if (q->idx != q->idx_small) {
-        free(q->idx);
     }
 }
 
@@ -513,16 +502,17 @@ rd_rbac_find_channel(const rd_rbac_req_t *q, const rd_str_t *argv,
  *  3. one role whose allow applies must allow the command, every key
  *     and every channel (no list: all; a role with rules but no channels
  *     list: no channel, as Redis's resetchannels).
+ * The request is read as the core classified it, never parsed again.
  */
 int
 rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
                       const rd_database_t *db, const char *db_user,
-                      size_t argc, const rd_str_t *argv,
-                      rd_rbac_decision_t *d)
+                      rd_request_t *req, rd_rbac_decision_t *d)
 {
     rd_rbac_conf_t *c = rd_main_conf(cycle, rd_rbac_module);
     const rd_role_t *roles[RD_RBAC_MAX_ROLES];
     size_t n = rd_rbac_known_roles(c, id, roles, RD_RBAC_MAX_ROLES);
+    const rd_str_t *argv = req->argv;
     char name[80], what[80];
     rd_rbac_req_t q;
     ssize_t at;
@@ -532,7 +522,7 @@ rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
     for (char *p = name; *p; p++) {
         *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
     }
-    rd_rbac_classify(&q, argc, argv);
+    rd_rbac_req_init(&q, req);
     const rd_command_t *cmd = q.cmd;
 
     /* 1. Deny rules with commands, keys or channels. */
@@ -570,7 +560,7 @@ rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
         d->scope = r->nlabels == 0 ? "every database" : NULL;
     }
     if (d->rule) {
-        goto done;
+        return d->allowed;
     }
     for (size_t i = 0; i < n && !restricted; i++) {
         const rd_rule_t *r = &roles[i]->allow;
@@ -643,9 +633,6 @@ rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
                      db->name, db_user);
         }
     }
-
-done:
-    rd_rbac_req_free(&q);
     return d->allowed;
 }
 

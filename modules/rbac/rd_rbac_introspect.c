@@ -25,12 +25,13 @@
  * whatever command rules the roles have, because it reveals only what the
  * certificate's own roles grant and touches no data. It goes through the
  * reply and audit phases like any command (audited as command "redoubt").
- * While this worker cannot write the audit log it is refused with the
- * audit module's "-ERR redoubt: audit unavailable", under either
- * audit.on_failure. Inside MULTI it is refused (the transaction is then
- * aborted, as Redis aborts one with a rejected command): Redis would
- * queue it, and an EXEC would then not answer it. On a plaintext listener
- * (no identity) it is an error.
+ * While this worker cannot write the audit log, the audit module's
+ * filter (ahead of this one in the registry) refuses it with "-ERR
+ * redoubt: audit unavailable", under either audit.on_failure. Inside
+ * MULTI it is refused (the transaction is then aborted, as Redis aborts
+ * one with a rejected command): Redis would queue it, and an EXEC would
+ * then not answer it. On a plaintext listener (no identity) it is an
+ * error.
  */
 #include "config.h"
 
@@ -38,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../audit/rd_audit.h"  /* interim: issue 12 removes it */
 #include "rd_buf.h"
 #include "rd_cycle.h"
 #include "rd_identity.h"
@@ -140,13 +140,6 @@ rd_introspect_filter(rd_session_t *s, rd_request_t *r)
 {
     if (r->argc == 0 || !rd_str_eq_ci(r->argv[0], "redoubt")) {
         return RD_DECLINED;
-    }
-
-    rd_audit_stats_t st;
-    rd_audit_stats(&st);
-    if (st.enabled && st.failing) {
-        rd_request_error(r, "ERR redoubt: audit unavailable");
-        return RD_DONE;
     }
     if (r->argc < 2 || !rd_str_eq_ci(r->argv[1], "databases")) {
         rd_request_error(r, "ERR redoubt: unknown REDOUBT subcommand: "

@@ -9,7 +9,6 @@
 #include "config.h"
 
 #include <stddef.h>
-#include <stdlib.h>
 
 #include "rd_cycle.h"
 #include "rd_log.h"
@@ -89,25 +88,26 @@ rd_resp_init_main(rd_conf_t *cf, void *conf)
     return NULL;
 }
 
+/* The session's request parser, made on its first bytes. */
+static void
+rd_resp_session_init(rd_session_t *s, void *data)
+{
+    rd_resp_req_init(data);
+}
 
+/* What the parser holds (the core frees the parser itself). */
 static void
 rd_resp_session_cleanup(rd_session_t *s, void *data)
 {
-    rd_resp_req_parser_t *p = data;
-    rd_resp_req_free(p);
-    free(p);
+    rd_resp_req_free(data);
 }
 
 static int
 rd_resp_decode(rd_session_t *s, rd_request_t *r)
 {
-    rd_resp_req_parser_t *p = rd_session_ctx(s, rd_resp_module);
-    if (p == NULL) {
-        p = rd_alloc(sizeof(*p));
-        rd_resp_req_init(p);
-        rd_session_ctx(s, rd_resp_module) = p;
-        rd_session_cleanup_add(s, rd_resp_session_cleanup, p);
-    }
+    rd_resp_req_parser_t *p = rd_session_ctx_get(s, &rd_resp_module,
+        sizeof(rd_resp_req_parser_t), rd_resp_session_init,
+        rd_resp_session_cleanup);
 
     rd_resp_conf_t *c = rd_main_conf(s->cycle, rd_resp_module);
     const char *err = NULL;

@@ -1,6 +1,8 @@
 /*
  * rd_standalone.c - the standalone module: route every command of a
- * session to one standalone Redis server.
+ * session to one standalone Redis server. It is the router (rd_router_t,
+ * rd_cycle.h) of the databases whose uri says mode=standalone or no mode;
+ * the core's route module calls its filter and route handlers.
  *
  * Each session owns its upstream connection, opened on the first command
  * that needs it (each session authenticates to Redis as its own user, so
@@ -91,17 +93,11 @@ rd_upstream_fail(rd_upconn_t *uc, const char *why)
         if (r == NULL) {
             continue;               /* a replayed command */
         }
-        if (r->streaming) {
+        if (rd_request_reply_reset(r) != 0) {
             /* Part of this reply is already with the client. */
             rd_session_close(s, "upstream connection lost mid-reply");
             uc->count = 0;
             return;
-        }
-        if (rd_buf_used(&r->reply) > 0) {
-            s->buffered -= rd_buf_used(&r->reply);
-            rd_buf_reset(&r->reply);
-            r->reply_type = 0;
-            r->reply_head_len = 0;
         }
         rd_request_error(r, "ERR redoubt: %s", why);
         if (s->conn->closed) {
@@ -320,10 +316,6 @@ rd_upstream_cleanup(rd_session_t *s, void *data)
 static int
 rd_standalone_route(rd_session_t *s, rd_request_t *r)
 {
-    if (s->database->mode != RD_DB_STANDALONE) {
-        return RD_DECLINED;
-    }
-
     rd_upstream_t *up = rd_session_ctx(s, rd_standalone_module);
     if (up == NULL) {
         up = rd_calloc(1, sizeof(*up));
@@ -368,9 +360,6 @@ rd_standalone_filter(rd_session_t *s, rd_request_t *r)
         "punsubscribe", "sunsubscribe", "monitor", "sync", "psync",
     };
 
-    if (s->database->mode != RD_DB_STANDALONE) {
-        return RD_DECLINED;
-    }
     for (size_t i = 0; i < rd_countof(unsupported); i++) {
         if (rd_str_eq_ci(r->argv[0], unsupported[i])) {
             rd_request_error(r, "ERR redoubt: command not supported");
@@ -386,14 +375,21 @@ rd_standalone_filter(rd_session_t *s, rd_request_t *r)
     return RD_DECLINED;
 }
 
-static int
-rd_standalone_postconfiguration(rd_cycle_t *cycle)
+static const rd_router_t rd_standalone_router = {
+    "standalone", rd_standalone_filter, rd_standalone_route
+};
+
+/* This module routes the standalone databases (rd_router_t). */
+static const char *
+rd_standalone_init_db(rd_conf_t *cf, void *conf)
 {
-    rd_phase_add(cycle, RD_PHASE_FILTER, rd_standalone_filter);
-    return rd_phase_add(cycle, RD_PHASE_ROUTE, rd_standalone_route);
+    if (cf->database->mode == RD_DB_STANDALONE) {
+        cf->database->router = &rd_standalone_router;
+    }
+    return NULL;
 }
 
 rd_module_t rd_standalone_module = {
     .name = "standalone",
-    .postconfiguration = rd_standalone_postconfiguration,
+    .init_conf = { NULL, NULL, rd_standalone_init_db },
 };

@@ -12,19 +12,23 @@
  * connection waiting in its queue is lost; a new address is bound before
  * the reload commits, and failing to bind fails the reload). The requests
  * are served by one small process, the status server, that the master
- * starts, restarts and retires like a worker: it runs in the slot after
- * the last worker (rd_stats.h), closes the client listeners it inherited,
- * drops privileges like a worker, and serves from its own epoll loop:
- * non-blocking, GET only, one request per connection ("Connection:
- * close"), requests of at most RD_STATUS_MAX_REQUEST bytes, and at most
- * RD_STATUS_TIMEOUT for a whole exchange.
+ * starts, restarts and retires like a worker (the module's process hook,
+ * rd_module.h): it runs in a slot after the last worker, closes the client
+ * listeners it inherited, drops privileges like a worker, and serves from
+ * its own epoll loop: non-blocking, GET only, one request per connection
+ * ("Connection: close"), requests of at most RD_STATUS_MAX_REQUEST bytes,
+ * and at most RD_STATUS_TIMEOUT for a whole exchange.
  *
  *   GET /metrics  the counters of every worker slot, summed (rd_stats.h),
- *                 in the Prometheus text exposition format 0.0.4;
+ *                 in the Prometheus text exposition format 0.0.4: the
+ *                 core's families, then every module's own rows
+ *                 (rd_module_t.stats), in registry order, rendered from
+ *                 their table: this module knows no other module;
  *   GET /healthz  200 "ok" while the master has live workers of the
- *                 current configuration and no cluster database is
- *                 without a slot map after trying to learn one (in every
- *                 worker that tried), else 503 and the reason.
+ *                 current configuration and no database has a health
+ *                 state (a module's row with "unhealthy", such as a
+ *                 cluster slot map) failed in every worker that tried,
+ *                 else 503 and the reason.
  *   anything else 404; a method other than GET 405.
  */
 #include "config.h"
@@ -54,11 +58,6 @@
 #include "rd_status_int.h"
 #include "rd_worker.h"
 
-#if __has_include("../audit/rd_audit.h")  /* interim: issue 12 removes it */
-#include "../audit/rd_audit.h"
-#define RD_STATUS_AUDIT 1
-#endif
-
 rd_module_t rd_status_module;
 
 #define RD_STATUS_MAX_REQUEST  4096      /* request line and headers */
@@ -66,13 +65,11 @@ rd_module_t rd_status_module;
 #define RD_STATUS_LINGER       2000      /* ms to wait for the client's EOF */
 #define RD_STATUS_MAX_CLIENTS  64
 #define RD_STATUS_BACKLOG      64
-#define RD_STATUS_AUDIT_SYNC   1000      /* ms between audit count copies */
 
 typedef struct {
     char          *listen;          /* "host:port", NULL: no status server */
     rd_sockaddr_t  addr;
     int            fd;              /* bound by the master */
-    int64_t        listener_cert;   /* not_after of tls.certificate, 0 */
 } rd_status_conf_t;
 
 /* --- configuration ------------------------------------------------------ */
@@ -123,7 +120,7 @@ rd_status_conf(rd_cycle_t *cycle)
     return rd_main_conf(cycle, rd_status_module);
 }
 
-/* --- hooks the core calls (rd_stats.h) -------------------------------------- */
+/* --- the helper process hooks the master calls (rd_module.h) ---------------- */
 
 /* In the master, when the cycle is put to use (not for "redoubt -t"). */
 static int
@@ -182,59 +179,6 @@ rd_status_wanted(rd_cycle_t *cycle)
 
 static void rd_status_process(rd_cycle_t *cycle);
 
-static const rd_stats_server_t rd_status_server = {
-    rd_status_open, rd_status_wanted, rd_status_process
-};
-
-static int
-rd_status_postconfiguration(rd_cycle_t *cycle)
-{
-    rd_stats_server_set(&rd_status_server);
-    /* Whatever an earlier, abandoned cycle left there is not ours. */
-    (void)rd_stats_take_listener_cert();
-    return RD_OK;
-}
-
-static int
-rd_status_init_master(rd_cycle_t *cycle)
-{
-    /* The tls module (earlier in the registry) has just loaded the
-     * listener certificate of this cycle. */
-    rd_status_conf(cycle)->listener_cert = rd_stats_take_listener_cert();
-    rd_stats_init();
-    rd_stats_register_databases(cycle);
-    return RD_OK;
-}
-
-/*
- * The audit module keeps its counts in the worker's own memory; copy them
- * to this worker's slot every second and at exit, on top of what earlier
- * workers of the slot counted. After the first copy, a worker that does
- * not audit stops the timer.
- */
-#ifdef RD_STATUS_AUDIT
-static struct {
-    rd_worker_t *worker;
-    rd_timer_t   timer;
-    uint64_t     base_written;
-    uint64_t     base_dropped;
-} rd_status_audit;
-
-static void
-rd_status_audit_sync(rd_timer_t *t)
-{
-    rd_audit_stats_t st;
-    memset(&st, 0, sizeof(st));
-    rd_audit_stats(&st);
-    rd_stats_audit_set(rd_status_audit.base_written + st.written,
-                       rd_status_audit.base_dropped + st.dropped, st.failing);
-    if (t && st.enabled) {
-        rd_worker_t *w = rd_status_audit.worker;
-        rd_timer_add(&w->loop.timers, t, w->loop.now, RD_STATUS_AUDIT_SYNC);
-    }
-}
-#endif
-
 static int
 rd_status_init_worker(rd_worker_t *w)
 {
@@ -243,25 +187,7 @@ rd_status_init_worker(rd_worker_t *w)
         close(c->fd);           /* the status server's, not ours */
         c->fd = -1;
     }
-    rd_stats_worker_init(w);
-#ifdef RD_STATUS_AUDIT
-    rd_status_audit.worker = w;
-    rd_stats_audit_base(&rd_status_audit.base_written,
-                        &rd_status_audit.base_dropped);
-    rd_status_audit.timer.handler = rd_status_audit_sync;
-    rd_timer_add(&w->loop.timers, &rd_status_audit.timer, w->loop.now,
-                 RD_STATUS_AUDIT_SYNC);
-#endif
     return RD_OK;
-}
-
-static void
-rd_status_exit_worker(rd_worker_t *w)
-{
-#ifdef RD_STATUS_AUDIT
-    rd_timer_del(&w->loop.timers, &rd_status_audit.timer);
-    rd_status_audit_sync(NULL);
-#endif
 }
 
 /* --- /metrics --------------------------------------------------------------- */
@@ -274,18 +200,53 @@ typedef struct {
     uint64_t latency_usec;
     uint64_t latency[RD_STATS_BUCKETS + 1];
     uint64_t commands[RD_STATS_COMMANDS][2];
+    uint64_t mod[RD_STATS_MOD_DB];
 } rd_status_db_sum_t;
 
 typedef struct {
-    uint64_t bytes_in, bytes_out, audit_written, audit_dropped;
-    int64_t  audit_failing;
+    uint64_t bytes_in, bytes_out;
     uint64_t refusals[RD_REFUSAL_MAX];
     uint64_t accept_errors[RD_ACCEPT_ERR_MAX];
-    int64_t  minted_cert;
+    uint64_t mod[RD_STATS_MOD_SLOT];
     rd_status_db_sum_t db[RD_STATS_DB_SLOTS];
 } rd_status_sum_t;
 
 #define RD_LOAD(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+/* One slot's value of a module's row into the total: summed (gauges as
+ * two's complement), or the largest (RD_STATS_MAX, as signed values). */
+static void
+rd_status_combine(const rd_stats_def_t *row, uint64_t *total, uint64_t v)
+{
+    if (!(row->flags & RD_STATS_MAX)) {
+        *total += v;
+    } else if ((int64_t)v > (int64_t)*total) {
+        *total = v;
+    }
+}
+
+static void
+rd_status_sum_modules(rd_stats_slot_t *sl, rd_status_sum_t *t)
+{
+    for (unsigned k = 0; k < rd_nmodules; k++) {
+        const rd_module_t *m = rd_modules[k];
+        for (unsigned i = 0; m->stats && m->stats[i].name; i++) {
+            const rd_stats_def_t *row = &m->stats[i];
+            if (row->scope == RD_STATS_SLOT) {
+                rd_status_combine(row, &t->mod[m->stats_slot + (int)i],
+                                  RD_LOAD(*rd_stats_mod_slot(sl, m, i)));
+                continue;
+            }
+            for (size_t d = 0; row->scope == RD_STATS_DB
+                               && d < RD_STATS_DB_SLOTS; d++)
+            {
+                rd_status_combine(row, &t->db[d].mod[m->stats_db + (int)i],
+                                  RD_LOAD(*rd_stats_mod_db_slot(&sl->db[d],
+                                                                m, i)));
+            }
+        }
+    }
+}
 
 static void
 rd_status_sum(rd_stats_region_t *rg, rd_status_sum_t *t)
@@ -297,18 +258,11 @@ rd_status_sum(rd_stats_region_t *rg, rd_status_sum_t *t)
         }
         t->bytes_in += RD_LOAD(sl->bytes_in);
         t->bytes_out += RD_LOAD(sl->bytes_out);
-        t->audit_written += RD_LOAD(sl->audit_written);
-        t->audit_dropped += RD_LOAD(sl->audit_dropped);
-        t->audit_failing += RD_LOAD(sl->audit_failing);
         for (size_t k = 0; k < RD_REFUSAL_MAX; k++) {
             t->refusals[k] += RD_LOAD(sl->refusals[k]);
         }
         for (size_t k = 0; k < RD_ACCEPT_ERR_MAX; k++) {
             t->accept_errors[k] += RD_LOAD(sl->accept_errors[k]);
-        }
-        int64_t minted = RD_LOAD(sl->minted_cert_not_after);
-        if (minted > t->minted_cert) {
-            t->minted_cert = minted;
         }
         for (size_t d = 0; d < RD_STATS_DB_SLOTS; d++) {
             rd_stats_db_t *s = &sl->db[d];
@@ -330,6 +284,7 @@ rd_status_sum(rd_stats_region_t *rg, rd_status_sum_t *t)
                 o->commands[c][1] += RD_LOAD(s->commands[c][1]);
             }
         }
+        rd_status_sum_modules(sl, t);
     }
 }
 
@@ -394,6 +349,113 @@ rd_status_db_sample(rd_buf_t *b, const char *name, rd_stats_region_t *rg,
                    (unsigned long long)v);
 }
 
+/* --- the modules' families (rd_stats.h) ------------------------------------- */
+
+/* Row i of module m, over every slot (database series d for a
+ * per-database row). */
+static uint64_t
+rd_status_mod_value(rd_cycle_t *cycle, const rd_status_sum_t *t,
+                    const rd_module_t *m, unsigned i, unsigned d)
+{
+    const rd_stats_def_t *row = &m->stats[i];
+    switch (row->scope) {
+    case RD_STATS_SLOT:
+        return t->mod[m->stats_slot + (int)i];
+    case RD_STATS_DB:
+        return t->db[d].mod[m->stats_db + (int)i];
+    default:
+        return (uint64_t)row->value(cycle);
+    }
+}
+
+/* One sample: name{database="...",<labels>} value, with either part of
+ * the braces (or both) left out. */
+static void
+rd_status_mod_sample(rd_buf_t *b, const rd_stats_def_t *row,
+                     rd_stats_region_t *rg, int d, uint64_t v)
+{
+    rd_buf_append_str(b, row->name);
+    if (d >= 0 || row->labels) {
+        rd_buf_append_str(b, "{");
+        if (d >= 0) {
+            rd_buf_append_str(b, "database=\"");
+            rd_status_label(b, rd_status_db_name(rg, (unsigned)d));
+            rd_buf_append_str(b, row->labels ? "\"," : "\"");
+        }
+        if (row->labels) {
+            rd_buf_append_str(b, row->labels);
+        }
+        rd_buf_append_str(b, "}");
+    }
+    if (row->type == RD_STATS_GAUGE) {
+        rd_buf_appendf(b, " %lld\n", (long long)(int64_t)v);
+    } else {
+        rd_buf_appendf(b, " %llu\n", (unsigned long long)v);
+    }
+}
+
+/* Rows [first, end) of module m: one family. Per-database rows are shown
+ * for the databases the core's families show. */
+static void
+rd_status_mod_family(rd_cycle_t *cycle, rd_buf_t *b, rd_stats_region_t *rg,
+                     const rd_status_sum_t *t, uint32_t nnames,
+                     const rd_module_t *m, unsigned first, unsigned end)
+{
+    const rd_stats_def_t *f = &m->stats[first];
+    int per_db = f->scope == RD_STATS_DB;
+    unsigned ndb = per_db ? RD_STATS_DB_SLOTS : 1;
+
+    if (f->flags & RD_STATS_HIDDEN) {
+        return;
+    }
+    if (f->flags & RD_STATS_NONZERO) {
+        uint64_t any = 0;
+        for (unsigned d = 0; d < ndb; d++) {
+            for (unsigned i = first; i < end && (!per_db
+                     || rd_status_db_shown(t, d, nnames)); i++)
+            {
+                any |= rd_status_mod_value(cycle, t, m, i, d);
+            }
+        }
+        if (any == 0) {
+            return;
+        }
+    }
+    rd_status_family(b, f->name,
+                     f->type == RD_STATS_GAUGE ? "gauge" : "counter",
+                     f->help);
+    for (unsigned d = 0; d < ndb; d++) {
+        if (per_db && !rd_status_db_shown(t, d, nnames)) {
+            continue;
+        }
+        for (unsigned i = first; i < end; i++) {
+            rd_status_mod_sample(b, &m->stats[i], rg, per_db ? (int)d : -1,
+                                 rd_status_mod_value(cycle, t, m, i, d));
+        }
+    }
+}
+
+/* Every module's families, in registry order; consecutive rows with one
+ * name are one family. */
+static void
+rd_status_mod_metrics(rd_cycle_t *cycle, rd_buf_t *b, rd_stats_region_t *rg,
+                      const rd_status_sum_t *t, uint32_t nnames)
+{
+    for (unsigned k = 0; k < rd_nmodules; k++) {
+        const rd_module_t *m = rd_modules[k];
+        unsigned i = 0;
+        while (m->stats && m->stats[i].name) {
+            unsigned end = i + 1;
+            while (m->stats[end].name
+                   && strcmp(m->stats[end].name, m->stats[i].name) == 0)
+            {
+                end++;
+            }
+            rd_status_mod_family(cycle, b, rg, t, nnames, m, i, end);
+            i = end;
+        }
+    }
+}
 
 static void
 rd_status_metrics(rd_cycle_t *cycle, rd_buf_t *b)
@@ -402,7 +464,6 @@ rd_status_metrics(rd_cycle_t *cycle, rd_buf_t *b)
     rd_status_sum_t *t = rd_calloc(1, sizeof(*t));
     uint32_t nnames = rg ? atomic_load_explicit(&rg->master.ndatabases,
                                                 memory_order_acquire) : 0;
-    rd_status_conf_t *c = rd_status_conf(cycle);
     char extra[160];
 
     rd_status_sum(rg, t);
@@ -565,37 +626,28 @@ rd_status_metrics(rd_cycle_t *cycle, rd_buf_t *b)
     rd_buf_appendf(b, "redoubt_client_sent_bytes_total %llu\n",
                    (unsigned long long)t->bytes_out);
 
-    /* Copied from the audit module every second (rd_status_audit_sync). */
-    rd_status_family(b, "redoubt_audit_events_total", "counter",
-                     "Audit events, by result: written to audit.path, or "
-                     "dropped (audit.on_failure = continue, or lost).");
-    rd_buf_appendf(b, "redoubt_audit_events_total{result=\"written\"} %llu\n"
-                   "redoubt_audit_events_total{result=\"dropped\"} %llu\n",
-                   (unsigned long long)t->audit_written,
-                   (unsigned long long)t->audit_dropped);
-    rd_status_family(b, "redoubt_audit_failing_workers", "gauge",
-                     "Worker processes whose last audit write failed.");
-    rd_buf_appendf(b, "redoubt_audit_failing_workers %lld\n",
-                   (long long)t->audit_failing);
-
-    if (c->listener_cert > 0) {
-        rd_status_family(b,
-                         "redoubt_listener_certificate_expiry_timestamp_seconds",
-                         "gauge", "When the listeners' certificate "
-                         "(tls.certificate) expires, in Unix time.");
-        rd_buf_appendf(b, "redoubt_listener_certificate_expiry_timestamp_"
-                       "seconds %lld\n", (long long)c->listener_cert);
-    }
-    if (t->minted_cert > 0) {
-        rd_status_family(b,
-                         "redoubt_upstream_certificate_expiry_timestamp_seconds",
-                         "gauge", "When the most recently minted upstream "
-                         "client certificate expires, in Unix time.");
-        rd_buf_appendf(b, "redoubt_upstream_certificate_expiry_timestamp_"
-                       "seconds %lld\n", (long long)t->minted_cert);
-    }
+    rd_status_mod_metrics(cycle, b, rg, t, nnames);
     free(t);
     rd_status_process_metrics(b);
+}
+
+/* A module's health state (rd_stats.h, unhealthy) of database series d:
+ * failed in some live process and fine in none. */
+static int
+rd_status_db_failed(rd_stats_region_t *rg, const rd_module_t *m, unsigned i,
+                    unsigned d)
+{
+    int known = 0, failed = 0;
+    for (size_t k = 0; k < RD_STATS_SLOTS; k++) {
+        rd_stats_slot_t *sl = &rg->slots[k];
+        if (RD_LOAD(sl->pid) == 0) {
+            continue;
+        }
+        int64_t st = (int64_t)RD_LOAD(*rd_stats_mod_db_slot(&sl->db[d], m, i));
+        known |= st > 0;
+        failed |= st < 0;
+    }
+    return failed && !known;
 }
 
 /* 200 and "ok", or 503 and why. */
@@ -619,24 +671,18 @@ rd_status_health(rd_cycle_t *cycle, rd_buf_t *b)
     }
     for (size_t i = 0; i < cycle->ndatabases; i++) {
         rd_database_t *db = &cycle->databases[i];
-        if (db->mode != RD_DB_CLUSTER) {
-            continue;
-        }
         unsigned d = rd_stats_db(db);
-        int known = 0, failed = 0;
-        for (size_t k = 0; k < RD_STATS_SLOTS; k++) {
-            rd_stats_slot_t *sl = &rg->slots[k];
-            if (RD_LOAD(sl->pid) == 0) {
-                continue;
+        for (unsigned k = 0; k < rd_nmodules; k++) {
+            const rd_module_t *m = rd_modules[k];
+            for (unsigned r = 0; m->stats && m->stats[r].name; r++) {
+                if (m->stats[r].unhealthy
+                    && rd_status_db_failed(rg, m, r, d))
+                {
+                    rd_buf_appendf(b, "database \"%s\": %s\n", db->name,
+                                   m->stats[r].unhealthy);
+                    return 503;
+                }
             }
-            int64_t st = RD_LOAD(sl->db[d].cluster_map);
-            known |= st > 0;
-            failed |= st < 0;
-        }
-        if (failed && !known) {
-            rd_buf_appendf(b, "database \"%s\": the cluster slot map is "
-                           "unavailable\n", db->name);
-            return 503;
         }
     }
     rd_buf_append_str(b, "ok\n");
@@ -1028,8 +1074,6 @@ rd_module_t rd_status_module = {
     .name = "status",
     .directives = rd_status_directives,
     .create_conf = { rd_status_create_main, NULL, NULL },
-    .postconfiguration = rd_status_postconfiguration,
-    .init_master = rd_status_init_master,
     .init_worker = rd_status_init_worker,
-    .exit_worker = rd_status_exit_worker,
+    .process = { rd_status_open, rd_status_wanted, rd_status_process },
 };

@@ -282,9 +282,33 @@ rd_tls_init_master(rd_cycle_t *cycle)
     SSL_CTX_set_tlsext_servername_callback(ctx, rd_tls_servername_cb);
 
     c->ctx = ctx;
-    rd_stats_listener_cert(SSL_CTX_get0_certificate(ctx));
     return RD_OK;
 }
+
+/* The listeners' certificate expiry, for /metrics: the status process
+ * reads it from the context its cycle was built with (0: none). */
+static int64_t
+rd_tls_cert_expiry(rd_cycle_t *cycle)
+{
+    rd_tls_conf_t *c = rd_main_conf(cycle, rd_tls_module);
+    X509 *cert = c->ctx ? SSL_CTX_get0_certificate(c->ctx) : NULL;
+    const ASN1_TIME *na = cert ? X509_get0_notAfter(cert) : NULL;
+    struct tm tm;
+
+    if (na && ASN1_TIME_to_tm(na, &tm)) {
+        return (int64_t)timegm(&tm);
+    }
+    return 0;
+}
+
+static const rd_stats_def_t rd_tls_stats[] = {
+    { .name = "redoubt_listener_certificate_expiry_timestamp_seconds",
+      .help = "When the listeners' certificate (tls.certificate) expires, "
+              "in Unix time.",
+      .type = RD_STATS_GAUGE, .scope = RD_STATS_CYCLE,
+      .flags = RD_STATS_NONZERO, .value = rd_tls_cert_expiry },
+    rd_null_stat
+};
 
 /* --- TLS I/O for a session ------------------------------------------------ */
 
@@ -347,13 +371,13 @@ static const rd_session_io_t rd_tls_io = {
 
 /* --- handshake phase ----------------------------------------------------- */
 
+/* What the session's state holds (the core frees the state itself). */
 static void
 rd_tls_session_cleanup(rd_session_t *s, void *data)
 {
     rd_tls_session_t *ts = data;
     rd_timer_del(&s->worker->loop.timers, &ts->timer);
     SSL_free(ts->ssl);
-    free(ts);
     if (s->identity) {
         rd_identity_free(s->identity);
         free(s->identity);
@@ -434,21 +458,20 @@ rd_tls_handshake(rd_session_t *s, rd_request_t *r)
         return RD_DECLINED;
     }
     rd_tls_conf_t *c = rd_main_conf(s->cycle, rd_tls_module);
-    rd_tls_session_t *ts = rd_calloc(1, sizeof(*ts));
+    SSL *ssl = SSL_new(c->ctx);
 
-    ts->ssl = SSL_new(c->ctx);
-    if (ts->ssl == NULL || SSL_set_fd(ts->ssl, s->conn->fd) != 1) {
+    if (ssl == NULL || SSL_set_fd(ssl, s->conn->fd) != 1) {
         char why[300];
         rd_ssl_error(why, sizeof(why), "SSL_new");
         rd_session_log(s, RD_LOG_ERROR, "%s", why);
-        SSL_free(ts->ssl);
-        free(ts);
+        SSL_free(ssl);
         rd_session_close(s, "TLS setup failed");
         return RD_AGAIN;
     }
-    SSL_set_accept_state(ts->ssl);
-    rd_session_ctx(s, rd_tls_module) = ts;
-    rd_session_cleanup_add(s, rd_tls_session_cleanup, ts);
+    SSL_set_accept_state(ssl);
+    rd_tls_session_t *ts = rd_session_ctx_get(s, &rd_tls_module, sizeof(*ts),
+                                              NULL, rd_tls_session_cleanup);
+    ts->ssl = ssl;
     s->io = &rd_tls_io;
 
     rd_core_conf_t *ccf = rd_core_conf(s->cycle);
@@ -468,14 +491,6 @@ rd_tls_handshake(rd_session_t *s, rd_request_t *r)
 }
 
 /* --- identify phase ------------------------------------------------------- */
-
-static void
-rd_tls_expired(rd_timer_t *t)
-{
-    rd_session_t *s = t->data;
-    rd_session_log(s, RD_LOG_INFO, "certificate expired, closing");
-    rd_session_close(s, "certificate expired");
-}
 
 /* SNI "db" or "db.<anything>" names database "db". */
 static rd_database_t *
@@ -561,10 +576,7 @@ rd_tls_identify(rd_session_t *s, rd_request_t *r)
     if (left < 0) {
         left = 0;
     }
-    s->expiry_timer.handler = rd_tls_expired;
-    s->expiry_timer.data = s;
-    rd_timer_add(&s->worker->loop.timers, &s->expiry_timer,
-                 s->worker->loop.now, left);
+    rd_session_end_at(s, s->worker->loop.now + left, "certificate expired");
 
     /* Target database: the certificate's route, else the server name. */
     if (id->route_db) {
@@ -604,4 +616,5 @@ rd_module_t rd_tls_module = {
     .init_conf = { rd_tls_init_main, rd_tls_init_listen, NULL },
     .postconfiguration = rd_tls_postconfiguration,
     .init_master = rd_tls_init_master,
+    .stats = rd_tls_stats,
 };

@@ -47,6 +47,19 @@
 
 rd_module_t rd_upstream_tls_module;
 
+/* The module's row of the shared counters (rd_stats.h): the latest
+ * minted certificate's expiry, of all workers. */
+enum { RD_UTLS_STAT_MINTED = 0 };
+
+static const rd_stats_def_t rd_utls_stats[] = {
+    [RD_UTLS_STAT_MINTED] = {
+        .name = "redoubt_upstream_certificate_expiry_timestamp_seconds",
+        .help = "When the most recently minted upstream client certificate "
+                "expires, in Unix time.",
+        .type = RD_STATS_GAUGE, .flags = RD_STATS_MAX | RD_STATS_NONZERO },
+    rd_null_stat
+};
+
 enum {
     RD_UTLS_VERIFY_FULL = 0,
     RD_UTLS_VERIFY_CA,
@@ -390,7 +403,8 @@ rd_utls_mint(rd_utls_conf_t *c, const char *user, rd_utls_minted_t *m)
     m->key = key;
     /* Replaced after two thirds of its life. */
     m->renew_at = now + ttl * 2 / 3;
-    rd_stats_minted_cert((int64_t)now + ttl);
+    rd_stats_mod_set(&rd_upstream_tls_module, RD_UTLS_STAT_MINTED,
+                     (int64_t)now + ttl);
     ok = 1;
 
 done:
@@ -626,4 +640,5 @@ rd_module_t rd_upstream_tls_module = {
     .postconfiguration = rd_utls_postconfiguration,
     .init_master = rd_utls_init_master,
     .exit_worker = rd_utls_exit_worker,
+    .stats = rd_utls_stats,
 };

@@ -19,6 +19,7 @@
 #include "rd_log.h"
 #include "rd_module.h"
 #include "rd_rbac.h"
+#include "rd_session.h"
 
 /* --- configurations ----------------------------------------------------- */
 
@@ -555,7 +556,10 @@ START_TEST(test_case)
             argv[i].len = strlen(words[i]);
         }
         ck_assert_ptr_nonnull(user);
-        got = rd_rbac_check_command(cycle, &id, db, user, argc, argv, &d);
+        rd_request_t r;
+        rd_request_from_argv(&r, argc, argv);
+        got = rd_rbac_check_command(cycle, &id, db, user, &r, &d);
+        rd_request_unclassify(&r);
         free_list(words, argc);
     }
 
