@@ -291,8 +291,7 @@ rd_rbac_check(rd_session_t *s, rd_request_t *r)
     if (rd_conncmd_has_auth(cc)) {
         return rd_rbac_auth(s, r);
     }
-    if (cc->kind == RD_CONN_QUIT || cc->kind == RD_CONN_HELLO
-        || cc->kind == RD_CONN_AUTH
+    if (cc->kind == RD_CONN_HELLO || cc->kind == RD_CONN_AUTH
         || (s->txn == RD_TXN_REFUSED
             && (cc->kind == RD_CONN_EXEC || cc->kind == RD_CONN_DISCARD)))
     {
