@@ -379,6 +379,18 @@ rd_creq_free(void *ctx)
     free(cr);
 }
 
+/* A part of cr not yet given a slot or a node. */
+static void
+rd_cpart_init(rd_creq_t *cr, rd_cpart_t *p)
+{
+    p->cr = cr;
+    p->slot = -1;
+    p->node = -1;
+    p->ask_node = -1;
+    p->retry.handler = rd_cpart_retry_handler;
+    p->retry.data = p;
+}
+
 static rd_creq_t *
 rd_creq_new(rd_csess_t *cs, rd_request_t *r, rd_ckind_t kind, size_t nparts)
 {
@@ -392,13 +404,7 @@ rd_creq_new(rd_csess_t *cs, rd_request_t *r, rd_ckind_t kind, size_t nparts)
     cr->left = nparts;
     cr->parts = rd_calloc(nparts ? nparts : 1, sizeof(rd_cpart_t));
     for (size_t i = 0; i < nparts; i++) {
-        rd_cpart_t *p = &cr->parts[i];
-        p->cr = cr;
-        p->slot = -1;
-        p->node = -1;
-        p->ask_node = -1;
-        p->retry.handler = rd_cpart_retry_handler;
-        p->retry.data = p;
+        rd_cpart_init(cr, &cr->parts[i]);
     }
     rd_request_ctx(r, rd_cluster_module) = cr;
     return cr;
@@ -510,13 +516,7 @@ rd_creq_auth_parts(rd_creq_t *cr)
     memset(cr->parts, 0, np * sizeof(rd_cpart_t));
     cr->nparts = cr->left = np;
     for (size_t i = 0; i < np; i++) {
-        rd_cpart_t *p = &cr->parts[i];
-        p->cr = cr;
-        p->slot = -1;
-        p->node = -1;
-        p->ask_node = -1;
-        p->retry.handler = rd_cpart_retry_handler;
-        p->retry.data = p;
+        rd_cpart_init(cr, &cr->parts[i]);
     }
     size_t k = 0;
     for (size_t i = 0; i < cs->nconns && n; i++) {
