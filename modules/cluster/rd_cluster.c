@@ -239,13 +239,46 @@ rd_cluster_init_db(rd_conf_t *cf, void *conf)
  * request (or resets one node's connection only). Shorten it as features
  * land. */
 static const char *const rd_cluster_unsupported[] = {
-    "acl", "asking", "client", "cluster", "config", "debug", "exec",
-    "hello", "info", "latency", "memory", "migrate", "module", "monitor",
-    "multi", "pfdebug", "pfselftest", "psubscribe", "psync", "punsubscribe",
-    "readonly", "readwrite", "replconf", "replicaof", "role", "scan",
-    "script|debug", "script|kill", "shutdown", "slaveof", "slowlog",
-    "ssubscribe", "sunsubscribe", "sync", "time", "wait", "watch",
-    "subscribe", "unsubscribe", "reset",
+    "acl",
+    "asking",
+    "client",
+    "cluster",
+    "config",
+    "debug",
+    "exec",
+    "hello",
+    "info",
+    "latency",
+    "memory",
+    "migrate",
+    "module",
+    "monitor",
+    "multi",
+    "pfdebug",
+    "pfselftest",
+    "psubscribe",
+    "psync",
+    "punsubscribe",
+    "readonly",
+    "readwrite",
+    "replconf",
+    "replicaof",
+    "role",
+    "scan",
+    "script|debug",
+    "script|kill",
+    "shutdown",
+    "slaveof",
+    "slowlog",
+    "ssubscribe",
+    "sunsubscribe",
+    "sync",
+    "time",
+    "wait",
+    "watch",
+    "subscribe",
+    "unsubscribe",
+    "reset",
 };
 
 static int
@@ -376,11 +409,14 @@ rd_creq_free(void *ctx)
         free(p->pos);
     }
     free(cr->parts);
+    if (cr->free_data) {
+        cr->free_data(cr->data);
+    }
     free(cr);
 }
 
 /* A part of cr not yet given a slot or a node. */
-static void
+void
 rd_cpart_init(rd_creq_t *cr, rd_cpart_t *p)
 {
     p->cr = cr;
@@ -391,7 +427,7 @@ rd_cpart_init(rd_creq_t *cr, rd_cpart_t *p)
     p->retry.data = p;
 }
 
-static rd_creq_t *
+rd_creq_t *
 rd_creq_new(rd_csess_t *cs, rd_request_t *r, rd_ckind_t kind, size_t nparts)
 {
     rd_creq_t *cr = rd_calloc(1, sizeof(*cr));
@@ -421,8 +457,19 @@ rd_creq_dispatch(rd_creq_t *cr)
     }
 }
 
+void
+rd_creq_parts(rd_creq_t *cr, size_t n)
+{
+    cr->parts = rd_realloc(cr->parts, (n ? n : 1) * sizeof(rd_cpart_t));
+    memset(cr->parts, 0, (n ? n : 1) * sizeof(rd_cpart_t));
+    cr->nparts = cr->left = n;
+    for (size_t i = 0; i < n; i++) {
+        rd_cpart_init(cr, &cr->parts[i]);
+    }
+}
+
 /* Fan-out kinds need the masters; set one part per master. */
-static void
+void
 rd_creq_all_masters(rd_creq_t *cr)
 {
     rd_ctopo_t *t = cr->cs->topo;
@@ -431,21 +478,12 @@ rd_creq_all_masters(rd_creq_t *cr)
     for (size_t i = 0; i < t->nnodes; i++) {
         n += t->nodes[i]->master;
     }
-    cr->parts = rd_realloc(cr->parts, (n ? n : 1) * sizeof(rd_cpart_t));
-    memset(cr->parts, 0, (n ? n : 1) * sizeof(rd_cpart_t));
-    cr->nparts = cr->left = n;
+    rd_creq_parts(cr, n);
     size_t k = 0;
     for (size_t i = 0; i < t->nnodes; i++) {
-        if (!t->nodes[i]->master) {
-            continue;
+        if (t->nodes[i]->master) {
+            cr->parts[k++].node = (int)i;
         }
-        rd_cpart_t *p = &cr->parts[k++];
-        p->cr = cr;
-        p->slot = -1;
-        p->node = (int)i;
-        p->ask_node = -1;
-        p->retry.handler = rd_cpart_retry_handler;
-        p->retry.data = p;
     }
 }
 
@@ -512,12 +550,7 @@ rd_creq_auth_parts(rd_creq_t *cr)
         n += cs->conns[i] && cs->conns[i]->uc.conn;
     }
     size_t np = n ? n : 1;
-    cr->parts = rd_realloc(cr->parts, np * sizeof(rd_cpart_t));
-    memset(cr->parts, 0, np * sizeof(rd_cpart_t));
-    cr->nparts = cr->left = np;
-    for (size_t i = 0; i < np; i++) {
-        rd_cpart_init(cr, &cr->parts[i]);
-    }
+    rd_creq_parts(cr, np);
     size_t k = 0;
     for (size_t i = 0; i < cs->nconns && n; i++) {
         if (cs->conns[i] && cs->conns[i]->uc.conn) {
@@ -556,6 +589,11 @@ rd_creq_start(rd_creq_t *cr)
     case RD_CK_MGET:
         cr->r->upstream = NULL;
         rd_creq_split_mget(cr);
+        break;
+    case RD_CK_CUSTOM:
+        if (cr->setup(cr) != 0) {
+            return -1;
+        }
         break;
     default:
         rd_creq_all_masters(cr);
@@ -794,7 +832,7 @@ rd_csess_get(rd_session_t *s)
 
 /* The slot all keys of r hash to: >= 0, -1 keyless (or keys Redis will
  * refuse anyway), -2 keys in different slots. */
-static int
+int
 rd_cluster_request_slot(const rd_request_t *r)
 {
     int slot = -1;
@@ -820,11 +858,49 @@ rd_cluster_filter(rd_session_t *s, rd_request_t *r)
     return RD_DECLINED;
 }
 
+/* Hold cr back (the rule at the top) or start it. */
+int
+rd_creq_submit(rd_creq_t *cr)
+{
+    rd_csess_t *cs = cr->cs;
+
+    if (cs->wait_head || rd_creq_held(cr)) {
+        rd_csess_hold(cs, cr);
+        return RD_AGAIN;
+    }
+    if (rd_creq_start(cr) != 0) {
+        rd_request_error(cr->r, "CLUSTERDOWN Hash slot not served");
+        return RD_DONE;
+    }
+    return RD_AGAIN;
+}
+
 static int
 rd_cluster_route(rd_session_t *s, rd_request_t *r)
 {
     rd_csess_t *cs = rd_csess_get(s);
     rd_ctopo_t *t = cs->topo;
+    int rc;
+
+    if (t->ready && t->conf->refresh_interval > 0
+        && s->worker->loop.now - t->refreshed_at
+           >= (rd_msec_t)t->conf->refresh_interval)
+    {
+        rd_ctopo_refresh(t, cs);
+    }
+
+    /* A transaction queues what the client sends until EXEC
+     * (rd_cluster_multi.c); the commands redoubt answers itself or
+     * spreads its own way come next (rd_cluster_local.c). */
+    rc = rd_cmulti_route(cs, r);
+    if (rc != RD_DECLINED) {
+        return rc;
+    }
+    rc = rd_clocal_route(cs, r);
+    if (rc != RD_DECLINED) {
+        return rc;
+    }
+
     rd_ckind_t kind = rd_cluster_kind(r);
     int slot = -1;
 
@@ -837,13 +913,6 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
         }
     }
 
-    if (t->ready && t->conf->refresh_interval > 0
-        && s->worker->loop.now - t->refreshed_at
-           >= (rd_msec_t)t->conf->refresh_interval)
-    {
-        rd_ctopo_refresh(t, cs);
-    }
-
     rd_creq_t *cr = rd_creq_new(cs, r, kind, kind == RD_CK_DIRECT);
     if (kind == RD_CK_DIRECT) {
         cr->parts[0].slot = slot;
@@ -854,15 +923,7 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
      * than one). */
     cr->barrier = slot < 0 && !(kind == RD_CK_MGET
                                 && rd_cluster_request_slot(r) >= 0);
-    if (cs->wait_head || rd_creq_held(cr)) {
-        rd_csess_hold(cs, cr);
-        return RD_AGAIN;
-    }
-    if (rd_creq_start(cr) != 0) {
-        rd_request_error(r, "CLUSTERDOWN Hash slot not served");
-        return RD_DONE;
-    }
-    return RD_AGAIN;
+    return rd_creq_submit(cr);
 }
 
 /* --- worker ------------------------------------------------------------------ */

@@ -96,11 +96,22 @@ typedef enum {
     RD_CK_ALLOK,           /* FLUSHDB, FLUSHALL, SCRIPT FLUSH */
     RD_CK_SAME,            /* SCRIPT LOAD */
     RD_CK_AND,             /* SCRIPT EXISTS */
-    RD_CK_AUTH             /* AUTH on every connection of the session */
+    RD_CK_AUTH,            /* AUTH on every connection of the session */
+    RD_CK_CUSTOM           /* parts made by cr->setup, merged by cr->merge */
 } rd_ckind_t;
 
 typedef struct rd_creq_s rd_creq_t;
 typedef struct rd_cpart_s rd_cpart_t;
+
+/* RD_CK_CUSTOM: make cr's parts with the map at hand (rd_creq_parts(),
+ * then set each part's slot or node and, when it is not the request's
+ * own bytes, its cmd); 0, or -1 when no node serves it. */
+typedef int (*rd_creq_setup_pt)(rd_creq_t *cr);
+/* Merge the parts' final replies (none is an error: the first error goes
+ * to the client as it is) into out; -1 when they cannot be merged (the
+ * client gets "the cluster nodes answered differently" then). Also
+ * allowed for the other fan-out kinds, instead of their own merge. */
+typedef int (*rd_creq_merge_pt)(rd_creq_t *cr, rd_buf_t *out);
 
 /* Why a parked part waits (it is sent from its lane's head only). */
 enum {
@@ -143,6 +154,11 @@ struct rd_creq_s {
     uint64_t        map_gen;        /* in wait_head: t->gen when queued */
     rd_creq_t      *next_wait;
     unsigned        barrier:1;      /* not confined to one slot */
+    rd_creq_setup_pt setup;         /* RD_CK_CUSTOM */
+    rd_creq_merge_pt merge;         /* NULL: the kind's own merge */
+    void            *data;          /* for setup and merge; freed with
+                                       free_data when the request ends */
+    void           (*free_data)(void *data);
 };
 
 /*
@@ -223,8 +239,31 @@ int rd_cpart_redirect(rd_cpart_t *p);
 void rd_cpart_final(rd_cpart_t *p);
 
 /* rd_cluster.c */
+/* A new request of the session for r (nparts parts, each from
+ * rd_cpart_init), in the session's order. */
+rd_creq_t *rd_creq_new(rd_csess_t *cs, rd_request_t *r, rd_ckind_t kind,
+                       size_t nparts);
+/* Give cr n fresh parts (rd_cpart_init: no slot, no node). */
+void rd_creq_parts(rd_creq_t *cr, size_t n);
+void rd_cpart_init(rd_creq_t *cr, rd_cpart_t *p);
+/* One part per master of the current map (none when none is known). */
+void rd_creq_all_masters(rd_creq_t *cr);
+/* Route cr as rd_cluster_route does: hold it back (the rule at the top)
+ * or start it. RD_AGAIN, or RD_DONE when it was answered. */
+int rd_creq_submit(rd_creq_t *cr);
+/* The slot all keys of r hash to: >= 0, -1 keyless (or keys Redis will
+ * refuse anyway), -2 keys in different slots. */
+int rd_cluster_request_slot(const rd_request_t *r);
 void rd_csess_drain(rd_csess_t *cs);
 void rd_csess_resume(rd_csess_t *cs);
 void rd_csess_wait(rd_csess_t *cs);
+
+/* rd_cluster_multi.c: MULTI/EXEC/DISCARD/WATCH/UNWATCH and the commands
+ * queued between them. RD_DECLINED when r is not its business. */
+int rd_cmulti_route(rd_csess_t *cs, rd_request_t *r);
+
+/* rd_cluster_local.c: the commands redoubt answers itself (HELLO, CLIENT,
+ * SELECT, INFO, ...) or spreads its own way. RD_DECLINED for the rest. */
+int rd_clocal_route(rd_csess_t *cs, rd_request_t *r);
 
 #endif /* RD_CLUSTER_INT_H */

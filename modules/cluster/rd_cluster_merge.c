@@ -230,7 +230,9 @@ rd_creq_finish(rd_creq_t *cr)
         rd_request_done(r);
         return;
     }
-    switch (cr->kind) {
+    if (cr->merge) {
+        rc = cr->merge(cr, &out);
+    } else switch (cr->kind) {
     case RD_CK_SUM:
         rc = rd_creq_merge_integers(cr, &out);
         break;
@@ -262,6 +264,7 @@ rd_creq_finish(rd_creq_t *cr)
         }
         break;
     case RD_CK_DIRECT:
+    case RD_CK_CUSTOM:
         break;
     }
     if (rc != 0) {

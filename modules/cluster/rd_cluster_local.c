@@ -1,0 +1,14 @@
+/*
+ * rd_cluster_local.c - (being written: see rd_cluster_int.h)
+ */
+#include "config.h"
+
+#include "rd_cluster_int.h"
+
+int
+rd_clocal_route(rd_csess_t *cs, rd_request_t *r)
+{
+    (void)cs;
+    (void)r;
+    return RD_DECLINED;
+}
