@@ -802,6 +802,8 @@ rd_csess_cleanup(rd_session_t *s, void *data)
     rd_csess_t *cs = data;
 
     rd_csess_unwait(cs);
+    rd_cmulti_free(cs);
+    rd_clocal_free(cs);
     for (size_t i = 0; i < cs->nconns; i++) {
         if (cs->conns[i]) {
             rd_upconn_free(&cs->conns[i]->uc);

@@ -201,6 +201,8 @@ struct rd_csess_s {
     rd_csess_t     *next_waiter;
     rd_csess_t     *prev_waiter;
     unsigned        waiting:1;
+    struct rd_cmulti_s *multi;      /* rd_cluster_multi.c; NULL: none */
+    struct rd_clocal_s *local;      /* rd_cluster_local.c; NULL: none */
 };
 
 /* Marker for replies nobody reads (a replayed AUTH, ASKING). */
@@ -261,9 +263,13 @@ void rd_csess_wait(rd_csess_t *cs);
 /* rd_cluster_multi.c: MULTI/EXEC/DISCARD/WATCH/UNWATCH and the commands
  * queued between them. RD_DECLINED when r is not its business. */
 int rd_cmulti_route(rd_csess_t *cs, rd_request_t *r);
+/* The session ends: free cs->multi. */
+void rd_cmulti_free(rd_csess_t *cs);
 
 /* rd_cluster_local.c: the commands redoubt answers itself (HELLO, CLIENT,
  * SELECT, INFO, ...) or spreads its own way. RD_DECLINED for the rest. */
 int rd_clocal_route(rd_csess_t *cs, rd_request_t *r);
+/* The session ends: free cs->local. */
+void rd_clocal_free(rd_csess_t *cs);
 
 #endif /* RD_CLUSTER_INT_H */

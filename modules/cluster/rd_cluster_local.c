@@ -12,3 +12,9 @@ rd_clocal_route(rd_csess_t *cs, rd_request_t *r)
     (void)r;
     return RD_DECLINED;
 }
+
+void
+rd_clocal_free(rd_csess_t *cs)
+{
+    (void)cs;
+}
