@@ -447,7 +447,7 @@ ctl_conn_call(const char *cmd, ctl_conn_t *c, size_t argc,
 
     rd_resp_reply_scanner_t sc;
     rd_resp_limits_t lim = { .max_bulk = 1u << 20, .max_array = 1u << 20,
-                             .max_inline = 1u << 16, .max_depth = 8 };
+                             .max_inline = 1u << 16 };
     rd_resp_reply_init(&sc);
     for (;;) {
         char buf[16384];

@@ -29,10 +29,7 @@ typedef struct rd_resp_limits_s {
     uint64_t max_bulk;    /* largest bulk string, bytes (default 512mb) */
     uint64_t max_array;   /* most elements in one array (default 1048576) */
     uint64_t max_inline;  /* longest inline command line (default 64kb) */
-    unsigned max_depth;   /* deepest nesting of reply arrays (default 32) */
 } rd_resp_limits_t;
-
-#define RD_RESP_MAX_DEPTH 128   /* hard cap on max_depth */
 
 /*
  * Request parser.
@@ -98,7 +95,15 @@ rd_resp_status_t rd_resp_parse_request(rd_resp_req_parser_t *p,
  * 512 MB bulk can stream through a small buffer.
  *
  * Accepts RESP2 replies: "+simple", "-error", ":integer", "$len" bulk with
- * "$-1" null, "*n" arrays with "*-1" null, nested up to lim->max_depth.
+ * "$-1" null, "*n" arrays with "*-1" null, nested to any depth.
+ *
+ * Depth costs no memory: finding where a reply ends needs only the number
+ * of elements still expected (an array header stands for its n elements),
+ * not one counter per open array. So a reply is never refused for its
+ * nesting: Redis produces deep ones itself (a Lua script can return a
+ * table nested about 8000 levels, its stack limit, and a module any
+ * depth), and this scanner only frames them. The count of expected
+ * elements is capped at INT64_MAX, which no real reply can reach.
  *
  * Usage: rd_resp_reply_init(s); then for every chunk of bytes received,
  * rd_resp_scan_reply(s, chunk, n, lim, &used, &err):
@@ -115,8 +120,8 @@ rd_resp_status_t rd_resp_parse_request(rd_resp_req_parser_t *p,
 typedef struct {
     char     type;                       /* top-level reply type */
     int      state;
-    unsigned depth;                      /* open arrays */
-    int64_t  left[RD_RESP_MAX_DEPTH];    /* elements still expected per level */
+    uint64_t expect;                     /* elements still to come, the
+                                            current one included */
     int64_t  num;                        /* number being read */
     int      neg;
     int      digits;
@@ -144,10 +149,10 @@ rd_resp_status_t rd_resp_scan_reply(rd_resp_reply_scanner_t *s,
  * Usage: rd_resp_reader_init(&rd, buf, len); rd_resp_read(&rd, &v) reads
  * one value's header and, for '+', '-', ':' and '$', the whole value; for
  * an array, its v.n elements are the values read next. rd_resp_skip()
- * passes over one whole value, nested arrays included, at most
- * RD_RESP_MAX_DEPTH levels deep. Both return 0, or -1 when the bytes are
- * malformed or end too early (rd->p is then unspecified). The reply was
- * read whole when rd.p == rd.end.
+ * passes over one whole value, nested arrays included, to any depth (it
+ * counts the elements still expected, as the scanner does). Both return
+ * 0, or -1 when the bytes are malformed or end too early (rd->p is then
+ * unspecified). The reply was read whole when rd.p == rd.end.
  */
 typedef struct {
     const char *p;      /* next byte to read */

@@ -43,7 +43,6 @@ static const rd_resp_limits_t rd_resp_default_limits = {
     .max_bulk   = 512ULL * 1024 * 1024,
     .max_array  = 1024 * 1024,
     .max_inline = 64 * 1024,
-    .max_depth  = 32,
 };
 
 static const rd_resp_limits_t *
@@ -669,7 +668,6 @@ enum {
     RD_RESP_EBULK,
     RD_RESP_EARRAY,
     RD_RESP_ETYPE,
-    RD_RESP_EDEPTH,
     RD_RESP_ECRLF
 };
 
@@ -678,7 +676,6 @@ static const char *const rd_resp_scan_errors[] = {
     [RD_RESP_EBULK]  = "Protocol error: invalid bulk length",
     [RD_RESP_EARRAY] = "Protocol error: invalid multibulk length",
     [RD_RESP_ETYPE]  = "Protocol error: unknown reply type",
-    [RD_RESP_EDEPTH] = "Protocol error: reply nesting too deep",
     [RD_RESP_ECRLF]  = "Protocol error: expected CRLF after bulk data",
 };
 
@@ -693,17 +690,14 @@ rd_resp_scan_fail(rd_resp_reply_scanner_t *s, int code)
     return RD_RESP_ERROR;
 }
 
-/* An element is complete: count it against every enclosing array that it
- * completes in turn. The reply is over when no array is left open. */
+/* An element is complete. The reply is over when no element is expected
+ * any more: the last one completes every array still open. */
 static int
 rd_resp_scan_elem_done(rd_resp_reply_scanner_t *s)
 {
-    while (s->depth > 0) {
-        if (--s->left[s->depth - 1] > 0) {
-            s->state = RD_RESP_SCAN_TYPE;
-            return RD_RESP_NEXT;
-        }
-        s->depth--;
+    if (--s->expect > 0) {
+        s->state = RD_RESP_SCAN_TYPE;
+        return RD_RESP_NEXT;
     }
     return RD_RESP_OK;
 }
@@ -736,7 +730,7 @@ rd_resp_scan_type(rd_resp_reply_scanner_t *s, const char *c, size_t n,
     default:
         return rd_resp_scan_fail(s, RD_RESP_ETYPE);
     }
-    if (s->depth == 0) {
+    if (s->type == 0) {
         s->type = t;
     }
     return RD_RESP_NEXT;
@@ -860,25 +854,23 @@ rd_resp_scan_bulk_header(rd_resp_reply_scanner_t *s, int64_t v,
     return RD_RESP_NEXT;
 }
 
-/* "*-1" (null) and "*0" are complete elements; a longer array opens a
- * level, which the depth limit caps at RD_RESP_MAX_DEPTH at most. */
+/* "*-1" (null) and "*0" are complete elements; a longer array stands in
+ * for its n elements, whatever its depth. The count of expected elements
+ * stays within INT64_MAX (each element takes 3 bytes or more, so no reply
+ * can come near it; a count that would pass it is malformed). */
 static int
 rd_resp_scan_array_header(rd_resp_reply_scanner_t *s, int64_t v,
     const rd_resp_limits_t *lim)
 {
-    unsigned max_depth = lim->max_depth < RD_RESP_MAX_DEPTH
-                         ? lim->max_depth : RD_RESP_MAX_DEPTH;
-
     if (v == -1 || v == 0) {
         return rd_resp_scan_elem_done(s);
     }
-    if (v < -1 || (uint64_t)v > lim->max_array) {
+    if (v < -1 || (uint64_t)v > lim->max_array
+        || (uint64_t)v > (uint64_t)INT64_MAX - (s->expect - 1))
+    {
         return rd_resp_scan_fail(s, RD_RESP_EARRAY);
     }
-    if (s->depth >= max_depth) {
-        return rd_resp_scan_fail(s, RD_RESP_EDEPTH);
-    }
-    s->left[s->depth++] = v;
+    s->expect += (uint64_t)v - 1;
     s->state = RD_RESP_SCAN_TYPE;
     return RD_RESP_NEXT;
 }
@@ -949,6 +941,7 @@ rd_resp_reply_init(rd_resp_reply_scanner_t *s)
 {
     memset(s, 0, sizeof(*s));
     s->state = RD_RESP_SCAN_TYPE;
+    s->expect = 1;
 }
 
 rd_resp_status_t
@@ -962,7 +955,7 @@ rd_resp_scan_reply(rd_resp_reply_scanner_t *s, const char *chunk, size_t n,
     /* The type of a finished reply stays readable until the next call. */
     if (s->state == RD_RESP_SCAN_DONE) {
         s->type = 0;
-        s->depth = 0;
+        s->expect = 1;
         s->state = RD_RESP_SCAN_TYPE;
     }
 

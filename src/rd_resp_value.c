@@ -103,33 +103,26 @@ rd_resp_read(rd_resp_reader_t *rd, rd_resp_value_t *v)
     return 0;
 }
 
-/* Iterative: one counter of elements still expected per open array,
- * capped like the scanner's nesting. */
+/* Iterative and at any depth, as the scanner: one count of the elements
+ * still expected, where an array stands for its n elements. rd_resp_read()
+ * refuses a count the bytes left could not hold, so the sum stays below
+ * the buffer's length. */
 int
 rd_resp_skip(rd_resp_reader_t *rd)
 {
-    int64_t         left[RD_RESP_MAX_DEPTH];
-    unsigned        depth = 0;
+    uint64_t        expect = 1;
     rd_resp_value_t v;
 
-    for (;;) {
+    while (expect > 0) {
         if (rd_resp_read(rd, &v) != 0) {
             return -1;
         }
+        expect--;
         if (v.type == '*' && v.n > 0) {
-            if (depth == RD_RESP_MAX_DEPTH) {
-                return -1;
-            }
-            left[depth++] = v.n;
-            continue;
-        }
-        while (depth > 0 && --left[depth - 1] == 0) {
-            depth--;
-        }
-        if (depth == 0) {
-            return 0;
+            expect += (uint64_t)v.n;
         }
     }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ typedef struct {
     int64_t          max_bulk;
     int64_t          max_array;
     int64_t          max_inline;
-    int64_t          max_depth;
+    int64_t          max_depth;      /* accepted, no effect (see below) */
     rd_resp_limits_t limits;         /* for client requests */
     rd_resp_limits_t reply_limits;   /* for replies from Redis */
 } rd_resp_conf_t;
@@ -29,7 +29,7 @@ typedef struct {
 static const rd_conf_range_t rd_resp_bulk_range = { 1, 4LL << 30 };
 static const rd_conf_range_t rd_resp_array_range = { 1, 1LL << 31 };
 static const rd_conf_range_t rd_resp_inline_range = { 16, 1LL << 30 };
-static const rd_conf_range_t rd_resp_depth_range = { 1, RD_RESP_MAX_DEPTH };
+static const rd_conf_range_t rd_resp_depth_range = { 1, 128 };
 
 #define C(field) offsetof(rd_resp_conf_t, field)
 
@@ -69,22 +69,26 @@ rd_resp_init_main(rd_conf_t *cf, void *conf)
     if (c->max_inline == RD_CONF_UNSET) {
         c->max_inline = 64 * 1024;
     }
-    if (c->max_depth == RD_CONF_UNSET) {
-        c->max_depth = 32;
+    /* limits.max_nesting_depth once bounded the nesting of replies; the
+     * reply scanner now frames any depth in constant memory, and client
+     * commands are flat arrays that cannot nest. The directive is still
+     * read, with its old range, so that existing configurations load,
+     * and ignored with a warning. */
+    if (c->max_depth != RD_CONF_UNSET) {
+        rd_log_warn("limits.max_nesting_depth is obsolete and ignored: "
+                    "replies are passed on at any depth");
     }
     c->limits.max_bulk = (uint64_t)c->max_bulk;
     c->limits.max_array = (uint64_t)c->max_array;
     c->limits.max_inline = (uint64_t)c->max_inline;
-    c->limits.max_depth = (unsigned)c->max_depth;
 
     /* Replies are scanned as they stream through, never held whole, so
-     * their size costs no memory here: a value Redis stored is readable
-     * whatever the client-side limits. Only nesting (a stack) and the
-     * length of a status line are bounded. */
+     * their size and depth cost no memory here: what Redis produced is
+     * passed on whatever the client-side limits (a status line is not
+     * kept either: max_inline is set for completeness only). */
     c->reply_limits.max_bulk = (uint64_t)INT64_MAX - 2;
     c->reply_limits.max_array = (uint64_t)INT64_MAX;
     c->reply_limits.max_inline = c->limits.max_inline;
-    c->reply_limits.max_depth = c->limits.max_depth;
     return NULL;
 }
 

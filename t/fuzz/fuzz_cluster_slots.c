@@ -37,7 +37,6 @@ static const rd_resp_limits_t fuzz_lim_open = {
     .max_bulk = (uint64_t)INT64_MAX,
     .max_array = UINT64_MAX,
     .max_inline = 64 * 1024,
-    .max_depth = RD_RESP_MAX_DEPTH,
 };
 
 static unsigned

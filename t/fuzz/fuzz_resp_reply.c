@@ -29,14 +29,12 @@ static const rd_resp_limits_t fuzz_lim_redis = {
     .max_bulk = 512ULL * 1024 * 1024,
     .max_array = 1024 * 1024,
     .max_inline = 64 * 1024,
-    .max_depth = 32,
 };
 
 static const rd_resp_limits_t fuzz_lim_tiny = {
     .max_bulk = 40,
     .max_array = 6,
     .max_inline = 24,
-    .max_depth = 3,
 };
 
 static void
@@ -96,7 +94,14 @@ fuzz_run(const char *in, size_t n, const rd_resp_limits_t *lim,
             CHECK(st == RD_RESP_OK);
             CHECK(used > 0);
             CHECK(s.type != 0 && strchr("+-:$*", s.type) != NULL);
-            CHECK(s.depth == 0);
+            if (mode == 0) {
+                /* The in-memory reader frames the same reply, to the
+                 * same byte, at any depth. */
+                rd_resp_reader_t rd;
+
+                rd_resp_reader_init(&rd, chunk + off - cur, cur);
+                CHECK(rd_resp_skip(&rd) == 0 && rd.p == rd.end);
+            }
             rd_buf_appendf(tx, "%c%zu;", s.type, cur);
             cur = 0;
         }

@@ -33,14 +33,12 @@ static const rd_resp_limits_t fuzz_lim_redis = {
     .max_bulk = 512ULL * 1024 * 1024,
     .max_array = 1024 * 1024,
     .max_inline = 64 * 1024,
-    .max_depth = 32,
 };
 
 static const rd_resp_limits_t fuzz_lim_tiny = {
     .max_bulk = 40,
     .max_array = 6,
     .max_inline = 24,
-    .max_depth = 3,
 };
 
 /* The encoder's output for a parsed request must parse back to the same

@@ -22,7 +22,6 @@ static const rd_resp_limits_t lim_redis = {
     .max_bulk = 512ULL * 1024 * 1024,
     .max_array = 1024 * 1024,
     .max_inline = 64 * 1024,
-    .max_depth = 32,
 };
 
 /* ------------------------------------------------------------------------
@@ -931,44 +930,73 @@ START_TEST(test_reply_bulk_body_is_never_read)
 }
 END_TEST
 
-START_TEST(test_reply_depth_limit)
+/*
+ * Nesting is never refused: the scanner counts the elements still
+ * expected, so depth costs nothing. Redis itself produces deep replies:
+ * EVAL "local t = 1; for i = 1, 8000 do t = {t} end; return t" answers
+ * 7995 "*1" levels ending in "-ERR reached lua stack limit" (Lua's stack
+ * limit, LUAI_MAXCSTACK 8000), one reply; a module may go deeper still.
+ */
+START_TEST(test_reply_depth_is_not_limited)
 {
     rd_buf_t in = {0};
-    rd_resp_limits_t lim = lim_redis;
-    char want[32];
+    char     want[64];
 
-    /* 32 levels are allowed by default, 33 are not. */
-    for (int i = 0; i < 32; i++) {
+    /* 100000 levels, the way a Lua table nested N deep comes back. */
+    for (int i = 0; i < 100000; i++) {
         rd_buf_append_str(&in, "*1\r\n");
     }
     rd_buf_append_str(&in, ":1\r\n");
     snprintf(want, sizeof(want), "*%zu;", in.len);
     check_few_splits(run_replies, in.data, in.len, &lim_redis, want);
 
-    rd_buf_reset(&in);
-    for (int i = 0; i < 33; i++) {
-        rd_buf_append_str(&in, "*1\r\n");
-    }
-    rd_buf_append_str(&in, ":1\r\n");
-    check_few_splits(run_replies, in.data, in.len, &lim_redis,
-                     "ERR(Protocol error: reply nesting too deep);");
+    /* Without its innermost element the reply is not over yet. */
+    in.len -= 4;
+    snprintf(want, sizeof(want), "PENDING(%zu);", in.len);
+    check_few_splits(run_replies, in.data, in.len, &lim_redis, want);
 
-    /* Empty and null arrays open no level. */
-    lim.max_depth = 2;
-    rep_lim("*1\r\n*2\r\n*0\r\n*-1\r\n", &lim, "*17;");
-    rep_lim("*1\r\n*1\r\n*1\r\n:1\r\n", &lim,
-            "ERR(Protocol error: reply nesting too deep);");
+    /* Redis's answer to a Lua table deeper than its stack: an error as
+     * the innermost element; then the next reply is found exactly. */
+    rd_buf_append_str(&in, "-ERR reached lua stack limit\r\n");
+    size_t first = in.len;
+    rd_buf_append_str(&in, "+OK\r\n");
+    snprintf(want, sizeof(want), "*%zu;+5;", first);
+    check_few_splits(run_replies, in.data, in.len, &lim_redis, want);
 
-    /* Whatever is asked, RD_RESP_MAX_DEPTH is the most. */
-    lim.max_depth = 1000;
+    /* Arrays of two, each holding a leaf and the next array: every level
+     * stays open with one element left. */
     rd_buf_reset(&in);
-    for (int i = 0; i < RD_RESP_MAX_DEPTH + 1; i++) {
-        rd_buf_append_str(&in, "*1\r\n");
+    for (int i = 0; i < 20000; i++) {
+        rd_buf_append_str(&in, "*2\r\n:1\r\n");
     }
-    rd_buf_append_str(&in, ":1\r\n");
-    check_few_splits(run_replies, in.data, in.len, &lim,
-                     "ERR(Protocol error: reply nesting too deep);");
+    rd_buf_append_str(&in, "$1\r\nx\r\n");
+    first = in.len;
+    rd_buf_append_str(&in, ":7\r\n");
+    snprintf(want, sizeof(want), "*%zu;:4;", first);
+    check_few_splits(run_replies, in.data, in.len, &lim_redis, want);
     rd_buf_free(&in);
+
+    /* Empty and null arrays are complete elements, at any depth. */
+    rep("*1\r\n*2\r\n*0\r\n*-1\r\n", "*17;");
+    rep("*3\r\n*1\r\n*0\r\n*-1\r\n*1\r\n*1\r\n:1\r\n+x\r\n",
+        "*29;+4;");
+}
+END_TEST
+
+/* The count of expected elements stays within INT64_MAX: a header that
+ * would pass it is malformed (no real reply can reach it: each element
+ * takes 3 bytes or more). */
+START_TEST(test_reply_expected_count_is_capped)
+{
+    rd_resp_limits_t lim = lim_redis;
+
+    lim.max_array = (uint64_t)INT64_MAX;
+    rep_lim("*9223372036854775807\r\n*1\r\n:1\r\n", &lim, "PENDING(30);");
+    rep_lim("*9223372036854775807\r\n*2\r\n", &lim,
+            "ERR(Protocol error: invalid multibulk length);");
+    rep_lim("*2\r\n*9223372036854775807\r\n", &lim,
+            "ERR(Protocol error: invalid multibulk length);");
+    rep_lim("*1\r\n*9223372036854775807\r\n", &lim, "PENDING(26);");
 }
 END_TEST
 
@@ -1294,14 +1322,14 @@ START_TEST(test_reader_skip_nested)
 }
 END_TEST
 
-/* RD_RESP_MAX_DEPTH open arrays are allowed, one more is not; empty
- * arrays at the bottom do not count, as in the reply scanner. */
-START_TEST(test_reader_skip_depth_limit)
+/* Any depth is skipped, as the scanner frames it; empty arrays at the
+ * bottom are complete elements; a deep value cut short fails. */
+START_TEST(test_reader_skip_any_depth)
 {
     rd_buf_t         in = {0};
     rd_resp_reader_t rd;
 
-    for (int i = 0; i < RD_RESP_MAX_DEPTH; i++) {
+    for (int i = 0; i < 100000; i++) {
         rd_buf_append_str(&in, "*1\r\n");
     }
     rd_buf_append_str(&in, "*0\r\n");
@@ -1310,14 +1338,20 @@ START_TEST(test_reader_skip_depth_limit)
     ck_assert_ptr_eq(rd.p, rd.end);
 
     in.len -= 4;
-    rd_buf_append_str(&in, "*1\r\n:1\r\n");
+    rd_buf_append_str(&in, "*2\r\n:1\r\n");
     rd_resp_reader_init(&rd, in.data, in.len);
     ck_assert_int_eq(rd_resp_skip(&rd), -1);
 
-    /* Deep but read value by value, without skip, is fine. */
+    rd_buf_append_str(&in, "$1\r\nx\r\n:5\r\n");
+    rd_resp_reader_init(&rd, in.data, in.len);
+    ck_assert_int_eq(rd_resp_skip(&rd), 0);
+    expect_value(&rd, ':', 5, NULL, 0);
+    ck_assert_ptr_eq(rd.p, rd.end);
+
+    /* Deep and read value by value, without skip, is fine too. */
     rd_resp_value_t v;
     rd_resp_reader_init(&rd, in.data, in.len);
-    for (int i = 0; i <= RD_RESP_MAX_DEPTH; i++) {
+    for (int i = 0; i <= 100000; i++) {
         ck_assert_int_eq(rd_resp_read(&rd, &v), 0);
     }
     expect_value(&rd, ':', 1, NULL, 0);
@@ -1501,7 +1535,8 @@ resp_suite(void)
     tcase_add_test(tc, test_reply_binary_bulk_all_bytes);
     tcase_add_test(tc, test_reply_scanner_streams_large_bulk);
     tcase_add_test(tc, test_reply_bulk_body_is_never_read);
-    tcase_add_test(tc, test_reply_depth_limit);
+    tcase_add_test(tc, test_reply_depth_is_not_limited);
+    tcase_add_test(tc, test_reply_expected_count_is_capped);
     tcase_add_test(tc, test_reply_unknown_type_is_protocol_error);
     tcase_add_test(tc, test_reply_lengths_must_be_numbers);
     tcase_add_test(tc, test_reply_bulk_and_array_over_limit);
@@ -1520,7 +1555,7 @@ resp_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_reader_every_type);
     tcase_add_test(tc, test_reader_skip_nested);
-    tcase_add_test(tc, test_reader_skip_depth_limit);
+    tcase_add_test(tc, test_reader_skip_any_depth);
     tcase_add_test(tc, test_reader_integers);
     tcase_add_test(tc, test_reader_bulk_and_array_lengths);
     tcase_add_test(tc, test_reader_bad_crlf);
