@@ -59,11 +59,21 @@ typedef struct {
  *            as Redis answers a transaction with a rejected command
  *   REFUSED  redoubt refused the MULTI itself: nothing reaches Redis until
  *            EXEC (-EXECABORT) or DISCARD (+OK), so the commands the
- *            client meant as a transaction never run one by one
+ *            client meant as a transaction never run one by one; that
+ *            EXEC or DISCARD goes to Redis as UNWATCH (Redis's EXEC and
+ *            DISCARD drop the connection's WATCHes too), whatever it
+ *            answers
  * AUTH and HELLO are refused while a transaction is open: Redis would run
  * them only at EXEC, and the session's database user must be known when
  * the commands after them are checked.
  */
+/* What the EXEC or DISCARD of a refused MULTI answers (r->txn_answer). */
+enum {
+    RD_TXN_ANSWER_NONE = 0,
+    RD_TXN_ANSWER_EXECABORT,
+    RD_TXN_ANSWER_OK
+};
+
 typedef enum {
     RD_TXN_NONE = 0,
     RD_TXN_OPEN,
@@ -114,6 +124,9 @@ struct rd_request_s {
     unsigned        txn_opens:1;   /* this MULTI opened s->txn_id */
     unsigned        exec_abort:1;  /* an EXEC sent as DISCARD: answer
                                       -EXECABORT */
+    unsigned        txn_answer:2;  /* the EXEC or DISCARD of a refused
+                                      MULTI, sent as UNWATCH: its reply
+                                      becomes RD_TXN_ANSWER_* */
     unsigned        txn_id;
     char            reply_head[512];/* the reply's first bytes (for audit:
                                       "-NOPERM ...", "+OK"): 64 of them,

@@ -59,14 +59,18 @@ rd_session_txn_route(rd_session_t *s, rd_request_t *r)
             s->txn = k == RD_CONN_RESET ? RD_TXN_NONE : s->txn;
             return 0;
         case RD_CONN_EXEC:
+        case RD_CONN_DISCARD: {
+            /* Redis's EXEC and DISCARD also drop the WATCHes: UNWATCH
+             * goes in their place, answered as the client's EXEC or
+             * DISCARD whatever Redis says (rd_session_txn_reply). */
+            static const rd_str_t unwatch[1] = { RD_STR("UNWATCH") };
             s->txn = RD_TXN_NONE;
-            rd_request_error(r, RD_EXECABORT);
-            return 1;
-        case RD_CONN_DISCARD:
-            s->txn = RD_TXN_NONE;
-            rd_request_reply_append(r, "+OK\r\n", 5);
-            rd_request_done(r);
-            return 1;
+            r->txn_answer = k == RD_CONN_EXEC ? RD_TXN_ANSWER_EXECABORT
+                                              : RD_TXN_ANSWER_OK;
+            rd_request_set_command(r, 1, unwatch);
+            r->buffer_reply = 1;
+            return 0;
+        }
         case RD_CONN_MULTI:
             rd_request_error(r, "ERR MULTI calls can not be nested");
             return 1;
@@ -110,6 +114,22 @@ rd_session_txn_reply(rd_session_t *s, rd_request_t *r)
         /* Redis refused the MULTI itself (NOAUTH, its own ACL): it is not
          * queueing what follows. */
         s->txn = RD_TXN_NONE;
+    }
+    if (r->txn_answer != RD_TXN_ANSWER_NONE) {
+        unsigned a = r->txn_answer;
+        r->txn_answer = RD_TXN_ANSWER_NONE;
+        s->buffered -= rd_buf_used(&r->reply);
+        rd_buf_reset(&r->reply);
+        r->reply_type = 0;
+        r->reply_head_len = 0;
+        rd_buf_t b = { 0 };
+        if (a == RD_TXN_ANSWER_EXECABORT) {
+            rd_resp_encode_error(&b, RD_EXECABORT);
+        } else {
+            rd_buf_append(&b, "+OK\r\n", 5);
+        }
+        rd_request_reply_append(r, rd_buf_rpos(&b), rd_buf_used(&b));
+        rd_buf_free(&b);
     }
     if (r->exec_abort) {
         r->exec_abort = 0;
