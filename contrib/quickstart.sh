@@ -8,9 +8,12 @@
 #                                print how to connect (redoubtctl db ls,
 #                                db connect, db config; Ctrl-C stops
 #                                everything)
-#   contrib/quickstart.sh test   install what is missing, build and run the
-#                                whole test suite in build/check, then again
-#                                with ASan+UBSan in build/sanitizers
+#   contrib/quickstart.sh test   install what is missing (also the client
+#                                libraries t_clients.sh drives: npm's
+#                                ioredis and redis into build/npm), build
+#                                and run the whole test suite in
+#                                build/check, then again with ASan+UBSan in
+#                                build/sanitizers
 #
 # Meant for a fresh Debian (or Ubuntu) machine and a fresh clone; run it
 # from anywhere. Packages are installed with apt-get (through sudo when not
@@ -27,6 +30,17 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PACKAGES=(build-essential autoconf automake libtool pkg-config libssl-dev
           libpcre2-dev libconfig-dev check redis-server redis-tools python3
           openssl python3-redis nodejs)
+# The test command also needs, for t_clients.sh: npm (to install the node
+# client libraries; Debian's package only when there is no npm command, as
+# NodeSource's nodejs brings its own and conflicts with it) and Debian's
+# Prometheus exporter for Redis, installed only where the distribution
+# has it.
+TEST_OPTIONAL_PACKAGES=(prometheus-redis-exporter)
+# The node client libraries t_clients.sh drives with their default
+# options, pinned to majors that speak RESP2 by default, installed with
+# npm into build/npm (found there by the test).
+NPM_DIR=$ROOT/build/npm
+NPM_CLIENTS=(ioredis@5 redis@5)
 JOBS=${JOBS:-2}
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -37,25 +51,66 @@ usage() {
     exit 2
 }
 
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+# install_deps [--test] [OPTIONAL...]: PACKAGES when missing (with
+# --test, npm too); OPTIONAL packages too, where the distribution has
+# them.
 install_deps() {
-    local p missing=() sudo=()
-    command -v dpkg-query >/dev/null || die "this script needs a Debian-like system (dpkg, apt-get); install by hand: ${PACKAGES[*]}"
-    for p in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    local p missing=() optional=() sudo=() needed=("${PACKAGES[@]}")
+    if [ "${1:-}" = --test ]; then
+        shift
+        command -v npm >/dev/null || needed+=(npm)
+    fi
+    command -v dpkg-query >/dev/null || die "this script needs a Debian-like system (dpkg, apt-get); install by hand: ${needed[*]} $*"
+    for p in "${needed[@]}"; do
+        pkg_installed "$p" || missing+=("$p")
     done
-    if [ "${#missing[@]}" -eq 0 ]; then
+    for p in "$@"; do
+        pkg_installed "$p" || optional+=("$p")
+    done
+    if [ "${#missing[@]}" -eq 0 ] && [ "${#optional[@]}" -eq 0 ]; then
         say "all needed packages are installed"
         return 0
     fi
     if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || die "not root and no sudo: install these packages first: ${missing[*]}"
+        command -v sudo >/dev/null || die "not root and no sudo: install these packages first: ${missing[*]} ${optional[*]}"
         sudo=(sudo)
     fi
-    say "installing: ${missing[*]}"
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
         die "apt-get update failed"
+    for p in "${optional[@]}"; do
+        if apt-cache show --no-all-versions "$p" >/dev/null 2>&1; then
+            missing+=("$p")
+        else
+            say "$p is not in this distribution: its tests will be skipped"
+        fi
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    say "installing: ${missing[*]}"
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
         die "apt-get install failed"
+}
+
+# install_npm_clients: NPM_CLIENTS into NPM_DIR, unless the pinned majors
+# are there already.
+install_npm_clients() {
+    local spec name major have missing=()
+    for spec in "${NPM_CLIENTS[@]}"; do
+        name=${spec%@*} major=${spec##*@}
+        have=$(node -p "require('$NPM_DIR/node_modules/$name/package.json').version" 2>/dev/null)
+        [ "${have%%.*}" = "$major" ] || missing+=("$spec")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say "node client libraries installed in build/npm: ${NPM_CLIENTS[*]}"
+        return 0
+    fi
+    say "npm install ${missing[*]} (into build/npm)"
+    mkdir -p "$NPM_DIR" || die "cannot create $NPM_DIR"
+    npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error "${missing[@]}" ||
+        die "npm install ${missing[*]} failed"
 }
 
 bootstrap() {
@@ -320,7 +375,12 @@ report_build() {
 
 run_tests() {
     local status=0 name
-    install_deps
+    install_deps --test "${TEST_OPTIONAL_PACKAGES[@]}"
+    install_npm_clients
+    # t_clients.sh: every client installed above must be found and pass;
+    # the exporter only where the distribution has it.
+    export RD_CLIENTS_REQUIRED=1 RD_NODE_MODULES=$NPM_DIR/node_modules
+    pkg_installed prometheus-redis-exporter || export RD_CLIENTS_NO_EXPORTER=1
     bootstrap
     check_build check || status=1
     check_build sanitizers --enable-sanitizers || status=1

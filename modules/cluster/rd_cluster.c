@@ -36,10 +36,11 @@
  * (a wait for a slot map, MOVED, ASK, TRYAGAIN, a reconnect, a failover);
  * replies return in request order (the core). Commands that are not
  * confined to one slot - AUTH, keyless commands, those sent to every
- * master, an MGET split over several slots - are barriers: nothing of the
- * session crosses them, whatever the slot. One rule keeps both:
+ * master, an MGET, DEL, MSET, ... split over several slots - are
+ * barriers: nothing of the session crosses them, whatever the slot. One
+ * rule keeps both:
  *
- *   a part (a command, or one slot's share of a split MGET) for slot S is
+ *   a part (a command, or one slot's share of a split command) for slot S is
  *   sent to node N only when no earlier part of the session for S is
  *   parked, and every earlier part of the session for S still in flight
  *   went on the session's connection to N, which Redis answers in order;
@@ -97,21 +98,36 @@
  * wakes the waiting sessions from the event loop (a zero timer), never
  * inside the call that started it.
  *
- * Special commands (as in Teleport's Redis Cluster support): DBSIZE sums,
- * KEYS merges, FLUSHDB/FLUSHALL/SCRIPT FLUSH/SCRIPT LOAD run on every
- * master, SCRIPT EXISTS answers 1 only where every master has the script,
- * MGET is split by slot and merged back in order; the command table's
- * routing tips say which command is spread how (rd_cluster_kind).
- * Fan-out requests go to all nodes at once; one failed part fails the
- * whole command. AUTH is sent to every node the session is connected to.
- * Commands that cannot be done correctly through a gateway to a cluster
- * are refused (one table, rd_cluster_unsupported).
+ * Special commands (as in Teleport's Redis Cluster support, and as the
+ * command table's routing tips say: rd_cluster_kind): DBSIZE sums, KEYS
+ * merges, FLUSHDB/FLUSHALL/SCRIPT FLUSH/SCRIPT LOAD and FUNCTION
+ * LOAD/DELETE/FLUSH/RESTORE run on every master (one answer when all
+ * agree: not atomic, a master that refused keeps its state), SCRIPT
+ * EXISTS answers 1 only where every master has the script (so that
+ * EVALSHA works whatever its keys; EVAL caches its script on its keys'
+ * master only), FUNCTION KILL and SCRIPT KILL go to every master (+OK
+ * when one stopped its function or script, else the first error). MGET is split by slot and
+ * merged back in order; DEL, UNLINK, EXISTS and TOUCH are split and
+ * summed, MSET is split and +OK when every part is (not atomic across
+ * slots: each slot's part is). RANDOMKEY asks every master and answers
+ * a key of a random one that has keys. SCAN walks the masters one at a
+ * time with a cursor that names the master (rd_cluster_scan.c).
+ * FUNCTION LIST/DUMP/STATS come from one master, FCALL and EVAL route
+ * by their keys. Fan-out requests go to all nodes at once; one failed
+ * part fails the whole command. AUTH is sent to every node the session
+ * is connected to. Commands that cannot be done correctly through a
+ * gateway to a cluster are refused (one table, rd_cluster_unsupported).
  *
  * Files: rd_cluster.c (this: configuration, the refused commands, the
  * fan-out kinds, routing, the held queue, the worker hooks),
  * rd_cluster_topo.c (the slot map and its refresh), rd_cluster_conn.c
  * (node connections), rd_cluster_parts.c (lanes, sending, redirections),
- * rd_cluster_merge.c (fan-out replies);
+ * rd_cluster_merge.c (fan-out replies), rd_cluster_scan.c (SCAN),
+ * rd_cluster_multi.c (MULTI/EXEC/WATCH: the session's transaction,
+ * queued here and sent to one node at EXEC), rd_cluster_local.c (AUTH,
+ * HELLO, CLIENT, SELECT, READONLY answered for the session; TIME,
+ * CONFIG, SLOWLOG, LATENCY, MEMORY from one or every master),
+ * rd_cluster_info.c (INFO merged over the masters);
  * rd_cluster_int.h declares what they share.
  */
 #include "config.h"
@@ -239,43 +255,45 @@ rd_cluster_init_db(rd_conf_t *cf, void *conf)
  * request (or resets one node's connection only). Shorten it as features
  * land. */
 static const char *const rd_cluster_unsupported[] = {
-    "acl",
+    "acl|deluser",
+    "acl|dryrun",
+    "acl|getuser",
+    "acl|list",
+    "acl|load",
+    "acl|log",
+    "acl|save",
+    "acl|setuser",
+    "acl|users",
     "asking",
-    "client",
+    "client|caching",
+    "client|getredir",
+    "client|kill",
+    "client|pause",
+    "client|reply",
+    "client|tracking",
+    "client|trackinginfo",
+    "client|unblock",
+    "client|unpause",
     "cluster",
-    "config",
     "debug",
-    "exec",
-    "hello",
-    "info",
-    "latency",
-    "memory",
     "migrate",
     "module",
     "monitor",
-    "multi",
     "pfdebug",
     "pfselftest",
     "psubscribe",
     "psync",
     "punsubscribe",
-    "readonly",
-    "readwrite",
     "replconf",
     "replicaof",
     "role",
-    "scan",
     "script|debug",
-    "script|kill",
     "shutdown",
     "slaveof",
-    "slowlog",
     "ssubscribe",
     "sunsubscribe",
     "sync",
-    "time",
     "wait",
-    "watch",
     "subscribe",
     "unsubscribe",
     "reset",
@@ -321,21 +339,41 @@ rd_cluster_is_unsupported(const rd_request_t *r)
  *                                                        EXISTS)
  *   response_policy all_succeeded     one +OK for all    RD_CK_ALLOK
  *                                                        (FLUSHDB, FLUSHALL,
- *                                                        SCRIPT FLUSH)
+ *                                                        SCRIPT FLUSH,
+ *                                                        FUNCTION DELETE,
+ *                                                        FLUSH, RESTORE)
+ *   response_policy one_succeeded     the first +OK, else the first error
+ *                                                        RD_CK_ONEOK
+ *                                                        (FUNCTION KILL,
+ *                                                        SCRIPT KILL)
  *   no response_policy                arrays joined      RD_CK_KEYS (KEYS)
- * request_policy multi_shard with no response_policy is split by slot and
- * merged back in the keys' order (RD_CK_MGET: MGET; the split takes every
- * argument after the name as a key). The other policies (one_succeeded,
- * agg_min, special, a multi_shard command whose replies must be added up
- * or all succeed: DEL, EXISTS, MSET, ...) have no merge here yet: such a
- * command goes to one node, and keys in more than one slot get
- * -CROSSSLOT. AUTH goes to every connection of the session (RD_CK_AUTH);
- * rd_cluster_kinds has redoubt's exceptions to the tips. Commands the
+ * request_policy multi_shard is split by slot, each slot's keys (with
+ * the arguments that follow each key: MSET's values) in one part, when
+ * the keys are all the arguments after the name, at one step, and are in
+ * more than one slot; the replies are
+ *   no response_policy                merged back in the keys' order
+ *                                                        RD_CK_MGET (MGET)
+ *   response_policy agg_sum           added up           RD_CK_SPLIT_SUM
+ *                                                        (DEL, UNLINK,
+ *                                                        EXISTS, TOUCH)
+ *   response_policy all_succeeded     one +OK for all    RD_CK_SPLIT_OK
+ *                                                        (MSET)
+ * A key repeated goes to its slot's part with its repetitions, so each
+ * part counts as Redis does (DEL k k deletes one, EXISTS k k counts two).
+ * A split that lands in one slot is an ordinary command for that slot.
+ * Other multi_shard policies (agg_min: MSETNX) need the keys in one
+ * slot: they go to one node, and keys in several slots get -CROSSSLOT,
+ * as do the commands without tips whose keys must share a slot (RENAME,
+ * SUNIONSTORE, EVAL, ...). The other all_shards policies (agg_min,
+ * special) go to one node. AUTH goes to every connection of the session
+ * (RD_CK_AUTH); rd_cluster_kinds has redoubt's exceptions to the tips,
+ * and the commands with a setup and merge of their own (RD_CK_CUSTOM:
+ * SCAN, rd_cluster_scan.c; RANDOMKEY, rd_cluster_merge.c). Commands the
  * cluster router refuses (above) never get here, whatever their tips.
  */
 
 #define RD_CLUSTER_TIPS_REQ (RD_TIP_REQ_ALL_NODES | RD_TIP_REQ_ALL_SHARDS \
-                             | RD_TIP_REQ_MULTI_SHARD)
+                             | RD_TIP_REQ_MULTI_SHARD | RD_TIP_REQ_SPECIAL)
 #define RD_CLUSTER_TIPS_RESP (RD_TIP_RESP_ONE_SUCCEEDED                 \
                               | RD_TIP_RESP_ALL_SUCCEEDED               \
                               | RD_TIP_RESP_AGG_LOGICAL_AND             \
@@ -344,26 +382,48 @@ rd_cluster_is_unsupported(const rd_request_t *r)
                               | RD_TIP_RESP_AGG_SUM | RD_TIP_RESP_SPECIAL)
 
 static const struct {
-    const char *name;           /* a command table row's name */
-    rd_ckind_t  kind;
+    const char         *name;   /* a command table row's name */
+    rd_ckind_t          kind;
+    rd_creq_prepare_pt  prepare;        /* RD_CK_CUSTOM */
 } rd_cluster_kinds[] = {
-    /* all_succeeded, but the answer is the script's SHA1, not +OK: every
-     * master must give the same one. */
-    { "script|load", RD_CK_SAME },
-    /* Their tips ask for every master; they go to one node for now. */
-    { "function|delete", RD_CK_DIRECT },
-    { "function|flush", RD_CK_DIRECT },
-    { "function|load", RD_CK_DIRECT },
-    { "function|restore", RD_CK_DIRECT },
-    { "ping", RD_CK_DIRECT },
-    { "randomkey", RD_CK_DIRECT },
+    /* all_succeeded, but the answer is the script's SHA1 or the
+     * library's name, not +OK: every master must give the same one. */
+    { "function|load", RD_CK_SAME, NULL },
+    { "script|load", RD_CK_SAME, NULL },
+    /* The first node's answer is the answer. */
+    { "ping", RD_CK_DIRECT, NULL },
+    /* A random key of a random master that has one. */
+    { "randomkey", RD_CK_CUSTOM, rd_crandom_prepare },
+    /* The cursor names the master (rd_cluster_scan.c). */
+    { "scan", RD_CK_CUSTOM, rd_cscan_prepare },
 };
 
+/* For a split kind, the step between r's keys (2: MSET's key value
+ * pairs) when they are all its arguments after the name, else 0. */
+static size_t
+rd_cluster_split_step(const rd_request_t *r)
+{
+    if (r->nkeys < 2 || r->keys[0] != 1 || r->keys[1] <= r->keys[0]) {
+        return 0;
+    }
+    size_t step = r->keys[1] - r->keys[0];
+    if (r->argc != 1 + (size_t)r->nkeys * step) {
+        return 0;
+    }
+    for (int j = 0; j < r->nkeys; j++) {
+        if (r->keys[j] != 1 + (size_t)j * step) {
+            return 0;
+        }
+    }
+    return step;
+}
+
 static rd_ckind_t
-rd_cluster_kind(const rd_request_t *r)
+rd_cluster_kind(const rd_request_t *r, rd_creq_prepare_pt *prepare)
 {
     const rd_command_t *c = r->cmd;
 
+    *prepare = NULL;
     if (r->conncmd.kind == RD_CONN_AUTH) {
         return RD_CK_AUTH;
     }
@@ -372,14 +432,27 @@ rd_cluster_kind(const rd_request_t *r)
     }
     for (size_t i = 0; i < rd_countof(rd_cluster_kinds); i++) {
         if (strcmp(c->name, rd_cluster_kinds[i].name) == 0) {
+            *prepare = rd_cluster_kinds[i].prepare;
             return rd_cluster_kinds[i].kind;
         }
     }
     uint32_t resp = c->tips & RD_CLUSTER_TIPS_RESP;
     if (c->tips & RD_TIP_REQ_MULTI_SHARD) {
-        /* nkeys is -1 when the arity is broken: one node answers. */
-        return resp == 0 && r->nkeys == (int)r->argc - 1 ? RD_CK_MGET
-                                                         : RD_CK_DIRECT;
+        rd_ckind_t k = resp == 0 ? RD_CK_MGET
+                       : resp == RD_TIP_RESP_AGG_SUM ? RD_CK_SPLIT_SUM
+                       : resp == RD_TIP_RESP_ALL_SUCCEEDED ? RD_CK_SPLIT_OK
+                       : RD_CK_DIRECT;
+        /* nkeys is -1 when the arity is broken: one node answers; keys in
+         * one slot go there as they are. */
+        if (k == RD_CK_DIRECT || rd_cluster_split_step(r) == 0
+            || rd_cluster_request_slot(r) != -2)
+        {
+            return RD_CK_DIRECT;
+        }
+        return k;
+    }
+    if (c->tips & RD_TIP_REQ_SPECIAL) {
+        return RD_CK_DIRECT;    /* only in rd_cluster_kinds */
     }
     switch (resp) {
     case 0:
@@ -390,6 +463,8 @@ rd_cluster_kind(const rd_request_t *r)
         return RD_CK_AND;
     case RD_TIP_RESP_ALL_SUCCEEDED:
         return RD_CK_ALLOK;
+    case RD_TIP_RESP_ONE_SUCCEEDED:
+        return RD_CK_ONEOK;
     default:
         return RD_CK_DIRECT;
     }
@@ -487,52 +562,53 @@ rd_creq_all_masters(rd_creq_t *cr)
     }
 }
 
-/* MGET: one part per slot, each with the argv positions of its keys. */
+/* A split kind: one part per slot, each with the argv positions of its
+ * keys, in the order the client gave them, and a command of its own:
+ * the name, then each key with the step - 1 arguments that follow it. */
 static void
-rd_creq_split_mget(rd_creq_t *cr)
+rd_creq_split(rd_creq_t *cr)
 {
     rd_request_t *r = cr->r;
-    size_t nkeys = r->argc - 1;
+    size_t nkeys = (size_t)r->nkeys, step = rd_cluster_split_step(r);
     int *slot = rd_alloc(nkeys * sizeof(int));
+    int32_t *part = rd_alloc(RD_CLUSTER_SLOTS * sizeof(int32_t));
     size_t nparts = 0;
 
+    /* (rd_cluster_kind made sure of the step.) */
+    memset(part, 0xff, RD_CLUSTER_SLOTS * sizeof(int32_t));
     for (size_t j = 0; j < nkeys; j++) {
-        slot[j] = (int)rd_cluster_key_slot(r->argv[j + 1].data,
-                                           r->argv[j + 1].len);
+        const rd_str_t *k = &r->argv[r->keys[j]];
+        slot[j] = (int)rd_cluster_key_slot(k->data, k->len);
+        if (part[slot[j]] < 0) {
+            part[slot[j]] = (int32_t)nparts++;
+        }
     }
-    cr->parts = rd_realloc(cr->parts, nkeys * sizeof(rd_cpart_t));
-    memset(cr->parts, 0, nkeys * sizeof(rd_cpart_t));
+    rd_creq_parts(cr, nparts);
     for (size_t j = 0; j < nkeys; j++) {
-        rd_cpart_t *p = NULL;
-        for (size_t k = 0; k < nparts; k++) {
-            if (cr->parts[k].slot == slot[j]) {
-                p = &cr->parts[k];
-                break;
-            }
-        }
-        if (p == NULL) {
-            p = &cr->parts[nparts++];
-            p->cr = cr;
-            p->slot = slot[j];
-            p->node = -1;
-            p->ask_node = -1;
-            p->retry.handler = rd_cpart_retry_handler;
-            p->retry.data = p;
-            p->pos = rd_alloc(nkeys * sizeof(size_t));
-        }
-        p->pos[p->npos++] = j + 1;
+        cr->parts[part[slot[j]]].npos++;
+    }
+    for (size_t k = 0; k < nparts; k++) {
+        cr->parts[k].pos = rd_alloc(cr->parts[k].npos * sizeof(size_t));
+        cr->parts[k].npos = 0;
+    }
+    for (size_t j = 0; j < nkeys; j++) {
+        rd_cpart_t *p = &cr->parts[part[slot[j]]];
+        p->slot = slot[j];
+        p->pos[p->npos++] = r->keys[j];
     }
     for (size_t k = 0; k < nparts; k++) {
         rd_cpart_t *p = &cr->parts[k];
-        rd_str_t *argv = rd_alloc((p->npos + 1) * sizeof(rd_str_t));
+        size_t argc = 1 + p->npos * step;
+        rd_str_t *argv = rd_alloc(argc * sizeof(rd_str_t));
         argv[0] = r->argv[0];
         for (size_t i = 0; i < p->npos; i++) {
-            argv[i + 1] = r->argv[p->pos[i]];
+            memcpy(&argv[1 + i * step], &r->argv[p->pos[i]],
+                   step * sizeof(rd_str_t));
         }
-        rd_resp_encode_command(&p->cmd, p->npos + 1, argv);
+        rd_resp_encode_command(&p->cmd, argc, argv);
         free(argv);
     }
-    cr->nparts = cr->left = nparts;
+    free(part);
     free(slot);
 }
 
@@ -587,8 +663,10 @@ rd_creq_start(rd_creq_t *cr)
         rd_creq_auth_parts(cr);
         break;
     case RD_CK_MGET:
+    case RD_CK_SPLIT_SUM:
+    case RD_CK_SPLIT_OK:
         cr->r->upstream = NULL;
-        rd_creq_split_mget(cr);
+        rd_creq_split(cr);
         break;
     case RD_CK_CUSTOM:
         if (cr->setup(cr) != 0) {
@@ -806,8 +884,7 @@ rd_csess_cleanup(rd_session_t *s, void *data)
     rd_clocal_free(cs);
     for (size_t i = 0; i < cs->nconns; i++) {
         if (cs->conns[i]) {
-            rd_upconn_free(&cs->conns[i]->uc);
-            free(cs->conns[i]);
+            rd_cconn_free(cs->conns[i]);
         }
     }
     free(cs->conns);
@@ -903,7 +980,8 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
         return rc;
     }
 
-    rd_ckind_t kind = rd_cluster_kind(r);
+    rd_creq_prepare_pt prepare;
+    rd_ckind_t kind = rd_cluster_kind(r, &prepare);
     int slot = -1;
 
     if (kind == RD_CK_DIRECT) {
@@ -921,10 +999,12 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
     } else if (kind != RD_CK_AUTH) {
         r->upstream = "(all masters)";
     }
-    /* A barrier: not confined to one slot (a split MGET: keys in more
-     * than one). */
-    cr->barrier = slot < 0 && !(kind == RD_CK_MGET
-                                && rd_cluster_request_slot(r) >= 0);
+    if (prepare && prepare(cr) != 0) {
+        return RD_DONE;         /* answered: a bad argument */
+    }
+    /* A barrier: not confined to one slot (a split command has keys in
+     * more than one: rd_cluster_kind). */
+    cr->barrier = slot < 0;
     return rd_creq_submit(cr);
 }
 

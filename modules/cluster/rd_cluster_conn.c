@@ -76,6 +76,15 @@ rd_cconn_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
     int slot = part->slot;      /* part may be gone once answered */
 
     rd_cpart_arrived(part);
+    if ((part->pre_left > 0 || part->pre_err)
+        && rd_cmulti_pre_reply(part, p, &n, last))
+    {
+        /* A reply before a whole transaction's EXEC's. */
+        if (cs->wait_head && !s->conn->closed) {
+            rd_csess_drain(cs);
+        }
+        return s->conn->closed ? -1 : 0;
+    }
     if (last) {
         rd_clane_back(part);
     }
@@ -123,12 +132,22 @@ rd_cconn_fail(rd_upconn_t *uc, const char *why)
     rd_session_log(s, RD_LOG_WARN, "%s, node: %s", why, uc->addr->text);
     snprintf(msg, sizeof(msg), "ERR redoubt: %s (node %s)", why,
              uc->addr->text);
+    rd_cmulti_conn_failed(cs);  /* a WATCH it held is lost */
 
-    size_t n = 0;
-    rd_cpart_t **parts = rd_alloc((uc->count + 1) * sizeof(*parts));
-    int *slots = rd_alloc((uc->count + 1) * sizeof(int));
-    while (uc->count > 0) {
-        void *data = rd_upconn_pop(uc);
+    size_t n = 0, k = 0, nheld = cc->nheld;
+    rd_cpart_t **parts = rd_alloc((uc->count + nheld + 1) * sizeof(*parts));
+    int *slots = rd_alloc((uc->count + nheld + 1) * sizeof(int));
+    /* What was held back behind a transaction's MULTI never left: it
+     * fails with the rest, after it. */
+    cc->hold = NULL;
+    cc->nheld = 0;
+    rd_buf_reset(&cc->held);
+    while (uc->count > 0 || k < nheld) {
+        void *data = uc->count > 0 ? rd_upconn_pop(uc)
+                                   : cc->held_ents[k++].data;
+        if (n > 0 && data == parts[n - 1]) {
+            continue;           /* a whole transaction's other replies */
+        }
         if (data != &rd_cluster_discard) {
             parts[n] = data;
             slots[n] = parts[n]->slot;
@@ -168,6 +187,53 @@ rd_cconn_fail(rd_upconn_t *uc, const char *why)
     free(slots);
 }
 
+void
+rd_cconn_send(rd_cconn_t *cc, const char *b, size_t n, void *data, int hold)
+{
+    if (cc->hold == NULL) {
+        rd_upconn_send(&cc->uc, b, n, data);
+        if (hold) {
+            cc->hold = data;
+        }
+        return;
+    }
+    if (cc->nheld == cc->held_cap) {
+        cc->held_cap = cc->held_cap ? cc->held_cap * 2 : 8;
+        cc->held_ents = rd_realloc(cc->held_ents,
+                                   cc->held_cap * sizeof(*cc->held_ents));
+    }
+    cc->held_ents[cc->nheld++] = (rd_cheld_t) { n, data, hold != 0 };
+    rd_buf_append(&cc->held, b, n);
+}
+
+void
+rd_cconn_release(rd_cconn_t *cc)
+{
+    size_t i = 0;
+
+    cc->hold = NULL;
+    while (i < cc->nheld && cc->hold == NULL) {
+        rd_cheld_t *e = &cc->held_ents[i++];
+        rd_upconn_send(&cc->uc, rd_buf_rpos(&cc->held), e->len, e->data);
+        rd_buf_consume(&cc->held, e->len);
+        if (e->hold) {
+            cc->hold = e->data;
+        }
+    }
+    memmove(cc->held_ents, cc->held_ents + i,
+            (cc->nheld - i) * sizeof(*cc->held_ents));
+    cc->nheld -= i;
+}
+
+void
+rd_cconn_free(rd_cconn_t *cc)
+{
+    rd_upconn_free(&cc->uc);
+    rd_buf_free(&cc->held);
+    free(cc->held_ents);
+    free(cc);
+}
+
 static const rd_upconn_handler_t rd_cconn_handler = {
     rd_cconn_reply, rd_cconn_fail
 };
@@ -205,6 +271,7 @@ rd_csess_conn(rd_csess_t *cs, size_t i)
             rd_upconn_send(&cc->uc, rd_buf_rpos(&cs->auth),
                            rd_buf_used(&cs->auth), &rd_cluster_discard);
         }
+        rd_clocal_replay(cs, cc);
     }
     return cc;
 }

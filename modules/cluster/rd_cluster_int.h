@@ -82,20 +82,39 @@ typedef struct {
 
 /* --- sessions, requests ---------------------------------------------------- */
 
+/* What waits to be sent on a node connection held by a transaction
+ * (rd_cconn_send). */
+typedef struct {
+    size_t          len;
+    void           *data;
+    unsigned        hold:1;         /* a transaction's MULTI: hold again */
+} rd_cheld_t;
+
 typedef struct {
     rd_upconn_t     uc;
     rd_csess_t     *cs;
     size_t          node;
+    /* A transaction's MULTI is on its way and the node has not answered
+     * it yet (rd_cluster_multi.c): what the session sends meanwhile
+     * waits here, in order, so that nothing joins the transaction. */
+    struct rd_cpart_s *hold;
+    rd_buf_t        held;           /* the bytes, in order */
+    rd_cheld_t     *held_ents;
+    size_t          nheld;
+    size_t          held_cap;
 } rd_cconn_t;
 
 typedef enum {
     RD_CK_DIRECT = 0,      /* one node; the reply streams to the client */
     RD_CK_MGET,            /* split by slot, merged in order */
+    RD_CK_SPLIT_SUM,       /* split by slot, added up (DEL, EXISTS, ...) */
+    RD_CK_SPLIT_OK,        /* split by slot, +OK from all (MSET) */
     RD_CK_SUM,             /* DBSIZE */
     RD_CK_KEYS,            /* KEYS */
     RD_CK_ALLOK,           /* FLUSHDB, FLUSHALL, SCRIPT FLUSH */
     RD_CK_SAME,            /* SCRIPT LOAD */
     RD_CK_AND,             /* SCRIPT EXISTS */
+    RD_CK_ONEOK,           /* +OK if one master says so (SCRIPT KILL) */
     RD_CK_AUTH,            /* AUTH on every connection of the session */
     RD_CK_CUSTOM           /* parts made by cr->setup, merged by cr->merge */
 } rd_ckind_t;
@@ -112,6 +131,10 @@ typedef int (*rd_creq_setup_pt)(rd_creq_t *cr);
  * client gets "the cluster nodes answered differently" then). Also
  * allowed for the other fan-out kinds, instead of their own merge. */
 typedef int (*rd_creq_merge_pt)(rd_creq_t *cr, rd_buf_t *out);
+/* A request that needs its own setup and merge (rd_cluster_kinds): set
+ * cr->setup, cr->merge and cr->data before it is submitted; 0, or -1
+ * when r was answered (a bad argument). */
+typedef int (*rd_creq_prepare_pt)(rd_creq_t *cr);
 
 /* Why a parked part waits (it is sent from its lane's head only). */
 enum {
@@ -137,9 +160,16 @@ struct rd_cpart_s {
     unsigned        wait:2;         /* RD_CWAIT_*, when parked */
     uint64_t        map_gen;        /* RD_CWAIT_MAP: t->gen when parked */
     rd_cpart_t     *next_park;      /* the lane's parked list */
-    size_t         *pos;            /* MGET: argv positions of the keys */
+    size_t         *pos;            /* split: argv positions of the keys */
     size_t          npos;
     rd_timer_t      retry;
+    /* A whole transaction, MULTI ... EXEC (rd_cluster_multi.c): the
+     * replies that come before the EXEC's, those of them still due for
+     * the current send, and whether one of them (held in reply) stands
+     * for the EXEC's. 0 for every other part. */
+    uint32_t        pre;
+    uint32_t        pre_left;
+    unsigned        pre_err:1;
 };
 
 struct rd_creq_s {
@@ -221,6 +251,16 @@ void rd_ctopo_refresh(rd_ctopo_t *t, rd_csess_t *cs);
 int rd_cpart_wait_map(rd_cpart_t *p);
 rd_cconn_t *rd_csess_conn(rd_csess_t *cs, size_t i);
 int rd_csess_any_node(rd_csess_t *cs);
+/* Queue bytes whose reply belongs to data on cc, or hold them while a
+ * transaction's MULTI waits for its reply; hold: these bytes are such a
+ * MULTI (the connection is held from then on). */
+void rd_cconn_send(rd_cconn_t *cc, const char *b, size_t n, void *data,
+                   int hold);
+/* The MULTI that held cc was answered: send what waited, up to the next
+ * transaction's MULTI. */
+void rd_cconn_release(rd_cconn_t *cc);
+/* The session ends: free cc. */
+void rd_cconn_free(rd_cconn_t *cc);
 
 /* rd_cluster_parts.c */
 void rd_cpart_set_error(rd_cpart_t *p, const char *msg);
@@ -239,6 +279,14 @@ int rd_cpart_redirect(rd_cpart_t *p);
 
 /* rd_cluster_merge.c */
 void rd_cpart_final(rd_cpart_t *p);
+/* RANDOMKEY: every master, a random one of the keys they name. */
+int rd_crandom_prepare(rd_creq_t *cr);
+
+/* rd_cluster_scan.c: SCAN over every master (its cursor, rd_cluster_scan.c) */
+int rd_cscan_prepare(rd_creq_t *cr);
+/* The slot of the keys a SCAN MATCH pattern can match, or -1 when they
+ * may be in any slot. */
+int rd_cscan_pattern_slot(const char *p, size_t n);
 
 /* rd_cluster.c */
 /* A new request of the session for r (nparts parts, each from
@@ -265,11 +313,28 @@ void rd_csess_wait(rd_csess_t *cs);
 int rd_cmulti_route(rd_csess_t *cs, rd_request_t *r);
 /* The session ends: free cs->multi. */
 void rd_cmulti_free(rd_csess_t *cs);
+/* The length of the MULTI a transaction part's command starts with. */
+extern const size_t rd_cmulti_multi_len;
+/* p (p->pre > 0) goes to node now: 0, or -1 when it was answered. */
+int rd_cmulti_transmit(rd_cpart_t *p, int node);
+/* A reply chunk for p while p->pre_left > 0 or p->pre_err: 1 taken, 0
+ * the part's final reply (*n is 0 when the held error stands for it). */
+int rd_cmulti_pre_reply(rd_cpart_t *p, const char *b, size_t *n, int last);
+/* A node connection of the session failed. */
+void rd_cmulti_conn_failed(rd_csess_t *cs);
 
 /* rd_cluster_local.c: the commands redoubt answers itself (HELLO, CLIENT,
  * SELECT, INFO, ...) or spreads its own way. RD_DECLINED for the rest. */
 int rd_clocal_route(rd_csess_t *cs, rd_request_t *r);
 /* The session ends: free cs->local. */
 void rd_clocal_free(rd_csess_t *cs);
+/* A new connection of the session to a node: queue the session's
+ * CLIENT NO-EVICT / NO-TOUCH on it (after its AUTH). */
+void rd_clocal_replay(rd_csess_t *cs, rd_cconn_t *cc);
+/* The session's CLIENT ID (HELLO's id), unique in the gateway. */
+uint64_t rd_clocal_client_id(const rd_session_t *s);
+
+/* rd_cluster_info.c: INFO's replies of every master merged into one. */
+int rd_cinfo_merge(rd_creq_t *cr, rd_buf_t *out);
 
 #endif /* RD_CLUSTER_INT_H */

@@ -1,12 +1,15 @@
 /*
  * rd_cluster_merge.c - merging the replies of a fan-out request (DBSIZE, KEYS,
- * FLUSHDB/FLUSHALL/SCRIPT, a split MGET, AUTH on every connection) and
- * finishing a request once its parts have their final replies.
+ * FLUSHDB/FLUSHALL/SCRIPT/FUNCTION, a split MGET, DEL, MSET, ..., RANDOMKEY,
+ * AUTH on every connection) and finishing a request once its parts have
+ * their final replies.
  */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "rd_cluster_int.h"
 #include "rd_resp.h"
@@ -180,6 +183,76 @@ done:
     return rc;
 }
 
+/* --- RANDOMKEY ----------------------------------------------------------- */
+
+/* A small generator for picking among the masters: xorshift64*, seeded
+ * from the kernel at first use (in each worker: after the fork). */
+static uint64_t
+rd_cluster_random(void)
+{
+    static uint64_t x;
+
+    if (x == 0) {
+        if (getrandom(&x, sizeof(x), 0) != (ssize_t)sizeof(x) || x == 0) {
+            x = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull | 1;
+        }
+    }
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+static int
+rd_crandom_setup(rd_creq_t *cr)
+{
+    rd_creq_all_masters(cr);
+    return cr->nparts > 0 ? 0 : -1;
+}
+
+/* Every master answers with one of its keys or nil; the reply is one of
+ * the keys, each master that has one as likely as another; nil only
+ * when every master is empty. */
+static int
+rd_crandom_merge(rd_creq_t *cr, rd_buf_t *out)
+{
+    size_t nkeys = 0;
+
+    for (size_t i = 0; i < cr->nparts; i++) {
+        rd_resp_reader_t rd;
+        rd_resp_value_t v;
+        rd_cpart_t *p = &cr->parts[i];
+        rd_resp_reader_init(&rd, rd_buf_rpos(&p->reply),
+                            rd_buf_used(&p->reply));
+        if (rd_resp_read(&rd, &v) != 0 || v.type != '$') {
+            return -1;
+        }
+        nkeys += v.n >= 0;
+    }
+    if (nkeys == 0) {
+        rd_resp_encode_null(out);
+        return 0;
+    }
+    size_t pick = (size_t)(rd_cluster_random() % nkeys);
+    for (size_t i = 0; i < cr->nparts; i++) {
+        rd_cpart_t *p = &cr->parts[i];
+        if (rd_buf_rpos(&p->reply)[1] != '-' && pick-- == 0) {
+            rd_buf_append(out, rd_buf_rpos(&p->reply),
+                          rd_buf_used(&p->reply));
+            break;
+        }
+    }
+    return 0;
+}
+
+int
+rd_crandom_prepare(rd_creq_t *cr)
+{
+    cr->setup = rd_crandom_setup;
+    cr->merge = rd_crandom_merge;
+    return 0;
+}
+
 /* AUTH went to every connection: remember it if all accepted it, forget
  * it if all refused it (each connection keeps its former user then). */
 static void
@@ -188,7 +261,8 @@ rd_creq_auth_result(rd_creq_t *cr, int ok)
     rd_csess_t *cs = cr->cs;
     size_t nok = 0;
     for (size_t i = 0; i < cr->nparts; i++) {
-        nok += cr->parts[i].type == '+';
+        /* (+OK for AUTH, the map for HELLO ... AUTH.) */
+        nok += cr->parts[i].type != '-';
     }
     if (ok) {
         rd_buf_wipe(&cs->prev_auth);
@@ -224,6 +298,16 @@ rd_creq_finish(rd_creq_t *cr)
             return;
         }
     }
+    if (err && cr->kind == RD_CK_ONEOK) {
+        /* One master that did it is enough (SCRIPT KILL: the one running
+         * a script); the others' errors say they had nothing to do. */
+        for (size_t i = 0; i < cr->nparts; i++) {
+            if (cr->parts[i].type == '+') {
+                err = NULL;
+                break;
+            }
+        }
+    }
     if (err) {
         rd_request_reply_append(r, rd_buf_rpos(&err->reply),
                                 rd_buf_used(&err->reply));
@@ -234,6 +318,7 @@ rd_creq_finish(rd_creq_t *cr)
         rc = cr->merge(cr, &out);
     } else switch (cr->kind) {
     case RD_CK_SUM:
+    case RD_CK_SPLIT_SUM:
         rc = rd_creq_merge_integers(cr, &out);
         break;
     case RD_CK_KEYS:
@@ -245,7 +330,17 @@ rd_creq_finish(rd_creq_t *cr)
     case RD_CK_MGET:
         rc = rd_creq_merge_mget(cr, &out);
         break;
+    case RD_CK_ONEOK:
+        for (size_t i = 0; i < cr->nparts; i++) {
+            if (cr->parts[i].type == '+') {
+                rd_buf_append(&out, rd_buf_rpos(&cr->parts[i].reply),
+                              rd_buf_used(&cr->parts[i].reply));
+                break;
+            }
+        }
+        break;
     case RD_CK_ALLOK:
+    case RD_CK_SPLIT_OK:
     case RD_CK_AUTH:
     case RD_CK_SAME:
         /* Every node gave the same answer (+OK for ALLOK and AUTH). */

@@ -333,6 +333,9 @@ rd_cpart_transmit(rd_cpart_t *p, int node)
         rd_cpart_final(p);
         return;
     }
+    if (p->pre > 0 && rd_cmulti_transmit(p, node) != 0) {
+        return;                 /* a transaction that cannot run there */
+    }
     rd_cconn_t *cc = rd_csess_conn(cs, (size_t)node);
     if (cc == NULL) {
         snprintf(msg, sizeof(msg), "ERR redoubt: upstream unavailable: %s "
@@ -349,8 +352,8 @@ rd_cpart_transmit(rd_cpart_t *p, int node)
     }
     if (p->ask_node >= 0) {
         static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
-        rd_upconn_send(&cc->uc, asking, sizeof(asking) - 1,
-                       &rd_cluster_discard);
+        rd_cconn_send(cc, asking, sizeof(asking) - 1, &rd_cluster_discard,
+                      0);
         p->ask_node = -1;
     }
     p->node = node;
@@ -359,7 +362,14 @@ rd_cpart_transmit(rd_cpart_t *p, int node)
         cr->r->upstream = t->nodes[node]->text;
     }
     rd_buf_t *cmd = rd_buf_used(&p->cmd) > 0 ? &p->cmd : &cr->r->raw;
-    rd_upconn_send(&cc->uc, rd_buf_rpos(cmd), rd_buf_used(cmd), p);
+    if (p->pre > 0) {
+        /* A whole transaction: its MULTI alone, holding the connection;
+         * the commands and EXEC follow once the node accepted it
+         * (rd_cmulti_pre_reply). */
+        rd_cconn_send(cc, rd_buf_rpos(cmd), rd_cmulti_multi_len, p, 1);
+    } else {
+        rd_cconn_send(cc, rd_buf_rpos(cmd), rd_buf_used(cmd), p, 0);
+    }
     if (!cc->uc.connected) {
         p->early = 1;
         cs->nearly++;

@@ -534,49 +534,29 @@ step4() {
 step5() {
     local S line rc bad=() c
     local cmds=(
-        "ACL WHOAMI"
         "ASKING"
-        "CLIENT LIST"
         "CLUSTER INFO"
-        "CONFIG GET maxmemory"
         "DEBUG SLEEP 0"
-        "EXEC"
-        "HELLO 2"
-        "INFO"
-        "LATENCY LATEST"
-        "MEMORY USAGE k5"
         "MIGRATE 127.0.0.1 1 k5 0 1000"
         "MODULE LIST"
         "MONITOR"
-        "MULTI"
         "PFDEBUG GETREG k5"
         "PFSELFTEST"
         "PSUBSCRIBE ch*"
         "PSYNC ? -1"
         "PUNSUBSCRIBE"
-        "READONLY"
-        "READWRITE"
         "REPLCONF listening-port 1"
         "REPLICAOF NO ONE"
         "ROLE"
-        "SCAN 0"
         "SCRIPT DEBUG yes"
-        "SCRIPT KILL"
         "SHUTDOWN ABORT"
         "SLAVEOF NO ONE"
-        "SLOWLOG GET"
         "SSUBSCRIBE ch"
         "SUNSUBSCRIBE"
         "SYNC"
-        "TIME"
         "WAIT 0 0"
-        "WATCH k5"
         "SUBSCRIBE ch"
         "UNSUBSCRIBE"
-        "info"
-        "client list"
-        "Multi"
-        "script kill"
     )
     asess S
     for line in "${cmds[@]}"; do
@@ -588,12 +568,6 @@ step5() {
             sess_close "$S"
             asess S
         fi
-        if [ "${c[0],,}" = multi ]; then
-            # A refused MULTI: what the client sends as its transaction
-            # is not run, and DISCARD ends it.
-            sess_expect "$S" "-ERR redoubt: not run: the MULTI of this transaction was refused" SET k5 in-refused-multi
-            sess_expect "$S" "+OK" DISCARD
-        fi
     done
     sess_expect "$S" "+PONG" PING
     sess_expect "$S" "+OK" SET k5 after
@@ -602,7 +576,7 @@ step5() {
     [ "${#bad[@]}" -eq 0 ] || fail "not refused with '-ERR redoubt: command not supported' (${#bad[@]} of ${#cmds[@]}): $(printf '[%s] ' "${bad[@]}")"
     # HELLO 3: the client falls back to RESP2.
     out=$(rx HELLO 3 2>&1)
-    note "HELLO 3 through redoubt: $out"
+    assert_eq "NOPROTO unsupported protocol version" "$out" "HELLO 3 through redoubt"
 }
 
 # --- 6: CROSSSLOT ----------------------------------------------------------------

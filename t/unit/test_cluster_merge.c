@@ -241,6 +241,150 @@ START_TEST(test_direct_reply_passes_through)
 }
 END_TEST
 
+START_TEST(test_split_sum_adds_the_parts)
+{
+    ts_command("DEL a b a c");
+    mg_request(RD_CK_SPLIT_SUM, (const char *[]){ ":1\r\n", ":0\r\n",
+                                                  ":2\r\n", NULL });
+    mg_finish(":3\r\n");
+}
+END_TEST
+
+START_TEST(test_split_ok_needs_ok_everywhere)
+{
+    ts_command("MSET a 1 b 2");
+    mg_request(RD_CK_SPLIT_OK, (const char *[]){ "+OK\r\n", "+OK\r\n",
+                                                 NULL });
+    mg_finish("+OK\r\n");
+}
+END_TEST
+
+START_TEST(test_split_ok_gives_a_part_error)
+{
+    ts_command("MSET a 1 b 2");
+    mg_request(RD_CK_SPLIT_OK, (const char *[]){ "+OK\r\n",
+                                                 "-OOM no\r\n", NULL });
+    mg_finish("-OOM no\r\n");
+}
+END_TEST
+
+START_TEST(test_one_ok_is_enough)
+{
+    ts_command("SCRIPT KILL");
+    mg_request(RD_CK_ONEOK, (const char *[]){ "-NOTBUSY none\r\n",
+                                              "+OK\r\n",
+                                              "-NOTBUSY none\r\n", NULL });
+    mg_finish("+OK\r\n");
+}
+END_TEST
+
+START_TEST(test_one_ok_none_gives_the_first_error)
+{
+    ts_command("SCRIPT KILL");
+    mg_request(RD_CK_ONEOK, (const char *[]){ "-NOTBUSY one\r\n",
+                                              "-NOTBUSY two\r\n", NULL });
+    mg_finish("-NOTBUSY one\r\n");
+}
+END_TEST
+
+static void
+mg_randomkey(const char *const *replies)
+{
+    ts_command("RANDOMKEY");
+    mg_request(RD_CK_CUSTOM, replies);
+    ck_assert_int_eq(rd_crandom_prepare(&mg.cr), 0);
+    ck_assert_ptr_nonnull(mg.cr.merge);
+}
+
+START_TEST(test_randomkey_nil_when_every_master_is_empty)
+{
+    mg_randomkey((const char *[]){ "$-1\r\n", "$-1\r\n", "$-1\r\n", NULL });
+    mg_finish("$-1\r\n");
+}
+END_TEST
+
+START_TEST(test_randomkey_finds_the_only_key)
+{
+    for (int i = 0; i < 3; i++) {
+        const char *r[4] = { "$-1\r\n", "$-1\r\n", "$-1\r\n", NULL };
+        r[i] = "$3\r\nkey\r\n";
+        mg_randomkey(r);
+        mg_finish("$3\r\nkey\r\n");
+        for (size_t k = 0; k < 3; k++) {
+            rd_buf_free(&mg.parts[k].reply);
+            mg.parts[k].done = 0;
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_randomkey_refuses_a_non_bulk)
+{
+    mg_randomkey((const char *[]){ "$-1\r\n", ":1\r\n", NULL });
+    mg_finish(DIFFERENTLY);
+}
+END_TEST
+
+START_TEST(test_scan_pattern_pins_a_slot)
+{
+    static const struct { const char *pat; const char *tag; } t[] = {
+        { "{pin}:*", "pin" },
+        { "user:{42}:*", "42" },
+        { "{a}*{b}", "a" },
+        { "{a}", "a" },
+        { "a{b}c?", "b" },
+        { "*{pin}:*", NULL },
+        { "?{pin}", NULL },
+        { "[ab]{pin}", NULL },
+        { "x\\{pin}", NULL },
+        { "{p*n}", NULL },
+        { "{p?n}", NULL },
+        { "{p[i]n}", NULL },
+        { "{p\\in}", NULL },
+        { "{}x", NULL },
+        { "{abc", NULL },
+        { "abc", NULL },
+        { "", NULL },
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        int want = t[i].tag ? (int)rd_cluster_key_slot(t[i].tag,
+                                                       strlen(t[i].tag))
+                            : -1;
+        ck_assert_msg(rd_cscan_pattern_slot(t[i].pat, strlen(t[i].pat))
+                      == want, "pattern \"%s\"", t[i].pat);
+    }
+}
+END_TEST
+
+START_TEST(test_scan_refuses_cursors_it_cannot_have_made)
+{
+    static const char *const bad[] = {
+        "SCAN abc", "SCAN -1", "SCAN 18446744073709551616", "SCAN 5",
+        "SCAN 16383", "SCAN 0x10", "SCAN 1a",
+    };
+    static const char *const good[] = {
+        "SCAN 0", "SCAN 16384", "SCAN 18446744073709551615",
+        "SCAN 0 MATCH {a}* COUNT 5",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ts_command(bad[i]);
+        mg_request(RD_CK_CUSTOM, (const char *[]){ NULL });
+        ck_assert_msg(rd_cscan_prepare(&mg.cr) == -1, "%s", bad[i]);
+        ts_expect("-ERR invalid cursor\r\n");
+    }
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        ts_command(good[i]);
+        mg_request(RD_CK_CUSTOM, (const char *[]){ NULL });
+        ck_assert_msg(rd_cscan_prepare(&mg.cr) == 0, "%s", good[i]);
+        ck_assert_ptr_nonnull(mg.cr.setup);
+        ck_assert_ptr_nonnull(mg.cr.merge);
+        mg.cr.free_data(mg.cr.data);
+        mg.cr.data = NULL;
+        ts_expect("");
+    }
+}
+END_TEST
+
 /* AUTH on every connection: cs->auth holds the new AUTH, prev_auth the
  * one before it. */
 static void
@@ -570,6 +714,16 @@ cluster_merge_suite(void)
     tcase_add_test(tc, test_script_load_needs_the_same_answer);
     tcase_add_test(tc, test_script_load_refuses_different_answers);
     tcase_add_test(tc, test_direct_reply_passes_through);
+    tcase_add_test(tc, test_split_sum_adds_the_parts);
+    tcase_add_test(tc, test_split_ok_needs_ok_everywhere);
+    tcase_add_test(tc, test_split_ok_gives_a_part_error);
+    tcase_add_test(tc, test_one_ok_is_enough);
+    tcase_add_test(tc, test_one_ok_none_gives_the_first_error);
+    tcase_add_test(tc, test_randomkey_nil_when_every_master_is_empty);
+    tcase_add_test(tc, test_randomkey_finds_the_only_key);
+    tcase_add_test(tc, test_randomkey_refuses_a_non_bulk);
+    tcase_add_test(tc, test_scan_pattern_pins_a_slot);
+    tcase_add_test(tc, test_scan_refuses_cursors_it_cannot_have_made);
     tcase_add_test(tc, test_auth_accepted_everywhere_is_kept);
     tcase_add_test(tc, test_auth_refused_everywhere_is_forgotten);
     tcase_add_test(tc, test_auth_accepted_by_some_closes_the_session);
