@@ -1169,17 +1169,40 @@ done:
 
 /* --- the commands -------------------------------------------------------- */
 
-static int
-rd_clocal_sub(const rd_request_t *r, const char *name)
-{
-    return r->argc >= 2 && rd_str_eq_ci(r->argv[1], name);
-}
+/* How each administrative command is spread: RD_CK_DIRECT one master,
+ * RD_CK_CUSTOM every master merged by merge, the other kinds every master
+ * merged as the kind says. */
+typedef struct {
+    const char       *name;         /* its command table row */
+    rd_ckind_t        kind;
+    rd_creq_merge_pt  merge;
+} rd_clocal_spread_t;
+
+static const rd_clocal_spread_t rd_clocal_spreads[] = {
+    { "time", RD_CK_DIRECT, NULL },
+    { "info", RD_CK_CUSTOM, rd_cinfo_merge },
+    { "config|get", RD_CK_DIRECT, NULL },
+    { "config|set", RD_CK_ALLOK, NULL },
+    { "config|resetstat", RD_CK_ALLOK, NULL },
+    { "config|rewrite", RD_CK_ALLOK, NULL },
+    { "slowlog|get", RD_CK_CUSTOM, rd_clocal_merge_slowlog },
+    { "slowlog|len", RD_CK_SUM, NULL },
+    { "slowlog|reset", RD_CK_ALLOK, NULL },
+    { "latency|latest", RD_CK_CUSTOM, rd_clocal_merge_latest },
+    { "latency|history", RD_CK_CUSTOM, rd_clocal_merge_history },
+    { "latency|reset", RD_CK_SUM, NULL },
+    { "latency|doctor", RD_CK_CUSTOM, rd_clocal_merge_doctor },
+    { "latency|graph", RD_CK_DIRECT, NULL },
+    { "latency|histogram", RD_CK_DIRECT, NULL },
+    { "memory|stats", RD_CK_CUSTOM, rd_clocal_merge_mstats },
+    { "memory|doctor", RD_CK_CUSTOM, rd_clocal_merge_doctor },
+    { "memory|purge", RD_CK_ALLOK, NULL },
+    { "memory|malloc-stats", RD_CK_DIRECT, NULL },
+};
 
 int
 rd_clocal_route(rd_csess_t *cs, rd_request_t *r)
 {
-    rd_creq_setup_pt all = rd_clocal_setup_masters;
-
     if (r->argc == 0) {
         return RD_DECLINED;
     }
@@ -1212,74 +1235,24 @@ rd_clocal_route(rd_csess_t *cs, rd_request_t *r)
         }
         return rd_clocal_simple(r, "OK");
     }
-    if (rd_str_eq_ci(c, "time")) {
-        return rd_clocal_one_master(cs, r);
+    if (r->cmd == NULL) {
+        return RD_DECLINED;
     }
-    if (rd_str_eq_ci(c, "info")) {
-        return rd_clocal_spread(cs, r, RD_CK_CUSTOM, all, rd_cinfo_merge);
-    }
-    if (rd_str_eq_ci(c, "config")) {
-        if (rd_clocal_sub(r, "get")) {
+    /* The administrative commands spread over the masters, by their row
+     * in the command table (the request's r->cmd: "config|get"). The
+     * others (MEMORY USAGE key, the HELP subcommands, ...) route as any
+     * command. */
+    for (size_t i = 0; i < rd_countof(rd_clocal_spreads); i++) {
+        const rd_clocal_spread_t *e = &rd_clocal_spreads[i];
+        if (strcmp(r->cmd->name, e->name) != 0) {
+            continue;
+        }
+        if (e->kind == RD_CK_DIRECT) {
             return rd_clocal_one_master(cs, r);
         }
-        if (rd_clocal_sub(r, "set") || rd_clocal_sub(r, "resetstat")
-            || rd_clocal_sub(r, "rewrite"))
-        {
-            return rd_clocal_spread(cs, r, RD_CK_ALLOK, NULL, NULL);
-        }
-        return RD_DECLINED;
-    }
-    if (rd_str_eq_ci(c, "slowlog")) {
-        if (rd_clocal_sub(r, "get")) {
-            return rd_clocal_spread(cs, r, RD_CK_CUSTOM, all,
-                                    rd_clocal_merge_slowlog);
-        }
-        if (rd_clocal_sub(r, "len")) {
-            return rd_clocal_spread(cs, r, RD_CK_SUM, NULL, NULL);
-        }
-        if (rd_clocal_sub(r, "reset")) {
-            return rd_clocal_spread(cs, r, RD_CK_ALLOK, NULL, NULL);
-        }
-        return RD_DECLINED;
-    }
-    if (rd_str_eq_ci(c, "latency")) {
-        if (rd_clocal_sub(r, "latest")) {
-            return rd_clocal_spread(cs, r, RD_CK_CUSTOM, all,
-                                    rd_clocal_merge_latest);
-        }
-        if (rd_clocal_sub(r, "history")) {
-            return rd_clocal_spread(cs, r, RD_CK_CUSTOM, all,
-                                    rd_clocal_merge_history);
-        }
-        if (rd_clocal_sub(r, "reset")) {
-            return rd_clocal_spread(cs, r, RD_CK_SUM, NULL, NULL);
-        }
-        if (rd_clocal_sub(r, "doctor")) {
-            return rd_clocal_spread(cs, r, RD_CK_CUSTOM, all,
-                                    rd_clocal_merge_doctor);
-        }
-        if (rd_clocal_sub(r, "graph") || rd_clocal_sub(r, "histogram")) {
-            return rd_clocal_one_master(cs, r);
-        }
-        return RD_DECLINED;
-    }
-    if (rd_str_eq_ci(c, "memory")) {
-        if (rd_clocal_sub(r, "stats")) {
-            return rd_clocal_spread(cs, r, RD_CK_CUSTOM, all,
-                                    rd_clocal_merge_mstats);
-        }
-        if (rd_clocal_sub(r, "doctor")) {
-            return rd_clocal_spread(cs, r, RD_CK_CUSTOM, all,
-                                    rd_clocal_merge_doctor);
-        }
-        if (rd_clocal_sub(r, "purge")) {
-            return rd_clocal_spread(cs, r, RD_CK_ALLOK, NULL, NULL);
-        }
-        if (rd_clocal_sub(r, "malloc-stats")) {
-            return rd_clocal_one_master(cs, r);
-        }
-        /* MEMORY USAGE key: by its key; HELP: any node. */
-        return RD_DECLINED;
+        return rd_clocal_spread(cs, r, e->kind,
+                                e->merge ? rd_clocal_setup_masters : NULL,
+                                e->merge);
     }
     return RD_DECLINED;
 }
