@@ -140,87 +140,12 @@ via() {
 }
 rx() { via "$RD_PORT" "$@"; }
 
-# asess VAR [PORT]: a raw session through redoubt, authenticated as alice.
-asess() {
-    sess_open "$1" "${2:-$RD_PORT}" || fail "cannot connect to redoubt on ${2:-$RD_PORT}"
-    sess_expect "${!1}" "+OK" AUTH alice "$PW"
-}
 
 # load_slots: SLOT_OWNER[slot] = port of its master, from CLUSTER NODES;
 # MASTERS = the masters' ports, sorted.
-SLOT_OWNER=()
-MASTERS=()
-load_slots() {
-    local port lo hi s
-    SLOT_OWNER=()
-    while read -r port lo hi; do
-        for ((s = lo; s <= hi; s++)); do SLOT_OWNER[s]=$port; done
-    done < <(cluster_nodes | awk '$3 ~ /master/ && $3 !~ /fail/ {
-        a = $2; sub(/@.*/, "", a); sub(/.*:/, "", a)
-        for (i = 9; i <= NF; i++) {
-            if ($i ~ /^\[/) continue
-            n = split($i, r, "-"); print a, r[1], (n > 1 ? r[2] : r[1]) } }')
-    mapfile -t MASTERS < <(cluster_masters)
-    [ "${#MASTERS[@]}" -eq 3 ] || fail "expected 3 masters, CLUSTER NODES shows: ${MASTERS[*]}"
-    [ "${#SLOT_OWNER[@]}" -eq 16384 ] || fail "the slot map covers ${#SLOT_OWNER[@]} slots"
-}
 
-# owner KEY VAR: VAR = the port of KEY's master.
-owner() { local __s; key_slot "$1" __s; printf -v "$2" '%s' "${SLOT_OWNER[__s]}"; }
 
-# pick_keys PREFIX N: PICKED = N keys "PREFIX<j>" on each master, master
-# by master in the order of MASTERS (PICKED[m*N+i]).
-PICKED=()
-pick_keys() {
-    local prefix=$1 n=$2 j=0 k p m i
-    local -A lists=() count=()
-    for p in "${MASTERS[@]}"; do count[$p]=0; lists[$p]=; done
-    while :; do
-        k=$prefix$j
-        j=$((j + 1))
-        owner "$k" p
-        [ "${count[$p]}" -lt "$n" ] || continue
-        lists[$p]+="$k "
-        count[$p]=$((count[$p] + 1))
-        for m in "${MASTERS[@]}"; do [ "${count[$m]}" -lt "$n" ] && continue 2; done
-        break
-    done
-    PICKED=()
-    for p in "${MASTERS[@]}"; do
-        for i in ${lists[$p]}; do PICKED+=("$i"); done
-    done
-}
 
-# dset KEY VALUE...: SET straight on the cluster (each key on its master).
-dset() {
-    local p out
-    while [ $# -ge 2 ]; do
-        owner "$1" p
-        out=$(ccli "$p" SET "$1" "$2" 2>&1)
-        [ "$out" = OK ] || fail "SET $1 straight to the master at $p: $out"
-        shift 2
-    done
-}
-
-# dget KEY: GET straight from its master.
-dget() { local p; owner "$1" p; ccli "$p" GET "$1" 2>&1; }
-
-# compare_stream WANT GOT WHAT: byte for byte, or fail showing where the
-# streams part and which errors redoubt answered.
-compare_stream() {
-    local off from
-    cmp -s "$1" "$2" && return 0
-    off=$(cmp "$1" "$2" 2>&1 | sed -n 's/.* \(byte\|char\) \([0-9][0-9]*\).*/\2/p')
-    note "$3: sizes: $(wc -c < "$1") expected vs $(wc -c < "$2") through redoubt; first difference at byte ${off:-?}"
-    if [ -n "$off" ]; then
-        from=$((off > 120 ? off - 120 : 0))
-        note "expected:"; tail -c +"$((from + 1))" "$1" | head -c 240 | od -c | head -12 >&2
-        note "through redoubt:"; tail -c +"$((from + 1))" "$2" | head -c 240 | od -c | head -12 >&2
-    fi
-    note "error replies through redoubt (count, text):"
-    grep -a '^-' "$2" | tr -d '\r' | sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -n 8 >&2
-    fail "$3: redoubt's replies differ from the expected ones"
-}
 
 # no_redirects FILE WHAT: no MOVED/ASK/TRYAGAIN reached the client.
 no_redirects() {

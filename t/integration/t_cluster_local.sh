@@ -57,11 +57,6 @@ rd_start "$CONF"
 mapfile -t MASTERS < <(cluster_masters)
 [ "${#MASTERS[@]}" -eq 3 ] || fail "expected 3 masters: ${MASTERS[*]}"
 
-# asess VAR: a raw session through redoubt, authenticated as alice.
-asess() {
-    sess_open "$1" || fail "cannot connect to redoubt"
-    sess_expect "${!1}" "+OK" AUTH alice "$PW"
-}
 # ucli USER PASS PORT ARGS...: redis-cli straight to a node as USER.
 ucli() {
     local u=$1 p=$2 port=$3

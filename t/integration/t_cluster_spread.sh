@@ -60,55 +60,13 @@ rx() {
     REDISCLI_AUTH=$PW timeout 20 redis-cli --user alice --no-auth-warning -h 127.0.0.1 -p "$RD_PORT" "$@"
 }
 
-asess() {
-    sess_open "$1" || fail "cannot connect to redoubt"
-    sess_expect "${!1}" "+OK" AUTH alice "$PW"
-}
 
 # load_slots: SLOT_OWNER[slot] = the port of its master; MASTERS sorted.
-SLOT_OWNER=()
-MASTERS=()
-load_slots() {
-    local port lo hi s
-    SLOT_OWNER=()
-    while read -r port lo hi; do
-        for ((s = lo; s <= hi; s++)); do SLOT_OWNER[s]=$port; done
-    done < <(cluster_nodes | awk '$3 ~ /master/ && $3 !~ /fail/ {
-        a = $2; sub(/@.*/, "", a); sub(/.*:/, "", a)
-        for (i = 9; i <= NF; i++) {
-            if ($i ~ /^\[/) continue
-            n = split($i, r, "-"); print a, r[1], (n > 1 ? r[2] : r[1]) } }')
-    mapfile -t MASTERS < <(cluster_masters)
-    [ "${#MASTERS[@]}" -eq 3 ] || fail "expected 3 masters, got: ${MASTERS[*]}"
-    [ "${#SLOT_OWNER[@]}" -eq 16384 ] || fail "the slot map covers ${#SLOT_OWNER[@]} slots"
-}
 
-owner() { local __s; key_slot "$1" __s; printf -v "$2" '%s' "${SLOT_OWNER[__s]}"; }
 
 # pick_keys PREFIX N: PICKED = N keys "PREFIX<j>" on each master, master
 # by master in the order of MASTERS (PICKED[m*N+i]).
-PICKED=()
-pick_keys() {
-    local prefix=$1 n=$2 j=0 k p m i
-    local -A lists=() count=()
-    for p in "${MASTERS[@]}"; do count[$p]=0; lists[$p]=; done
-    while :; do
-        k=$prefix$j
-        j=$((j + 1))
-        owner "$k" p
-        [ "${count[$p]}" -lt "$n" ] || continue
-        lists[$p]+="$k "
-        count[$p]=$((count[$p] + 1))
-        for m in "${MASTERS[@]}"; do [ "${count[$m]}" -lt "$n" ] && continue 2; done
-        break
-    done
-    PICKED=()
-    for p in "${MASTERS[@]}"; do
-        for i in ${lists[$p]}; do PICKED+=("$i"); done
-    done
-}
 
-dget() { local p; owner "$1" p; ccli "$p" GET "$1" 2>&1; }
 
 # via_pipe FILE: the commands in FILE (RESP), after AUTH, through redoubt
 # in one connection; the replies (without the AUTH's) on stdout.

@@ -93,29 +93,9 @@ user "$T/noincr" --user nick --roles access,no-incr --db-users alice
 
 # --- helpers ---------------------------------------------------------------
 
-asess() {
-    sess_open "$1" "$RD_PORT" || fail "cannot connect to redoubt"
-    sess_expect "${!1}" "+OK" AUTH alice "$PW"
-}
 # trs PORT PREFIX: one TLS session through redoubt, commands from stdin.
 trs() { tls_cli "$1" "$2" "$CACERT" 2>&1 | sed '/^$/d'; }
 
-SLOT_OWNER=()
-MASTERS=()
-load_slots() {
-    local port lo hi s
-    SLOT_OWNER=()
-    while read -r port lo hi; do
-        for ((s = lo; s <= hi; s++)); do SLOT_OWNER[s]=$port; done
-    done < <(cluster_nodes | awk '$3 ~ /master/ && $3 !~ /fail/ {
-        a = $2; sub(/@.*/, "", a); sub(/.*:/, "", a)
-        for (i = 9; i <= NF; i++) {
-            if ($i ~ /^\[/) continue
-            n = split($i, r, "-"); print a, r[1], (n > 1 ? r[2] : r[1]) } }')
-    mapfile -t MASTERS < <(cluster_masters)
-    [ "${#MASTERS[@]}" -eq 3 ] || fail "expected 3 masters: ${MASTERS[*]}"
-}
-owner() { local __s; key_slot "$1" __s; printf -v "$2" '%s' "${SLOT_OWNER[__s]}"; }
 # tags PREFIX: TAGS = one hash tag "{PREFIXj}" per master, in MASTERS order.
 TAGS=()
 tags() {
@@ -130,15 +110,7 @@ tags() {
     done
     for m in "${MASTERS[@]}"; do TAGS+=("${got[$m]}"); done
 }
-dget() { local p; owner "$1" p; ccli "$p" GET "$1" 2>&1; }
-dset() { local p; owner "$1" p; assert_eq OK "$(ccli "$p" SET "$1" "$2" 2>&1)" "SET $1 straight on its master"; }
 
-compare_stream() {
-    cmp -s "$1" "$2" && return 0
-    note "expected:"; od -c "$1" | head -40 >&2
-    note "through redoubt:"; od -c "$2" | head -40 >&2
-    fail "$3: redoubt's replies differ from the reference redis-server's"
-}
 
 FAILED=()
 step() {
