@@ -220,9 +220,11 @@ rd_cconn_release(rd_cconn_t *cc)
             cc->hold = e->data;
         }
     }
-    memmove(cc->held_ents, cc->held_ents + i,
-            (cc->nheld - i) * sizeof(*cc->held_ents));
-    cc->nheld -= i;
+    if (i > 0) {
+        memmove(cc->held_ents, cc->held_ents + i,
+                (cc->nheld - i) * sizeof(*cc->held_ents));
+        cc->nheld -= i;
+    }
 }
 
 void
