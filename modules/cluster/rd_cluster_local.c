@@ -796,7 +796,9 @@ rd_clocal_merge_slowlog(rd_creq_t *cr, rd_buf_t *out)
     if (rd_clocal_elems(cr, 0, &e, &n) != 0) {
         return -1;
     }
-    qsort(e, n, sizeof(*e), rd_clocal_elem_newest);
+    if (n > 1) {
+        qsort(e, n, sizeof(*e), rd_clocal_elem_newest);
+    }
     if (count >= 0 && (uint64_t)count < n) {
         n = (size_t)count;
     }
@@ -818,7 +820,9 @@ rd_clocal_merge_history(rd_creq_t *cr, rd_buf_t *out)
     if (rd_clocal_elems(cr, 1, &e, &n) != 0) {
         return -1;
     }
-    qsort(e, n, sizeof(*e), rd_clocal_elem_oldest);
+    if (n > 1) {
+        qsort(e, n, sizeof(*e), rd_clocal_elem_oldest);
+    }
     rd_resp_encode_array(out, (int64_t)n);
     for (size_t i = 0; i < n; i++) {
         rd_buf_append(out, e[i].p, e[i].len);
