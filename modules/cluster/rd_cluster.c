@@ -87,6 +87,26 @@
  * cluster.tryagain_delay (each through its lane, as above). After
  * cluster.max_redirects of them the last error goes to the client.
  *
+ * Replica reads (cluster.read_from, "master" by default: nothing below
+ * happens then, and the map keeps no replicas). With "replica" or
+ * "prefer-replica" the map also keeps each master's replicas from CLUSTER
+ * SLOTS, every new connection of a session sends READONLY after its AUTH
+ * (reply not read), and a read-only command (the command table's flag)
+ * routed by its keys - one slot, or one slot's part of a split MGET or
+ * EXISTS - may go to a replica of the slot's master: the session's one
+ * (its id picks among them), not one whose connection just failed, else
+ * the master. The lane rule above still decides: a read goes to a node
+ * other than the one the session's parts for the slot are in flight to
+ * only once they are back. "replica" waits for them (a read behind the
+ * session's write to the slot goes to the replica after the write's
+ * reply, and may not see it yet: replicas lag); "prefer-replica" sends
+ * the read where they went, so a read pipelined behind a write to its
+ * slot is served by the master. Transactions, keyless, fan-out and
+ * other commands go to masters as before. A MOVED from a replica, or a
+ * replica that could not be reached (rd_cpart_wait_map), sends that read
+ * to the master (p->master_only); one that failed after it was sent gets
+ * the usual error. Keyless commands never pick a replica's connection.
+ *
  * Node failure. When a node connection fails, each command pending on it
  * gets "-ERR redoubt: upstream ..." (a reply already partly sent to the
  * client cannot be repaired: the session is closed then), a refresh
@@ -189,6 +209,32 @@ rd_cluster_set_seeds(rd_conf_t *cf, const config_setting_t *s,
     return NULL;
 }
 
+static const char *
+rd_cluster_set_read_from(rd_conf_t *cf, const config_setting_t *s,
+                         const rd_directive_t *d, void *conf)
+{
+    static const char *const names[] = {
+        [RD_CREAD_MASTER] = "master",
+        [RD_CREAD_REPLICA] = "replica",
+        [RD_CREAD_PREFER_REPLICA] = "prefer-replica",
+    };
+    rd_cluster_db_conf_t *c = conf;
+    const char *v;
+
+    (void)cf;
+    (void)d;
+    if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+        v = config_setting_get_string(s);
+        for (size_t i = 0; i < rd_countof(names); i++) {
+            if (strcmp(v, names[i]) == 0) {
+                c->read_from = (int64_t)i;
+                return NULL;
+            }
+        }
+    }
+    return "must be \"master\", \"replica\" or \"prefer-replica\"";
+}
+
 static const rd_directive_t rd_cluster_directives[] = {
     { "cluster.seeds", RD_CONF_DB, rd_cluster_set_seeds, 0, NULL },
     { "cluster.discovery_user", RD_CONF_DB, rd_conf_set_str,
@@ -201,6 +247,7 @@ static const rd_directive_t rd_cluster_directives[] = {
       D(max_redirects), &rd_cluster_redirects_range },
     { "cluster.tryagain_delay", RD_CONF_DB, rd_conf_set_msec,
       D(tryagain_delay), NULL },
+    { "cluster.read_from", RD_CONF_DB, rd_cluster_set_read_from, 0, NULL },
     rd_null_directive
 };
 
@@ -234,7 +281,8 @@ rd_cluster_init_db(rd_conf_t *cf, void *conf)
         db->router = &rd_cluster_router;
     }
     if (db->mode != RD_DB_CLUSTER
-        && (c->nseeds || c->discovery_user || c->discovery_password))
+        && (c->nseeds || c->discovery_user || c->discovery_password
+            || c->read_from != RD_CREAD_MASTER))
     {
         return "cluster settings need \"?mode=cluster\" in the uri";
     }

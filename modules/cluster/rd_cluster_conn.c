@@ -38,6 +38,11 @@ rd_cpart_wait_map(rd_cpart_t *p)
     if (rd_cpart_seq(p) < cs->barrier_seq) {
         return 0;               /* sent again, it would run after it */
     }
+    if (p->on_replica) {
+        /* A replica read that never reached its replica: the master's,
+         * when the new map comes (it still names the master). */
+        p->master_only = 1;
+    }
     if (p->any && p->redirects < (unsigned)t->conf->max_redirects) {
         /* A keyless command: another node will do. */
         p->redirects++;
@@ -273,6 +278,16 @@ rd_csess_conn(rd_csess_t *cs, size_t i)
             rd_upconn_send(&cc->uc, rd_buf_rpos(&cs->auth),
                            rd_buf_used(&cs->auth), &rd_cluster_discard);
         }
+        if (t->conf->read_from != RD_CREAD_MASTER) {
+            /* Replica reads: a replica serves the reads of its master's
+             * slots only on a READONLY connection (else MOVED). Sent on
+             * every connection of the session, masters too (harmless
+             * there), since a failover swaps the roles under an open
+             * connection. Its reply is not read, like the AUTH's. */
+            static const char readonly[] = "*1\r\n$8\r\nREADONLY\r\n";
+            rd_upconn_send(&cc->uc, readonly, sizeof(readonly) - 1,
+                           &rd_cluster_discard);
+        }
         rd_clocal_replay(cs, cc);
     }
     return cc;
@@ -294,8 +309,10 @@ rd_csess_any_node(rd_csess_t *cs)
         return cs->last_node;
     }
     for (size_t i = 0; i < cs->nconns; i++) {
+        /* (Not a replica's, kept for replica reads: a keyless command
+         * may write.) */
         if (cs->conns[i] && cs->conns[i]->uc.conn
-            && t->nodes[i]->down_until <= now)
+            && t->nodes[i]->down_until <= now && !t->nodes[i]->replica)
         {
             return (int)i;
         }

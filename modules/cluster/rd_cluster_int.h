@@ -24,6 +24,15 @@ enum { RD_CLUSTER_STAT_MAP = 0 };
 
 /* --- configuration -------------------------------------------------------- */
 
+/* cluster.read_from: where the read-only commands of one slot go. */
+enum {
+    RD_CREAD_MASTER = 0,            /* the slot's master, like the rest */
+    RD_CREAD_REPLICA,               /* a replica of it */
+    RD_CREAD_PREFER_REPLICA         /* a replica, unless the session's
+                                       parts for the slot are on their
+                                       way to the master (rd_cpart_node) */
+};
+
 typedef struct {
     char    **seeds;                /* "host:port", extra seeds */
     size_t    nseeds;
@@ -32,6 +41,7 @@ typedef struct {
     int64_t   refresh_interval;     /* ms */
     int64_t   max_redirects;
     int64_t   tryagain_delay;       /* ms */
+    int64_t   read_from;            /* RD_CREAD_* */
 } rd_cluster_db_conf_t;
 
 /* --- per-worker topology ------------------------------------------------- */
@@ -44,6 +54,12 @@ typedef struct {
     unsigned       master:1;        /* serves slots in the current map */
     unsigned       seed:1;
     rd_msec_t      down_until;      /* a connection to it just failed */
+    /* Only with cluster.read_from other than "master" (the map keeps no
+     * replicas otherwise): listed as a replica in the current map, and a
+     * master's replicas (node indexes) in the order the map lists them. */
+    unsigned       replica:1;
+    unsigned       nreplicas;
+    int32_t        replicas[RD_CLUSTER_REPLICAS_MAX];
 } rd_cnode_t;
 
 typedef struct rd_csess_s rd_csess_t;
@@ -170,6 +186,10 @@ struct rd_cpart_s {
     uint32_t        pre;
     uint32_t        pre_left;
     unsigned        pre_err:1;
+    /* cluster.read_from: this part went to a replica; it goes to the
+     * master from now on (a MOVED, or it never reached the replica). */
+    unsigned        on_replica:1;
+    unsigned        master_only:1;
 };
 
 struct rd_creq_s {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "rd_cluster_int.h"
+#include "rd_command.h"
 #include "rd_log.h"
 #include "rd_resp.h"
 #include "rd_stats.h"
@@ -207,6 +208,77 @@ rd_clane_back(rd_cpart_t *p)
     }
 }
 
+/* cluster.read_from: whether p may go to a replica. Read-only commands
+ * (the command table's flag, as Redis decides on a READONLY connection)
+ * routed by their keys: one slot, or one slot's part of a split MGET or
+ * EXISTS; never a transaction, a keyless or fan-out command, SCAN (its
+ * cursor is a master's). */
+static int
+rd_cpart_reads(const rd_cpart_t *p)
+{
+    const rd_creq_t *cr = p->cr;
+    const rd_request_t *r = cr->r;
+
+    return cr->cs->topo->conf->read_from != RD_CREAD_MASTER
+           && !p->master_only && p->pre == 0 && p->slot >= 0
+           && (cr->kind == RD_CK_DIRECT || cr->kind == RD_CK_MGET
+               || cr->kind == RD_CK_SPLIT_SUM)
+           && r->cmd != NULL && (r->cmd->flags & RD_CMD_READONLY);
+}
+
+/*
+ * The node for p, the part at the head of slot's lane l: the slot's
+ * master, or for a read (rd_cpart_reads) a replica of it. When parts of
+ * the session for the slot are in flight, a read that may go where they
+ * went goes there (one connection answers in order): to their replica,
+ * and with "prefer-replica" to the master too (a read behind the
+ * session's write to the slot reads that write). Otherwise it goes to
+ * the session's replica of the master (the session's id picks one of
+ * them, so that sessions spread over them and one session keeps to one),
+ * skipping those whose connection just failed; to the master when it has
+ * none. With "replica" a read behind parts in flight to the master waits
+ * for them (the caller's rule) and then goes to a replica. *replica: the
+ * node returned is a replica.
+ */
+static int
+rd_cpart_node(rd_csess_t *cs, rd_cpart_t *p, const rd_clane_t *l,
+              int *replica)
+{
+    rd_ctopo_t *t = cs->topo;
+    int master = t->slot[p->slot];
+
+    *replica = 0;
+    if (p->ask_node >= 0) {
+        return p->ask_node;
+    }
+    if (master < 0 || !rd_cpart_reads(p)) {
+        return master;
+    }
+    const rd_cnode_t *m = t->nodes[master];
+    unsigned n = m->nreplicas;
+    if (l->inflight > 0) {
+        if (l->node == master
+            && t->conf->read_from == RD_CREAD_PREFER_REPLICA)
+        {
+            return master;
+        }
+        for (unsigned j = 0; j < n; j++) {
+            if (m->replicas[j] == l->node) {
+                *replica = 1;
+                return l->node;
+            }
+        }
+    }
+    for (unsigned k = 0; k < n; k++) {
+        int node = m->replicas[(cs->session->id + k) % n];
+        if (t->nodes[node]->down_until <= t->worker->loop.now) {
+            *replica = 1;
+            return node;
+        }
+    }
+    return master;
+}
+
 /*
  * Send what the rule lets go from the head of slot's lane: the oldest
  * parked part, once it waits for nothing but its turn, when nothing is in
@@ -217,8 +289,6 @@ rd_clane_back(rd_cpart_t *p)
 static void
 rd_clane_send(rd_csess_t *cs, int slot)
 {
-    rd_ctopo_t *t = cs->topo;
-
     while (!cs->session->conn->closed) {
         rd_clane_t *l = rd_clane_find(cs, slot);
         if (l == NULL || l->head == NULL) {
@@ -228,7 +298,8 @@ rd_clane_send(rd_csess_t *cs, int slot)
         if (p->wait != RD_CWAIT_NONE) {
             return;
         }
-        int node = p->ask_node >= 0 ? p->ask_node : t->slot[slot];
+        int replica;
+        int node = rd_cpart_node(cs, p, l, &replica);
         if (node >= 0 && l->inflight > 0
             && (l->node != node || l->last_seq > rd_cpart_seq(p)))
         {
@@ -242,6 +313,7 @@ rd_clane_send(rd_csess_t *cs, int slot)
         rd_csess_unparked(cs, p);
         p->next_park = NULL;
         rd_clane_gc(cs, slot);
+        p->on_replica = replica != 0;
         rd_cpart_transmit(p, node);
     }
 }
@@ -357,7 +429,9 @@ rd_cpart_transmit(rd_cpart_t *p, int node)
         p->ask_node = -1;
     }
     p->node = node;
-    cs->last_node = node;
+    if (!p->on_replica) {
+        cs->last_node = node;   /* (keyless commands go to masters) */
+    }
     if (cr->kind == RD_CK_DIRECT) {
         cr->r->upstream = t->nodes[node]->text;
     }
@@ -442,6 +516,11 @@ rd_cpart_redirect(rd_cpart_t *p)
     p->redirects++;
     rd_buf_reset(&p->reply);
     p->type = 0;
+    if (p->on_replica) {
+        /* A replica that does not serve the slot (any more): the master
+         * the map names now, after MOVED; after ASK the node named. */
+        p->master_only = 1;
+    }
     if (moved) {
         rd_log_debug("database \"%s\": slot %u moved to %s", t->db->name,
                      slot, t->nodes[node]->text);

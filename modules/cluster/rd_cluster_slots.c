@@ -13,8 +13,11 @@
  * where every node is [host, port, id, metadata...] and the metadata is a
  * flat array of hostname pairs ("*0" when there are none). Only what the
  * router needs is checked strictly: the slot numbers, the master's host
- * and port. Node ids, metadata and replicas are skipped whatever their
- * type, so that a newer server adding fields does not break routing. A
+ * and port. Node ids and metadata are skipped whatever their type, so
+ * that a newer server adding fields does not break routing; a replica
+ * entry is kept when it starts with a host bulk and a port in range, and
+ * skipped otherwise (replica reads are an option, never a reason to
+ * refuse a map). A
  * host containing a NUL byte is refused: it would be cut short as a C
  * string and name another machine.
  *
@@ -140,7 +143,7 @@ rd_cluster_skip(rd_resp_reader_t *rd, int64_t n, const char **err)
 }
 
 static int
-rd_cluster_set_host(rd_cluster_range_t *r, const char *s, size_t n,
+rd_cluster_set_host(char *dst, const char *s, size_t n,
     const char *default_host, const char **err)
 {
     if (n == 0 || (n == 1 && s[0] == '?')) {
@@ -159,8 +162,51 @@ rd_cluster_set_host(rd_cluster_range_t *r, const char *s, size_t n,
         *err = "NUL byte in host";
         return -1;
     }
-    memcpy(r->host, s, n);
-    r->host[n] = '\0';
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return 0;
+}
+
+/* The replicas read so far, all ranges. */
+typedef struct {
+    rd_cluster_addr_t *a;
+    size_t             n;
+    size_t             cap;
+} rd_cluster_reps_t;
+
+/* One replica entry, [host, port, ...], read whole; kept in reps when
+ * well formed. -1 only when the bytes are malformed. */
+static int
+rd_cluster_parse_replica(rd_resp_reader_t *rd, const char *default_host,
+    rd_cluster_reps_t *reps, const char **err)
+{
+    rd_resp_reader_t peek = *rd;
+    rd_resp_value_t  node, host, port;
+    const char      *ignored;
+
+    if (rd_resp_skip(rd) != 0) {
+        *err = rd_cluster_emalformed;
+        return -1;
+    }
+    if (rd_resp_read(&peek, &node) != 0 || node.type != '*' || node.n < 2
+        || rd_resp_read(&peek, &host) != 0 || host.type != '$'
+        || rd_resp_read(&peek, &port) != 0 || port.type != ':'
+        || port.n < 1 || port.n > 65535)
+    {
+        return 0;
+    }
+    if (reps->n == reps->cap) {
+        reps->cap = reps->cap ? reps->cap * 2 : 8;
+        reps->a = rd_realloc(reps->a, reps->cap * sizeof(*reps->a));
+    }
+    rd_cluster_addr_t *a = &reps->a[reps->n];
+    if (rd_cluster_set_host(a->host, host.str, host.len, default_host,
+                            &ignored) != 0)
+    {
+        return 0;
+    }
+    a->port = (uint16_t)port.n;
+    reps->n++;
     return 0;
 }
 
@@ -168,7 +214,7 @@ rd_cluster_set_host(rd_cluster_range_t *r, const char *s, size_t n,
  * arrives here as (NULL, 0), an unknown endpoint like the empty host. */
 static int
 rd_cluster_parse_range(rd_resp_reader_t *rd, const char *default_host,
-    rd_cluster_range_t *r, const char **err)
+    rd_cluster_range_t *r, rd_cluster_reps_t *reps, const char **err)
 {
     rd_resp_value_t entry, start, end, node, host, port;
 
@@ -222,7 +268,7 @@ rd_cluster_parse_range(rd_resp_reader_t *rd, const char *default_host,
         *err = "port out of range";
         return -1;
     }
-    if (rd_cluster_set_host(r, host.str, host.len, default_host, err) != 0) {
+    if (rd_cluster_set_host(r->host, host.str, host.len, default_host, err) != 0) {
         return -1;
     }
     r->start = (uint16_t)start.n;
@@ -230,11 +276,20 @@ rd_cluster_parse_range(rd_resp_reader_t *rd, const char *default_host,
     r->port = (uint16_t)port.n;
 
     /* The master's id and metadata, then the replicas. */
-    if (rd_cluster_skip(rd, node.n - 2, err) != 0
-        || rd_cluster_skip(rd, entry.n - 3, err) != 0)
-    {
+    if (rd_cluster_skip(rd, node.n - 2, err) != 0) {
         return -1;
     }
+    r->nreplicas = reps->n;             /* the first one's index, for now */
+    r->replicas = NULL;
+    for (int64_t i = 0; i < entry.n - 3; i++) {
+        int rc = reps->n - r->nreplicas < RD_CLUSTER_REPLICAS_MAX
+                 ? rd_cluster_parse_replica(rd, default_host, reps, err)
+                 : rd_cluster_skip(rd, 1, err);
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    r->nreplicas = reps->n - r->nreplicas;
     return 0;
 }
 
@@ -245,6 +300,7 @@ rd_cluster_parse_slots(const char *reply, size_t len,
     rd_resp_reader_t    rd;
     rd_resp_value_t     top;
     rd_cluster_range_t *out = NULL;
+    rd_cluster_reps_t   reps = { NULL, 0, 0 };
 
     *ranges = NULL;
     rd_resp_reader_init(&rd, reply, len);
@@ -271,16 +327,34 @@ rd_cluster_parse_slots(const char *reply, size_t len,
         out = rd_alloc((size_t)top.n * sizeof(*out));
     }
     for (int64_t i = 0; i < top.n; i++) {
-        if (rd_cluster_parse_range(&rd, default_host, &out[i], err) != 0) {
+        if (rd_cluster_parse_range(&rd, default_host, &out[i], &reps, err)
+            != 0)
+        {
+            free(reps.a);
             free(out);
             return -1;
         }
     }
     if (rd.p != rd.end) {
+        free(reps.a);
         free(out);
         *err = "trailing bytes after the reply";
         return -1;
     }
+    if (reps.n > 0) {
+        /* One allocation, so that the caller frees it all with the
+         * ranges: the replicas after them (sizeof the range is a multiple
+         * of its pointer's alignment, which covers theirs). */
+        size_t head = (size_t)top.n * sizeof(*out);
+        out = rd_realloc(out, head + reps.n * sizeof(*reps.a));
+        rd_cluster_addr_t *a = (rd_cluster_addr_t *)((char *)out + head);
+        memcpy(a, reps.a, reps.n * sizeof(*reps.a));
+        for (int64_t i = 0; i < top.n; i++) {
+            out[i].replicas = out[i].nreplicas ? a : NULL;
+            a += out[i].nreplicas;
+        }
+    }
+    free(reps.a);
 
     *ranges = out;
     return (int)top.n;

@@ -126,6 +126,31 @@ rd_ctopo_node_text(rd_ctopo_t *t, const char *p, size_t n,
 
 /* --- topology refresh ------------------------------------------------------ */
 
+/* cluster.read_from: remember the replicas of range r's master (a master
+ * with several ranges lists the same replicas in each). The nodes are
+ * added to the known ones, which are never removed. */
+static void
+rd_ctopo_replicas(rd_ctopo_t *t, int master, const rd_cluster_range_t *r)
+{
+    rd_cnode_t *m = t->nodes[master];
+
+    for (size_t k = 0; k < r->nreplicas; k++) {
+        const rd_cluster_addr_t *a = &r->replicas[k];
+        int node = rd_ctopo_node(t, a->host, strlen(a->host), a->port);
+        if (node < 0 || node == master) {
+            continue;
+        }
+        unsigned j = 0;
+        while (j < m->nreplicas && m->replicas[j] != node) {
+            j++;
+        }
+        if (j == m->nreplicas && m->nreplicas < RD_CLUSTER_REPLICAS_MAX) {
+            m->replicas[m->nreplicas++] = node;
+        }
+        t->nodes[node]->replica = 1;
+    }
+}
+
 static void rd_ctopo_try_next(rd_ctopo_t *t);
 
 static int
@@ -181,6 +206,8 @@ rd_ctopo_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
     }
     for (size_t i = 0; i < t->nnodes; i++) {
         t->nodes[i]->master = 0;
+        t->nodes[i]->replica = 0;
+        t->nodes[i]->nreplicas = 0;
     }
     for (int i = 0; i < nr; i++) {
         int node = rd_ctopo_node(t, ranges[i].host, strlen(ranges[i].host),
@@ -191,6 +218,14 @@ rd_ctopo_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
         t->nodes[node]->master = 1;
         for (unsigned s = ranges[i].start; s <= ranges[i].end; s++) {
             t->slot[s] = node;
+        }
+        if (t->conf->read_from != RD_CREAD_MASTER) {
+            rd_ctopo_replicas(t, node, &ranges[i]);
+        }
+    }
+    for (size_t i = 0; i < t->nnodes; i++) {
+        if (t->nodes[i]->master) {
+            t->nodes[i]->replica = 0;   /* a master first, whatever else */
         }
     }
     free(ranges);

@@ -242,6 +242,43 @@ parse_tx(const char *in, size_t n, const char *default_host)
 
 #define PARSE(lit, dflt) parse_tx(lit, sizeof(lit) - 1, dflt)
 
+/* As parse_tx, with each range's replicas: "start-end m:p r:p ...;". */
+static char *
+parse_replicas_tx(const char *in, size_t n)
+{
+    rd_cluster_range_t *r = NULL;
+    const char         *err = NULL;
+    rd_buf_t            tx = {0};
+    edge_t              e;
+    int                 rc;
+
+    edge_make(&e, in, n);
+    rc = rd_cluster_parse_slots(e.p, n, "seed", &r, &err);
+    if (rc < 0) {
+        rd_buf_appendf(&tx, "E:%s", err);
+    }
+    for (int i = 0; i < rc; i++) {
+        rd_buf_appendf(&tx, "%u-%u %s:%u", r[i].start, r[i].end, r[i].host,
+                       r[i].port);
+        ck_assert_uint_le(r[i].nreplicas, RD_CLUSTER_REPLICAS_MAX);
+        for (size_t k = 0; k < r[i].nreplicas; k++) {
+            rd_buf_appendf(&tx, " %s:%u", r[i].replicas[k].host,
+                           r[i].replicas[k].port);
+        }
+        rd_buf_append(&tx, ";", 1);
+    }
+    free(r);
+    edge_free(&e);
+    rd_buf_append(&tx, "", 1);
+    return tx.data;
+}
+
+#define EXPECT_REPLICAS(lit, want) do {                                  \
+        char *got_ = parse_replicas_tx(lit, sizeof(lit) - 1);          \
+        ck_assert_str_eq(got_, want);                                  \
+        free(got_);                                                    \
+    } while (0)
+
 static void
 expect_parse(const char *in, size_t n, const char *default_host,
     const char *want)
@@ -308,6 +345,38 @@ START_TEST(test_parse_shapes)
     EXPECT("*2\r\n*3\r\n:0\r\n:9\r\n*2\r\n$1\r\na\r\n:1\r\n"
            "*3\r\n:5\r\n:5\r\n*2\r\n$1\r\nb\r\n:2\r\n",
            "0-9 a:1;5-5 b:2;");
+}
+END_TEST
+
+/* cluster.read_from: each range's replicas, the entries after its master;
+ * a malformed one is skipped (the master and the map stand), "?" gets the
+ * default host, at most RD_CLUSTER_REPLICAS_MAX are kept. */
+START_TEST(test_parse_replicas)
+{
+    EXPECT_REPLICAS(reply_plain,
+                    "0-5460 127.0.0.1:21300 127.0.0.1:21305;"
+                    "5461-10922 127.0.0.1:21301 127.0.0.1:21303;"
+                    "10923-16383 127.0.0.1:21302 127.0.0.1:21304;");
+    EXPECT_REPLICAS("*1\r\n*5\r\n:0\r\n:9\r\n"
+                    "*2\r\n$1\r\na\r\n:1\r\n"
+                    "*2\r\n$1\r\nb\r\n:2\r\n"
+                    "*2\r\n$1\r\n?\r\n:3\r\n",
+                    "0-9 a:1 b:2 seed:3;");
+    /* Port 0, a host that is a number, a node with one field: skipped. */
+    EXPECT_REPLICAS("*1\r\n*6\r\n:0\r\n:9\r\n"
+                    "*2\r\n$1\r\na\r\n:1\r\n"
+                    "*2\r\n$1\r\nb\r\n:0\r\n"
+                    "*2\r\n:5\r\n:2\r\n"
+                    "*1\r\n$1\r\nc\r\n",
+                    "0-9 a:1;");
+    /* A range without replicas; a master still checked strictly. */
+    EXPECT_REPLICAS("*1\r\n*3\r\n:0\r\n:9\r\n*2\r\n$1\r\na\r\n:1\r\n",
+                    "0-9 a:1;");
+    /* (a master with port 0 fails the map, replicas or not) */
+    EXPECT_REPLICAS("*1\r\n*4\r\n:0\r\n:9\r\n"
+                    "*2\r\n$1\r\na\r\n:0\r\n"
+                    "*2\r\n$1\r\nb\r\n:2\r\n",
+                    "E:port out of range");
 }
 END_TEST
 
@@ -508,6 +577,7 @@ cluster_slots_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_parse_real_replies);
     tcase_add_test(tc, test_parse_shapes);
+    tcase_add_test(tc, test_parse_replicas);
     tcase_add_test(tc, test_parse_default_host);
     tcase_add_test(tc, test_parse_host_length);
     tcase_add_test(tc, test_parse_error_reply);
