@@ -30,6 +30,17 @@ T_START=$(now_ms)
 cluster_start
 PW=$CLUSTER_ALICE_PW
 note "cluster up in $(( $(now_ms) - T_START )) ms: nodes ${CLUSTER_PORTS[*]}"
+# Every node must know every replica's master (CLUSTER SLOTS lists a
+# range's replicas as the node asked sees them; gossip takes a moment
+# after the replicas synced).
+replicas_known() {
+    local p n
+    for p in "${CLUSTER_PORTS[@]}"; do
+        n=$(ccli "$p" CLUSTER NODES 2>/dev/null | awk '$3 ~ /slave/ && $3 !~ /fail/ && $4 != "-"' | wc -l)
+        [ "$n" -eq 3 ] || return 1
+    done
+}
+wait_for 30 replicas_known || fail "not every node lists the three replicas with their masters"
 
 R_PORT=$(free_port) || fail "no free port"
 P_PORT=$(free_port) || fail "no free port"
