@@ -49,6 +49,9 @@ static const rd_conf_enum_t rd_core_log_levels[] = {
 static const rd_conf_range_t rd_core_sessions_range = { 1, 10000000 };
 static const rd_conf_range_t rd_core_pipeline_range = { 1, 1000000 };
 static const rd_conf_range_t rd_core_output_range = { 1024, INT64_MAX };
+static const rd_conf_range_t rd_core_pubsub_range = { 0, INT64_MAX };
+static const rd_conf_range_t rd_core_soft_range = { 0, 365LL * 86400 };
+static const rd_conf_range_t rd_core_subs_range = { 0, 100000000 };
 static const rd_conf_range_t rd_core_backlog_range = { 1, 65535 };
 static const rd_conf_range_t rd_core_timeout_range = { 0, 365LL * 86400000 };
 static const rd_conf_range_t rd_core_connect_range = { 1, 3600000 };
@@ -86,6 +89,14 @@ static const rd_directive_t rd_core_directives[] = {
       M(max_pipeline), &rd_core_pipeline_range },
     { "limits.client_output_limit", RD_CONF_MAIN, rd_conf_set_size,
       M(client_output_limit), &rd_core_output_range },
+    { "limits.pubsub_output_limit.hard", RD_CONF_MAIN, rd_conf_set_size,
+      M(pubsub_hard_limit), &rd_core_pubsub_range },
+    { "limits.pubsub_output_limit.soft", RD_CONF_MAIN, rd_conf_set_size,
+      M(pubsub_soft_limit), &rd_core_pubsub_range },
+    { "limits.pubsub_output_limit.soft_seconds", RD_CONF_MAIN,
+      rd_conf_set_num, M(pubsub_soft_seconds), &rd_core_soft_range },
+    { "limits.max_subscriptions", RD_CONF_MAIN, rd_conf_set_num,
+      M(max_subscriptions), &rd_core_subs_range },
     { "listen", RD_CONF_MAIN, rd_core_set_listen, 0, NULL },
     { "databases", RD_CONF_MAIN, rd_core_set_databases, 0, NULL },
 
@@ -118,6 +129,10 @@ rd_core_create_main(rd_conf_t *cf)
     c->request_timeout = RD_CONF_UNSET;
     c->max_pipeline = RD_CONF_UNSET;
     c->client_output_limit = RD_CONF_UNSET;
+    c->pubsub_hard_limit = RD_CONF_UNSET;
+    c->pubsub_soft_limit = RD_CONF_UNSET;
+    c->pubsub_soft_seconds = RD_CONF_UNSET;
+    c->max_subscriptions = RD_CONF_UNSET;
     return c;
 }
 
@@ -152,6 +167,11 @@ rd_core_init_main(rd_conf_t *cf, void *conf)
     RD_DEFAULT(c->request_timeout, 30000);
     RD_DEFAULT(c->max_pipeline, 1024);
     RD_DEFAULT(c->client_output_limit, 64LL * 1024 * 1024);
+    /* Redis's client-output-buffer-limit pubsub 32mb 8mb 60. */
+    RD_DEFAULT(c->pubsub_hard_limit, 32LL * 1024 * 1024);
+    RD_DEFAULT(c->pubsub_soft_limit, 8LL * 1024 * 1024);
+    RD_DEFAULT(c->pubsub_soft_seconds, 60);
+    RD_DEFAULT(c->max_subscriptions, 10000);
     if (c->pid_file == NULL) {
         c->pid_file = RD_LOCALSTATEDIR "/run/redoubt.pid";
     }

@@ -116,6 +116,12 @@ typedef struct {
     int64_t  request_timeout;           /* a started request, whole */
     int64_t  max_pipeline;
     int64_t  client_output_limit;
+    /* A subscribed session's output (rd_session_push): closed above
+     * hard, or above soft for soft_seconds; 0 = no such limit. */
+    int64_t  pubsub_hard_limit;
+    int64_t  pubsub_soft_limit;
+    int64_t  pubsub_soft_seconds;
+    int64_t  max_subscriptions;         /* channels + patterns, 0 = none */
     /* listen and databases elements, collected while reading */
     rd_listener_t **listen;
     size_t          nlisten;

@@ -109,8 +109,9 @@ rd_session_idle_handler(rd_timer_t *t)
 {
     rd_session_t *s = t->data;
 
-    /* A session waiting for Redis (BLPOP, a slow command) is not idle. */
-    if (s->inflight > 0) {
+    /* A session waiting for Redis (BLPOP, a slow command) is not idle,
+     * nor is a subscriber waiting for messages. */
+    if (s->inflight > 0 || s->subscribed) {
         rd_timer_add(&s->worker->loop.timers, t, s->worker->loop.now,
                      s->idle_timeout);
         return;
@@ -499,6 +500,7 @@ rd_session_free(rd_session_t *s)
     }
     rd_buf_free(&s->in);
     rd_buf_free(&s->out);
+    rd_buf_free(&s->push);
     free(s->refusal);
     free(s->ctx);
     free(s);
@@ -926,10 +928,49 @@ rd_request_set_command(rd_request_t *r, size_t argc, const rd_str_t *argv)
     rd_request_classify(r);
 }
 
+/* limits.pubsub_output_limit: hard at once, soft after soft_seconds
+ * spent above it (checked as output is added, as Redis does). */
+static void
+rd_session_check_pubsub_output(rd_session_t *s, size_t held)
+{
+    rd_core_conf_t *ccf = rd_core_conf(s->cycle);
+    rd_msec_t now = s->worker->loop.now;
+
+    if (ccf->pubsub_hard_limit > 0 && held > (size_t)ccf->pubsub_hard_limit) {
+        rd_session_log(s, RD_LOG_WARN, "subscriber output limit (hard, "
+                       "%lld bytes, limits.pubsub_output_limit) exceeded: "
+                       "%zu bytes held for a slow subscriber, closing",
+                       (long long)ccf->pubsub_hard_limit, held);
+        rd_session_close(s, "pubsub output limit exceeded");
+        return;
+    }
+    if (ccf->pubsub_soft_limit == 0 || held <= (size_t)ccf->pubsub_soft_limit) {
+        s->soft_since = 0;
+        return;
+    }
+    if (s->soft_since == 0) {
+        s->soft_since = now > 0 ? now : 1;
+        return;
+    }
+    if (now - s->soft_since >= ccf->pubsub_soft_seconds * 1000) {
+        rd_session_log(s, RD_LOG_WARN, "subscriber output limit (soft, "
+                       "%lld bytes for %lld s, limits.pubsub_output_limit) "
+                       "exceeded: %zu bytes held for a slow subscriber, "
+                       "closing", (long long)ccf->pubsub_soft_limit,
+                       (long long)ccf->pubsub_soft_seconds, held);
+        rd_session_close(s, "pubsub output limit exceeded");
+    }
+}
+
 static void
 rd_session_check_output(rd_session_t *s)
 {
     rd_core_conf_t *ccf = rd_core_conf(s->cycle);
+    if (s->subscribed) {
+        rd_session_check_pubsub_output(s, rd_buf_used(&s->out) + s->buffered
+                                          + rd_buf_used(&s->push));
+        return;
+    }
     if (ccf->client_output_limit > 0
         && rd_buf_used(&s->out) + s->buffered
            > (size_t)ccf->client_output_limit)
@@ -970,6 +1011,31 @@ rd_request_reply_append(rd_request_t *r, const char *p, size_t n)
         s->buffered += n;
     }
     rd_session_check_output(s);
+}
+
+void
+rd_session_push(rd_session_t *s, const char *p, size_t n)
+{
+    if (n == 0 || s->conn->closed) {
+        return;
+    }
+    if (s->head && s->head->streaming) {
+        /* Never inside a reply: after its last byte. */
+        rd_buf_append(&s->push, p, n);
+    } else {
+        rd_buf_append(&s->out, p, n);
+        rd_conn_want_flush(s->conn);
+    }
+    rd_session_check_output(s);
+}
+
+void
+rd_session_set_subscribed(rd_session_t *s, int on)
+{
+    s->subscribed = on ? 1 : 0;
+    if (!on) {
+        s->soft_since = 0;
+    }
 }
 
 int
@@ -1134,6 +1200,13 @@ rd_session_flush_replies(rd_session_t *s)
             }
         }
         rd_request_free(r);
+
+        /* Pushes that waited for the reply just ended. */
+        if (rd_buf_used(&s->push) > 0) {
+            rd_buf_append(&s->out, rd_buf_rpos(&s->push),
+                          rd_buf_used(&s->push));
+            rd_buf_free(&s->push);
+        }
 
         /* The new head may have a partial reply buffered: it goes out now
          * and the rest of it streams. */

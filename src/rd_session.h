@@ -17,6 +17,16 @@
  * memory); replies of later requests are buffered. Everything buffered for
  * the client counts against limits.client_output_limit.
  *
+ * Pushes (rd_session_push): bytes that answer no request (a subscribed
+ * session's messages). A push is a whole frame; it goes out between
+ * complete replies, never inside one: while the head's reply streams,
+ * pushes wait in s->push and follow that reply's last byte. A subscribed
+ * session (rd_session_set_subscribed) counts everything held for it
+ * against limits.pubsub_output_limit instead (hard, and soft for
+ * soft_seconds, as Redis's client-output-buffer-limit pubsub), is closed
+ * past it, and is never closed as idle (Redis's timeout spares
+ * subscribers too).
+ *
  * Transport: s->io reads and writes the client's bytes. The core installs
  * plain socket I/O; a TLS module replaces it during the handshake phase.
  */
@@ -162,6 +172,10 @@ struct rd_session_s {
     rd_buf_t            in;
     rd_buf_t            out;
     size_t              buffered;     /* reply bytes held for the client */
+    rd_buf_t            push;         /* pushes waiting for a streaming
+                                         reply to end (rd_session_push) */
+    rd_msec_t           soft_since;   /* over the soft pubsub limit since
+                                         (loop.now), 0: not over it */
 
     rd_request_t       *head;         /* oldest request without reply sent */
     rd_request_t       *tail;
@@ -177,6 +191,7 @@ struct rd_session_s {
     unsigned            lingering:1;  /* answered and shut down for
                                          writing: the client's last
                                          bytes are read and dropped */
+    unsigned            subscribed:1; /* rd_session_set_subscribed */
     rd_txn_state_t      txn;          /* see rd_txn_state_t */
     unsigned            txn_id;       /* counts the MULTIs that opened */
 
@@ -304,6 +319,14 @@ int rd_request_touched(rd_request_t *r, const size_t **pos);
 void rd_request_continue(rd_request_t *r);
 /* Append bytes of r's reply (streamed if r is at the head). */
 void rd_request_reply_append(rd_request_t *r, const char *p, size_t n);
+/* Deliver a whole frame that answers no request (a message to a
+ * subscriber): at once when no reply is streaming, else right after the
+ * streaming reply's last byte. The session may be closed on return (an
+ * output limit). */
+void rd_session_push(rd_session_t *s, const char *p, size_t n);
+/* The session is (on) or is no longer (off) in subscribed mode: the
+ * pubsub output limit applies, the idle timeout does not. */
+void rd_session_set_subscribed(rd_session_t *s, int on);
 /* Take back what was appended of r's reply so far (an upstream failed
  * mid-reply and r is to be answered anew, with an error): the bytes held
  * for the client go, and with them their share of the output limit, and

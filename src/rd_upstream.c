@@ -104,6 +104,8 @@ rd_upconn_close(rd_upconn_t *uc)
     rd_timer_del(&uc->worker->loop.timers, &uc->connect_timer);
     rd_buf_free(&uc->in);
     rd_buf_free(&uc->out);
+    rd_buf_free(&uc->framebuf);
+    uc->mid_reply = 0;
     rd_resp_reply_init(&uc->scan);
 }
 
@@ -272,6 +274,46 @@ rd_upconn_write_handler(rd_conn_t *c)
     rd_conn_watch(c, EPOLLIN);
 }
 
+/* Scan the next bytes of uc->in into uc->framebuf; a whole frame goes to
+ * the owner's frame callback (rd_upstream.h). 0 to go on, -1 when the
+ * connection or its owner is gone. */
+static int
+rd_upconn_read_frame(rd_upconn_t *uc, const rd_resp_limits_t *lim)
+{
+    char why[160];
+    size_t used = 0;
+    const char *err = NULL;
+    rd_resp_status_t st = rd_resp_scan_reply(&uc->scan,
+        rd_buf_rpos(&uc->in), rd_buf_used(&uc->in), lim, &used, &err);
+
+    if (st == RD_RESP_ERROR) {
+        snprintf(why, sizeof(why), "upstream protocol error: %s", err);
+        rd_upconn_fail(uc, why);
+        return -1;
+    }
+    rd_buf_append(&uc->framebuf, rd_buf_rpos(&uc->in), used);
+    rd_buf_consume(&uc->in, used);
+    if (st != RD_RESP_OK) {
+        return 0;
+    }
+    /* The frame is the caller's now: the callbacks may close uc. */
+    rd_buf_t f = uc->framebuf;
+    memset(&uc->framebuf, 0, sizeof(uc->framebuf));
+    int rc = uc->frame(uc, rd_buf_rpos(&f), rd_buf_used(&f));
+    if (rc == 1) {
+        if (uc->count == 0) {
+            rd_buf_free(&f);
+            rd_upconn_fail(uc, "upstream protocol error: unexpected data");
+            return -1;
+        }
+        void *data = rd_upconn_pop(uc);
+        rc = uc->handler->reply(uc, data, rd_buf_rpos(&f), rd_buf_used(&f),
+                                1) != 0 ? -1 : 0;
+    }
+    rd_buf_free(&f);
+    return rc < 0 ? -1 : 0;
+}
+
 static void
 rd_upconn_read_handler(rd_conn_t *c)
 {
@@ -312,6 +354,14 @@ rd_upconn_read_handler(rd_conn_t *c)
     const rd_resp_limits_t *lim = uc->worker->cycle->reply_limits;
 
     while (rd_buf_used(&uc->in) > 0) {
+        /* Frames start at a boundary: a reply that began streaming
+         * before the owner asked for whole frames ends streaming. */
+        if (uc->whole_frames && uc->frame && !uc->mid_reply) {
+            if (rd_upconn_read_frame(uc, lim) != 0) {
+                return;
+            }
+            continue;
+        }
         if (uc->count == 0) {
             rd_upconn_fail(uc, "upstream protocol error: unexpected data");
             return;
@@ -331,6 +381,7 @@ rd_upconn_read_handler(rd_conn_t *c)
         if (last) {
             rd_upconn_pop(uc);
         }
+        uc->mid_reply = !last;
         if (uc->handler->reply(uc, data, rd_buf_rpos(&uc->in), used, last)
             != 0)
         {

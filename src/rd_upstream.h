@@ -17,6 +17,13 @@
  * up wait in the output buffer. The database's connect_timeout bounds the
  * whole of it.
  *
+ * Subscribed connections: with uc->whole_frames set by the owner, frames
+ * are scanned whole and the owner's frame callback (uc->frame) says which answer the
+ * oldest queued entry and which are its own (messages); without it, a
+ * frame with nothing queued is a protocol error. Reading is bounded per
+ * event (RD_UPCONN_READ_CHUNK), so a busy subscription (PSUBSCRIBE * on a
+ * busy server) takes its turn with the other connections of the worker.
+ *
  * Transport: plain socket I/O by default. TLS sits behind an I/O table
  * (rd_upstream_io_t), which the upstream_tls module installs in the cycle
  * (cycle->upstream_tls) the way a TLS module replaces rd_session_io_t on
@@ -86,6 +93,21 @@ struct rd_upconn_s {
     unsigned                   never_up:1;  /* the last failure came before
                                                the connection was ready:
                                                nothing queued was sent */
+    /* Optional, set by the owner after rd_upconn_init (kept out of
+     * rd_upconn_handler_t so that its positional initialisers stay
+     * complete under -Wextra): while uc->whole_frames is set (a
+     * subscribed connection, where Redis also sends frames that answer
+     * no command), every frame is scanned whole and handed here first.
+     * Return 1: it is the reply of the oldest queued entry (it goes on to
+     * handler->reply, whole, with last = 1); 0: the owner took it (a
+     * message); -1: the callback closed this connection or its session
+     * (stop reading). */
+    int                      (*frame)(rd_upconn_t *uc, const char *p,
+                                      size_t n);
+    unsigned                   whole_frames:1; /* see frame */
+    unsigned                   mid_reply:1;  /* part of a reply was
+                                                handed to reply already */
+    rd_buf_t                   framebuf;  /* the frame being scanned */
     rd_buf_t                   out;
     rd_buf_t                   in;
     void                     **pending;   /* ring, oldest at head */

@@ -30,8 +30,26 @@
  * comes first on a server with passwords), and the client's own SELECT
  * moves the session as it would on a direct connection.
  *
+ * Pub/Sub: the session's own connection carries its subscriptions. From
+ * the first (P|S)SUBSCRIBE sent until Redis has left subscribed mode, the
+ * connection hands over whole frames (uc->frame, rd_upstream.h) and
+ * rd_upstream_frame() sorts them: a confirmation ("subscribe", "unsubscribe"
+ * ... with a channel and a count) is one of the frames of the oldest
+ * request's reply (one per channel, as Redis answers; an UNSUBSCRIBE
+ * without arguments: one per channel then subscribed, or one with a nil
+ * channel when there was none), a message (RESP2 "message", "pmessage",
+ * "smessage" while subscribed; any RESP3 push) is pushed to the client
+ * (rd_session_push), anything else answers the oldest request (PING's
+ * "pong" array, Redis's "only (P|S)SUBSCRIBE ... allowed" error, +RESET).
+ * The channels and patterns Redis confirmed are kept; when the connection
+ * fails, redoubt reconnects by itself (no command may ever come from a
+ * subscriber) and subscribes to each again: messages published in the gap
+ * are lost, as with any Redis reconnect. limits.max_subscriptions bounds
+ * the channels plus patterns of a session; a channel's length is bounded
+ * by limits.max_bulk_length like any argument.
+ *
  * Commands after which Redis does not send exactly one reply per request
- * (SUBSCRIBE and friends, MONITOR, CLIENT REPLY) are refused for now with
+ * (MONITOR, SYNC, PSYNC, CLIENT REPLY) are refused with
  * "-ERR redoubt: command not supported".
  */
 #include "config.h"
@@ -53,6 +71,40 @@
 
 rd_module_t rd_standalone_module;
 
+/* The Pub/Sub commands: which kind of subscription, adding or removing. */
+enum { RD_SUB_CHANNEL = 0, RD_SUB_PATTERN, RD_SUB_SHARD };
+
+typedef struct {
+    int        kind;
+    size_t     len;
+    char      *data;
+} rd_pubsub_sub_t;
+
+static const struct {
+    const char *name;
+    int         kind;
+    int         add;
+} rd_pubsub_cmds[] = {
+    { "subscribe", RD_SUB_CHANNEL, 1 },
+    { "psubscribe", RD_SUB_PATTERN, 1 },
+    { "ssubscribe", RD_SUB_SHARD, 1 },
+    { "unsubscribe", RD_SUB_CHANNEL, 0 },
+    { "punsubscribe", RD_SUB_PATTERN, 0 },
+    { "sunsubscribe", RD_SUB_SHARD, 0 },
+};
+
+/* The index in rd_pubsub_cmds of name, or -1. */
+static int
+rd_pubsub_cmd(rd_str_t name)
+{
+    for (size_t i = 0; i < rd_countof(rd_pubsub_cmds); i++) {
+        if (rd_str_eq_ci(name, rd_pubsub_cmds[i].name)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
 typedef struct {
     rd_upconn_t               uc;
     rd_session_t             *session;
@@ -67,7 +119,24 @@ typedef struct {
     unsigned                  watching:1;
     unsigned                  unsure:1;       /* state set inside MULTI */
     char                      internal_type;  /* reply to a replayed cmd */
+
+    /* Pub/Sub (see the top). */
+    rd_pubsub_sub_t          *subs;           /* confirmed by Redis */
+    size_t                    nsubs;
+    size_t                    capsubs;
+    size_t                    reserved;       /* channels of subscribes
+                                                 sent, not yet answered */
+    unsigned                  sub_pending;    /* subscribe-family requests
+                                                 queued on uc */
+    unsigned                  frames_left;    /* of the oldest request's
+                                                 reply; 0: not started */
+    unsigned                  sub_active:1;   /* Redis's side is in
+                                                 subscribed mode */
+    rd_timer_t                retry;          /* reconnect a subscriber */
+    rd_msec_t                 retry_ms;
 } rd_upstream_t;
+
+static int rd_upstream_open(rd_upstream_t *up);
 
 /*
  * The connection failed: answer every pending request with an error, in
@@ -86,6 +155,22 @@ rd_upstream_fail(rd_upconn_t *uc, const char *why)
         rd_session_close(s, "upstream connection lost during a transaction");
         uc->count = 0;
         return;
+    }
+
+    up->frames_left = 0;
+    up->sub_pending = 0;
+    up->reserved = 0;
+    uc->whole_frames = up->nsubs > 0;
+    if (up->nsubs > 0) {
+        /* A subscriber sends nothing that would reconnect: redoubt does,
+         * and subscribes again (rd_upstream_open). */
+        if (up->retry_ms == 0) {
+            up->retry_ms = 100;
+        } else if (up->retry_ms < 5000) {
+            up->retry_ms *= 2;
+        }
+        rd_timer_add(&s->worker->loop.timers, &up->retry, s->worker->loop.now,
+                     up->retry_ms);
     }
 
     while (uc->count > 0) {
@@ -135,8 +220,8 @@ rd_upstream_replay(rd_upstream_t *up)
 static void
 rd_upstream_select(rd_upstream_t *up, const rd_request_t *r)
 {
-    if (!up->select_due || r->conncmd.kind == RD_CONN_AUTH
-        || r->conncmd.kind == RD_CONN_HELLO)
+    if (!up->select_due || (r && (r->conncmd.kind == RD_CONN_AUTH
+                                  || r->conncmd.kind == RD_CONN_HELLO)))
     {
         return;
     }
@@ -230,6 +315,12 @@ rd_upstream_track(rd_upstream_t *up, rd_request_t *r)
         up->select_due = 0;
         up->in_multi = 0;
         up->watching = 0;
+        /* and out of subscribed mode, without a frame per channel */
+        for (size_t i = 0; i < up->nsubs; i++) {
+            free(up->subs[i].data);
+        }
+        up->nsubs = 0;
+        up->sub_active = 0;
         break;
     default:
         break;
@@ -261,6 +352,252 @@ rd_upstream_replayed_reply(rd_upstream_t *up, const char *p, size_t n,
     return 0;
 }
 
+/* --- Pub/Sub ------------------------------------------------------------ */
+
+static ssize_t
+rd_pubsub_find(rd_upstream_t *up, int kind, const char *p, size_t n)
+{
+    for (size_t i = 0; i < up->nsubs; i++) {
+        if (up->subs[i].kind == kind && up->subs[i].len == n
+            && memcmp(up->subs[i].data, p, n) == 0)
+        {
+            return (ssize_t)i;
+        }
+    }
+    return -1;
+}
+
+static size_t
+rd_pubsub_count(rd_upstream_t *up, int kind)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < up->nsubs; i++) {
+        k += up->subs[i].kind == kind;
+    }
+    return k;
+}
+
+/* What Redis confirmed: kind's channel p is (add) or is no more. */
+static void
+rd_pubsub_note(rd_upstream_t *up, int kind, int add, const char *p, size_t n)
+{
+    ssize_t at = rd_pubsub_find(up, kind, p, n);
+    if (add && at < 0) {
+        if (up->nsubs == up->capsubs) {
+            up->capsubs = up->capsubs ? up->capsubs * 2 : 8;
+            up->subs = rd_realloc(up->subs, up->capsubs * sizeof(*up->subs));
+        }
+        rd_pubsub_sub_t *e = &up->subs[up->nsubs++];
+        e->kind = kind;
+        e->len = n;
+        e->data = rd_strndup(p, n);
+    } else if (!add && at >= 0) {
+        free(up->subs[at].data);
+        up->subs[at] = up->subs[--up->nsubs];
+    }
+}
+
+/* Whole frames while subscriptions exist or are on their way; the
+ * session is subscribed while Redis's side is. */
+static void
+rd_upstream_pubsub_mode(rd_upstream_t *up)
+{
+    up->uc.whole_frames = up->sub_active || up->sub_pending > 0
+                          || up->nsubs > 0;
+    rd_session_set_subscribed(up->session, up->sub_active || up->nsubs > 0);
+}
+
+/* One element of a whole frame: a bulk string (*len >= 0, or -1 for a
+ * nil), an integer (*ival) or something else (type returned). */
+static char
+rd_pubsub_elem(const char **pp, const char *end, const char **data,
+               int64_t *len, int64_t *ival)
+{
+    const char *p = *pp;
+    if (p >= end) {
+        return 0;
+    }
+    char type = *p++;
+    const char *nl = memchr(p, '\r', (size_t)(end - p));
+    if (nl == NULL || nl + 1 >= end) {
+        return 0;
+    }
+    int64_t v = 0;
+    if (!rd_resp_string2ll(p, (size_t)(nl - p), &v)) {
+        return 0;
+    }
+    p = nl + 2;
+    if (type == '$') {
+        *len = v;
+        *data = p;
+        if (v >= 0) {
+            if (end - p < v + 2) {
+                return 0;
+            }
+            p += v + 2;
+        }
+    } else if (type == ':') {
+        *ival = v;
+    } else if (type != '*' && type != '>') {
+        return 0;
+    }
+    *pp = p;
+    if (type == '*' || type == '>') {
+        *len = v;
+    }
+    return type;
+}
+
+/*
+ * A whole frame from a connection that has subscriptions (or one on its
+ * way): 1 when it answers the oldest queued entry, 0 when it was pushed
+ * to the client or taken as one frame of the oldest request's reply, -1
+ * when the session is gone.
+ */
+static int
+rd_upstream_frame(rd_upconn_t *uc, const char *p, size_t n)
+{
+    rd_upstream_t *up = uc->owner;
+    rd_session_t *s = up->session;
+    const char *q = p, *end = p + n, *name = NULL, *chan = NULL;
+    int64_t nelem = 0, nlen = 0, clen = 0, count = -1, dummy = 0;
+
+    char type = rd_pubsub_elem(&q, end, &name, &nelem, &dummy);
+    if ((type != '*' && type != '>') || nelem < 1
+        || rd_pubsub_elem(&q, end, &name, &nlen, &dummy) != '$' || nlen < 0)
+    {
+        return 1;                   /* an ordinary reply */
+    }
+    rd_str_t kw = { name, (size_t)nlen };
+    int push = type == '>' || up->sub_active;
+
+    if (push && nelem >= 3
+        && (rd_str_eq_ci(kw, "message") || rd_str_eq_ci(kw, "pmessage")
+            || rd_str_eq_ci(kw, "smessage")))
+    {
+        rd_session_push(s, p, n);
+        return s->conn->closed ? -1 : 0;
+    }
+
+    int ci = rd_pubsub_cmd(kw);
+    if (ci < 0 || nelem != 3
+        || rd_pubsub_elem(&q, end, &chan, &clen, &dummy) != '$'
+        || rd_pubsub_elem(&q, end, &name, &nlen, &count) != ':')
+    {
+        if (type == '>') {
+            rd_session_push(s, p, n);   /* another RESP3 push */
+            return s->conn->closed ? -1 : 0;
+        }
+        return 1;                       /* PING's "pong" array, ... */
+    }
+
+    /* A confirmation: Redis's state changes now. */
+    if (clen >= 0) {
+        rd_pubsub_note(up, rd_pubsub_cmds[ci].kind, rd_pubsub_cmds[ci].add,
+                       chan, (size_t)clen);
+    }
+    up->sub_active = count > 0;
+
+    rd_request_t *r = uc->count > 0 ? uc->pending[uc->head] : NULL;
+    int ours = uc->count > 0
+               && (r == NULL || rd_pubsub_cmd(r->argv[0]) >= 0);
+    if (!ours) {
+        /* Not asked for (a server's own sunsubscribe): the client's. */
+        rd_session_push(s, p, n);
+        rd_upstream_pubsub_mode(up);
+        return s->conn->closed ? -1 : 0;
+    }
+    if (r == NULL) {
+        return 1;                   /* a resubscription: one channel each */
+    }
+    if (up->frames_left == 0) {
+        /* The first frame: with no channels named, one per channel
+         * subscribed when Redis ran it (the set before this frame),
+         * or a single one with a nil channel. */
+        size_t k = r->argc - 1;
+        if (k == 0) {
+            k = rd_pubsub_count(up, rd_pubsub_cmds[ci].kind) + (clen >= 0);
+        }
+        up->frames_left = k > 0 ? (unsigned)k : 1;
+    }
+    if (--up->frames_left > 0) {
+        rd_request_reply_append(r, p, n);
+        rd_upstream_pubsub_mode(up);
+        return s->conn->closed ? -1 : 0;
+    }
+    return 1;                       /* its last frame */
+}
+
+/* limits.max_subscriptions: the channels r would add that are not there
+ * yet, with those of the subscribes still on their way. */
+static int
+rd_pubsub_admit(rd_upstream_t *up, rd_request_t *r, int ci)
+{
+    int64_t max = rd_core_conf(up->session->cycle)->max_subscriptions;
+    size_t add = 0;
+
+    if (!rd_pubsub_cmds[ci].add || max <= 0) {
+        return 1;
+    }
+    for (size_t i = 1; i < r->argc; i++) {
+        add += rd_pubsub_find(up, rd_pubsub_cmds[ci].kind, r->argv[i].data,
+                              r->argv[i].len) < 0;
+    }
+    if (up->nsubs + up->reserved + add > (size_t)max) {
+        rd_request_error(r, "ERR redoubt: too many subscriptions: at most "
+                         "%lld channels and patterns per session "
+                         "(limits.max_subscriptions)", (long long)max);
+        return 0;
+    }
+    return 1;
+}
+
+/* Subscribe again, one channel per command (one frame each), on a new
+ * connection. */
+static void
+rd_pubsub_resubscribe(rd_upstream_t *up)
+{
+    static const char *const cmd[] = { "SUBSCRIBE", "PSUBSCRIBE",
+                                       "SSUBSCRIBE" };
+    if (up->nsubs == 0) {
+        return;
+    }
+    rd_upstream_select(up, NULL);
+    for (size_t i = 0; i < up->nsubs; i++) {
+        rd_str_t argv[2] = { { cmd[up->subs[i].kind],
+                               strlen(cmd[up->subs[i].kind]) },
+                             { up->subs[i].data, up->subs[i].len } };
+        rd_buf_t b = { 0 };
+        rd_resp_encode_command(&b, 2, argv);
+        rd_upstream_replay_one(up, rd_buf_rpos(&b), rd_buf_used(&b));
+        rd_buf_free(&b);
+    }
+    rd_session_log(up->session, RD_LOG_NOTICE, "upstream reconnected: "
+                   "subscribed again to %zu channels and patterns "
+                   "(messages published meanwhile are lost), upstream: %s",
+                   up->nsubs, up->uc.addr->text);
+}
+
+static void
+rd_upstream_retry(rd_timer_t *t)
+{
+    rd_upstream_t *up = t->data;
+    rd_session_t *s = up->session;
+
+    if (up->uc.conn != NULL || up->nsubs == 0 || s->conn->closed) {
+        return;
+    }
+    if (rd_upstream_open(up) != 0) {
+        rd_session_log(s, RD_LOG_WARN, "upstream unavailable: %s, "
+                       "upstream: %s", strerror(errno), up->uc.addr->text);
+        if (up->retry_ms < 5000) {
+            up->retry_ms *= 2;
+        }
+        rd_timer_add(&s->worker->loop.timers, &up->retry, s->worker->loop.now,
+                     up->retry_ms);
+    }
+}
+
 static int
 rd_upstream_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
                   int last)
@@ -290,6 +627,13 @@ rd_upstream_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
             }
         }
         rd_upstream_track(up, r);
+        if (rd_pubsub_cmd(r->argv[0]) >= 0 && up->sub_pending > 0) {
+            up->sub_pending--;
+            size_t k = r->argc - 1;
+            up->reserved -= k < up->reserved ? k : up->reserved;
+        }
+        up->frames_left = 0;
+        rd_upstream_pubsub_mode(up);
         rd_stats_latency(uc->db, s->worker->loop.now_usec - r->start_usec);
         rd_request_done(r);
         if (s->conn->closed) {
@@ -307,6 +651,11 @@ static void
 rd_upstream_cleanup(rd_session_t *s, void *data)
 {
     rd_upstream_t *up = data;
+    rd_timer_del(&s->worker->loop.timers, &up->retry);
+    for (size_t i = 0; i < up->nsubs; i++) {
+        free(up->subs[i].data);
+    }
+    free(up->subs);
     rd_upconn_free(&up->uc);
     rd_buf_wipe(&up->auth);
     rd_buf_wipe(&up->setname);
@@ -327,24 +676,52 @@ rd_standalone_route(rd_session_t *s, rd_request_t *r)
         /* s->db_user may change with AUTH; the certificate follows it. */
         rd_upconn_init(&up->uc, s->worker, s->database, &s->database->addr,
                        NULL, s->db_user, &rd_upstream_handler, up);
+        up->uc.frame = rd_upstream_frame;
+        up->retry.handler = rd_upstream_retry;
+        up->retry.data = up;
         rd_session_ctx(s, rd_standalone_module) = up;
         rd_session_cleanup_add(s, rd_upstream_cleanup, up);
     }
 
+    int ci = rd_pubsub_cmd(r->argv[0]);
+    if (ci >= 0 && !rd_pubsub_admit(up, r, ci)) {
+        return RD_DONE;
+    }
     if (up->uc.conn == NULL) {
-        up->uc.user = s->db_user;
-        if (rd_upconn_connect(&up->uc) != 0) {
+        if (rd_upstream_open(up) != 0) {
             rd_stats_upstream_failed(up->uc.db, 0);
             rd_request_error(r, "ERR redoubt: upstream unavailable: %s",
                              strerror(errno));
             return RD_DONE;
         }
-        rd_upstream_replay(up);
     }
     rd_upstream_select(up, r);
+    if (ci >= 0) {
+        up->sub_pending++;
+        up->reserved += r->argc - 1;
+        up->uc.whole_frames = 1;
+    }
     rd_upconn_send(&up->uc, rd_buf_rpos(&r->raw), rd_buf_used(&r->raw), r);
     r->upstream = up->uc.addr->text;
     return RD_AGAIN;
+}
+
+/* Connect, and queue the state the client had set up and its
+ * subscriptions; 0, or -1 with errno. */
+static int
+rd_upstream_open(rd_upstream_t *up)
+{
+    rd_session_t *s = up->session;
+
+    rd_timer_del(&s->worker->loop.timers, &up->retry);
+    up->uc.user = s->db_user;
+    if (rd_upconn_connect(&up->uc) != 0) {
+        return -1;
+    }
+    rd_upstream_replay(up);
+    rd_pubsub_resubscribe(up);
+    rd_upstream_pubsub_mode(up);
+    return 0;
 }
 
 /*
@@ -356,9 +733,15 @@ static int
 rd_standalone_filter(rd_session_t *s, rd_request_t *r)
 {
     static const char *const unsupported[] = {
-        "subscribe", "psubscribe", "ssubscribe", "unsubscribe",
-        "punsubscribe", "sunsubscribe", "monitor", "sync", "psync",
+        "monitor", "sync", "psync",
     };
+
+    if (s->txn != RD_TXN_NONE && rd_pubsub_cmd(r->argv[0]) >= 0) {
+        /* Its confirmations would come inside EXEC's reply. */
+        rd_request_error(r, "ERR redoubt: %.*s inside MULTI is not "
+                         "supported", (int)r->argv[0].len, r->argv[0].data);
+        return RD_DONE;
+    }
 
     for (size_t i = 0; i < rd_countof(unsupported); i++) {
         if (rd_str_eq_ci(r->argv[0], unsupported[i])) {
