@@ -496,7 +496,9 @@ rd_upstream_frame(rd_upconn_t *uc, const char *p, size_t n)
         rd_pubsub_note(up, rd_pubsub_cmds[ci].kind, rd_pubsub_cmds[ci].add,
                        chan, (size_t)clen);
     }
-    up->sub_active = count > 0;
+    /* (Redis counts shard channels apart from channels and patterns: a
+     * count of 0 for one kind leaves the others subscribed.) */
+    up->sub_active = count > 0 || up->nsubs > 0;
 
     rd_request_t *r = uc->count > 0 ? uc->pending[uc->head] : NULL;
     int ours = uc->count > 0
