@@ -600,7 +600,10 @@ rd_rbac_check_command(rd_cycle_t *cycle, const rd_identity_t *id,
             rd_rbac_printable(what, sizeof(what), argv[at]);
             continue;
         }
-        if (restricted && q.has_channels
+        /* This allow's own channel rule: its list, or none at all when
+         * it has other rules (Redis's resetchannels); a rule without
+         * any reaches every channel. */
+        if (rd_rbac_rule_restricts(r) && q.has_channels
             && (at = rd_rbac_find_channel(&q, argv, r, 0)) >= 0) {
             why = "channel";
             rd_rbac_printable(what, sizeof(what), argv[at]);

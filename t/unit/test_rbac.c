@@ -238,6 +238,14 @@ static const rbac_case_t cases[] = {
       DENY("no-secret")),
     R("deny channels: PSUBSCRIBE may reach them", "all,no-secret",
       "PSUBSCRIBE n*", DENY("no-secret")),
+    /* A role without rules reaches every channel, whatever deny applies
+     * besides (channels are the allow's own rule, as keys are). */
+    R("channels: an open role with an unrelated deny", "all,no-flush",
+      "PUBLISH ch x", ALLOW("all")),
+    R("channels: an open role, SUBSCRIBE, a deny with keys", "all,no-secret",
+      "SUBSCRIBE news.1 other", ALLOW("all")),
+    R("channels: an open role beside one with key rules", "app,all",
+      "PUBLISH other x", ALLOW("all")),
     R("named commands: KEYS by name", "named", "KEYS *", ALLOW("named")),
     R("named commands: @scripting names EVAL's category only", "named",
       "EVAL x 0", NOROLE),
