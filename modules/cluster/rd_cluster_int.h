@@ -204,6 +204,11 @@ struct rd_creq_s {
     uint64_t        map_gen;        /* in wait_head: t->gen when queued */
     rd_creq_t      *next_wait;
     unsigned        barrier:1;      /* not confined to one slot */
+    /* Sets state on the node connection that a later part depends on
+     * (WATCH, for its EXEC): after MOVED or ASK it is sent again only
+     * while nothing of its slot went out behind it, else it would run
+     * after them (on another node than their own). */
+    unsigned        sets_state:1;
     rd_creq_setup_pt setup;         /* RD_CK_CUSTOM */
     rd_creq_merge_pt merge;         /* NULL: the kind's own merge */
     void            *data;          /* for setup and merge; freed with
@@ -342,6 +347,7 @@ int rd_cmulti_transmit(rd_cpart_t *p, int node);
 int rd_cmulti_pre_reply(rd_cpart_t *p, const char *b, size_t *n, int last);
 /* A node connection of the session failed. */
 void rd_cmulti_conn_failed(rd_csess_t *cs);
+void rd_cmulti_watch_sent(rd_cpart_t *p, int node);
 
 /* rd_cluster_local.c: the commands redoubt answers itself (HELLO, CLIENT,
  * SELECT, INFO, ...) or spreads its own way. RD_DECLINED for the rest. */

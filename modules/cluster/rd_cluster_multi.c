@@ -55,14 +55,16 @@
  * WATCH goes to its keys' node at once, as a command of its slot (keys in
  * several slots: -CROSSSLOT); a later WATCH must use the same slot, and
  * so must the transaction. Redis keeps a watch per connection, so the
- * watch is tied to the node that ran the WATCH (learned from its reply)
- * and to the session's connection to it: an EXEC that would go to another
- * node (the slot moved), or after a node connection of the session failed
- * (a dead connection forgot its watch; any of them, as redoubt cannot
- * always tell which one held it), is answered with an error and nothing
- * runs. EXEC ends the watch, as in Redis; DISCARD, an aborted EXEC and
- * UNWATCH send UNWATCH to that node so that no watch stays behind on the
- * connection, and are answered here when nothing is watched.
+ * watch is tied to the nodes that ran a WATCH of it (learned from their
+ * replies) and to the session's connections to them: an EXEC that would go
+ * to another node or when the WATCHes ran on several (the slot moved), or
+ * after a node connection of the session failed (a dead connection forgot
+ * its watch; any of them, as redoubt cannot always tell which one held
+ * it), is answered with an error and nothing runs. EXEC ends the watch, as
+ * in Redis; DISCARD, UNWATCH, an aborted or refused EXEC send UNWATCH to
+ * every node where a WATCH ran, so that no watch stays behind on a
+ * connection to make a later EXEC answer nil; they are answered here when
+ * nothing is watched.
  */
 #include "config.h"
 
@@ -83,8 +85,17 @@
 #define RD_CMULTI_MAX_BYTES     (512LL * 1024 * 1024)
 #define RD_CMULTI_MAX_COMMANDS  (1024 * 1024)
 
+#define RD_CWATCH_NODES 4
+
 #define RD_CMULTI_CROSSSLOT "CROSSSLOT Keys in request don't hash to the " \
                             "same slot"
+
+/* Some nodes, by index (all: more than RD_CWATCH_NODES, every node). */
+typedef struct {
+    int             node[RD_CWATCH_NODES];
+    unsigned        n;
+    unsigned        all:1;
+} rd_cnodes_t;
 
 /* A session's watch: the keys WATCHed since the last EXEC, DISCARD or
  * UNWATCH. Shared (refs) by the session, the WATCH requests that learn
@@ -92,7 +103,13 @@
 typedef struct {
     unsigned        refs;
     int             slot;
-    int             node;           /* where the WATCHes ran; -1 unknown */
+    /* The nodes where a WATCH of it ran (its reply was not an error): the
+     * watch holds only when that is one node, the EXEC's. */
+    rd_cnodes_t     ran;
+    /* The nodes a WATCH of it was sent to: when it ends, each of them
+     * gets an UNWATCH (behind a WATCH still due there). */
+    rd_cnodes_t     sent;
+    unsigned        ended:1;        /* a WATCH sent now is undone at once */
     uint64_t        fails;          /* cs->multi->fails when it began */
 } rd_cwatch_t;
 
@@ -305,28 +322,87 @@ rd_cmulti_queue(rd_csess_t *cs, rd_request_t *r)
     return rd_cmulti_answer(r, "+QUEUED\r\n");
 }
 
+static void
+rd_cnodes_add(rd_cnodes_t *ns, int node)
+{
+    for (unsigned i = 0; i < ns->n; i++) {
+        if (ns->node[i] == node) {
+            return;
+        }
+    }
+    if (ns->n == RD_CWATCH_NODES) {
+        ns->all = 1;
+        return;
+    }
+    ns->node[ns->n++] = node;
+}
+
+static void
+rd_cwatch_unwatch_on(rd_csess_t *cs, int node)
+{
+    rd_cconn_t *cc = (size_t)node < cs->nconns ? cs->conns[node] : NULL;
+
+    if (cc && cc->uc.conn) {
+        rd_cconn_send(cc, rd_cmulti_unwatch, sizeof(rd_cmulti_unwatch) - 1,
+                      &rd_cluster_discard, 0);
+    }
+}
+
+/* The watch ends: UNWATCH, answered by nobody, on the session's
+ * connection to each node a WATCH of it went to but except (-1: none),
+ * and behind any WATCH of it sent from now on. What the nodes hold for
+ * the session is then what redoubt believes they hold: nothing. */
+static void
+rd_cwatch_end(rd_csess_t *cs, rd_cwatch_t *w, int except)
+{
+    size_t n = w->sent.all ? cs->nconns : w->sent.n;
+
+    w->ended = 1;
+    for (size_t i = 0; i < n; i++) {
+        int node = w->sent.all ? (int)i : w->sent.node[i];
+        if (node != except) {
+            rd_cwatch_unwatch_on(cs, node);
+        }
+    }
+}
+
+/* A WATCH part went to node (rd_cpart_transmit). */
+void
+rd_cmulti_watch_sent(rd_cpart_t *p, int node)
+{
+    rd_cmulti_req_t *x = p->cr->data;
+
+    rd_cnodes_add(&x->watch->sent, node);
+    if (x->watch->ended) {
+        rd_cwatch_unwatch_on(p->cr->cs, node);
+    }
+}
+
 /* End the session's watch: UNWATCH to the node that holds it, answered
- * +OK (or -EXECABORT for an EXEC sent as DISCARD: r->exec_abort), or +OK
- * here when nothing is watched. Takes the session's reference. */
+ * +OK (or -EXECABORT for an EXEC sent as DISCARD: r->exec_abort), and to
+ * every other node where it ran; +OK here when nothing is watched. A
+ * WATCH whose reply is still due has the same slot: the UNWATCH follows
+ * it there. Takes the session's reference. */
 static int
 rd_cmulti_unwatch_send(rd_csess_t *cs, rd_request_t *r, rd_cwatch_t *w)
 {
     rd_ctopo_t *t = cs->topo;
 
-    if (w == NULL || w->fails != cs->multi->fails) {
-        rd_cwatch_unref(w);
+    if (w == NULL) {
         return rd_cmulti_answer(r, "+OK\r\n");
     }
     rd_creq_t *cr = rd_creq_new(cs, r, RD_CK_DIRECT, 1);
     rd_cpart_t *p = &cr->parts[0];
     rd_buf_append(&p->cmd, rd_cmulti_unwatch, sizeof(rd_cmulti_unwatch) - 1);
-    if (w->node >= 0 && t->slot[w->slot] != w->node) {
+    int first = w->ran.n > 0 ? w->ran.node[0] : -1;
+    if (first >= 0 && t->slot[w->slot] != first) {
         /* The slot moved: to the node itself, as a barrier. */
-        p->node = w->node;
+        p->node = first;
         cr->barrier = 1;
     } else {
         p->slot = w->slot;
     }
+    rd_cwatch_end(cs, w, first);
     rd_cwatch_unref(w);
     return rd_creq_submit(cr);
 }
@@ -395,7 +471,9 @@ rd_cmulti_watch_merge(rd_creq_t *cr, rd_buf_t *out)
     rd_cpart_t *p = &cr->parts[0];
 
     if (p->node >= 0) {
-        x->watch->node = p->node;
+        if (p->type != '-') {
+            rd_cnodes_add(&x->watch->ran, p->node);
+        }
         cr->r->upstream = cr->cs->topo->nodes[p->node]->text;
     }
     rd_buf_append(out, rd_buf_rpos(&p->reply), rd_buf_used(&p->reply));
@@ -423,13 +501,16 @@ rd_cmulti_watch(rd_csess_t *cs, rd_request_t *r)
         m->watch = rd_calloc(1, sizeof(*m->watch));
         m->watch->refs = 1;
         m->watch->slot = slot;
-        m->watch->node = -1;
         m->watch->fails = m->fails;
     }
     rd_creq_t *cr = rd_creq_new(cs, r, RD_CK_CUSTOM, 0);
     rd_cmulti_req(cr, m->watch);
     cr->setup = rd_cmulti_watch_setup;
     cr->merge = rd_cmulti_watch_merge;
+    /* A WATCH sent again after its EXEC went out would be left behind,
+     * making a later EXEC of the session answer nil: its redirection is
+     * then its answer, as a WATCH that failed (none holds). */
+    cr->sets_state = 1;
     return rd_creq_submit(cr);
 }
 
@@ -510,14 +591,24 @@ rd_cmulti_transmit(rd_cpart_t *p, int node)
     if (w && cr->cs->multi && w->fails != cr->cs->multi->fails) {
         why = "ERR redoubt: a cluster node connection failed after WATCH "
               "(the watch is lost): the transaction was not run";
-    } else if (w && w->node >= 0 && node != w->node) {
+    } else if (w && (w->ran.all || w->ran.n > 1
+                     || (w->ran.n == 1 && node != w->ran.node[0])))
+    {
         why = "ERR redoubt: the watched keys' slot moved to another node: "
               "the transaction was not run";
     }
     if (why) {
+        /* Where the watch still holds, end it, as Redis's own failed
+         * EXEC would: a later EXEC of the session there would answer
+         * nil. */
+        rd_cwatch_end(cr->cs, w, -1);
         rd_cpart_set_error(p, why);
         rd_cpart_final(p);
         return -1;
+    }
+    if (w) {
+        /* The EXEC ends it there; elsewhere, UNWATCH. */
+        rd_cwatch_end(cr->cs, w, node);
     }
     p->pre_left = p->pre;
     p->pre_err = 0;
@@ -586,6 +677,13 @@ rd_cmulti_pre_reply(rd_cpart_t *p, const char *b, size_t *n, int last)
             }
             p->pre_left--;
         } else {
+            if (x->watch) {
+                /* The watch outlives a refused MULTI in Redis; for the
+                 * client this EXEC ended it. Ahead of what was held. */
+                rd_upconn_send(&cc->uc, rd_cmulti_unwatch,
+                               sizeof(rd_cmulti_unwatch) - 1,
+                               &rd_cluster_discard);
+            }
             rd_buf_reset(&p->reply);
             rd_buf_append(&p->reply, rd_buf_rpos(&x->cur),
                           rd_buf_used(&x->cur));

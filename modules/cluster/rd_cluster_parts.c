@@ -443,6 +443,9 @@ rd_cpart_transmit(rd_cpart_t *p, int node)
         rd_cconn_send(cc, rd_buf_rpos(cmd), rd_cmulti_multi_len, p, 1);
     } else {
         rd_cconn_send(cc, rd_buf_rpos(cmd), rd_buf_used(cmd), p, 0);
+        if (cr->sets_state) {
+            rd_cmulti_watch_sent(p, node);
+        }
     }
     if (!cc->uc.connected) {
         p->early = 1;
@@ -504,9 +507,12 @@ rd_cpart_redirect(rd_cpart_t *p)
         if (node < 0) {
             return 0;
         }
-    } else if (p->slot >= 0) {
-        /* Later parts for the slot already went out behind this one: run
-         * after its delay, it would run after them. It did not run. */
+    }
+    if (p->slot >= 0 && (cr->sets_state || !(moved || ask))) {
+        /* Later parts for the slot already went out behind this one: sent
+         * again (or after TRYAGAIN's delay), it would run after them. It
+         * did not run. (Other parts follow their MOVED or ASK as theirs
+         * come, in order.) */
         rd_clane_t *l = rd_clane_find(cr->cs, p->slot);
         if (l && l->inflight > 0) {
             return 0;
