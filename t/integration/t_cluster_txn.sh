@@ -20,7 +20,8 @@
 #   6  a slot moved between MULTI and EXEC (MOVED): the whole transaction
 #      runs on the new owner; during a migration (ASK) too; with WATCH the
 #      error goes to the client and nothing runs
-#   7  a node connection lost between WATCH and EXEC: EXEC is refused
+#   7  a node connection lost between WATCH and EXEC: EXEC is refused,
+#      and no watch stays behind on another node's connection
 #   8  redis-py's default (transactional) pipeline, when python3 has redis
 #   9  a MULTI the nodes' own ACL refuses: the EXEC gets the node's
 #      NOPERM and none of the queued commands runs (redoubt sends them
@@ -518,6 +519,29 @@ step7() {
     sess_expect "$S" "+QUEUED" SET "$t:k" later
     sess_expect "$S" $'*1\n+OK' EXEC
     assert_eq later "$(dget "$t:k")" "$t:k after the next transaction"
+    # The session's connection to another master lost: the EXEC is refused
+    # all the same, and the watch must not stay behind on the connection to
+    # $p (a later EXEC there, WATCH or not, answered nil once the session
+    # wrote the key).
+    local o=${TAGS[0]} q
+    owner "$o" q
+    dset "$o:k" other
+    dset "$t:k" orig
+    sess_expect "$S" "+OK" WATCH "$t:k"
+    sess_expect "$S" "other" GET "$o:k"
+    out=$(ccli "$q" CLIENT KILL USER alice 2>&1)
+    [[ $out =~ ^[1-9] ]] || fail "CLIENT KILL USER alice on $q: $out"
+    sleep 0.3
+    sess_expect "$S" "+OK" MULTI
+    sess_expect "$S" "+QUEUED" SET "$t:k" unwatched
+    sess_cmd "$S" EXEC
+    assert_prefix "-ERR redoubt: a cluster node connection failed after WATCH" "$REPLY" "EXEC after another node's connection was lost"
+    assert_eq orig "$(dget "$t:k")" "$t:k after EXEC with a lost connection"
+    sess_expect "$S" "+OK" SET "$t:k" mine
+    sess_expect "$S" "+OK" MULTI
+    sess_expect "$S" "+QUEUED" SET "$t:k" later2
+    sess_expect "$S" $'*1\n+OK' EXEC
+    assert_eq later2 "$(dget "$t:k")" "$t:k after a transaction once the session wrote the key"
     sess_close "$S"
 }
 
