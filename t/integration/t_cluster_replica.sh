@@ -30,14 +30,17 @@ T_START=$(now_ms)
 cluster_start
 PW=$CLUSTER_ALICE_PW
 note "cluster up in $(( $(now_ms) - T_START )) ms: nodes ${CLUSTER_PORTS[*]}"
-# Every node must know every replica's master (CLUSTER SLOTS lists a
-# range's replicas as the node asked sees them; gossip takes a moment
-# after the replicas synced).
+# Every node must list every range's replica in CLUSTER SLOTS, which is
+# what redoubt reads: a node lists a replica only once gossip told it the
+# replica's master and a non-zero replication offset, a moment after
+# CLUSTER NODES already shows the replica (a CI run read a map without
+# one replica and sent that master's GETs to the master).
 replicas_known() {
     local p n
     for p in "${CLUSTER_PORTS[@]}"; do
-        n=$(ccli "$p" CLUSTER NODES 2>/dev/null | awk '$3 ~ /slave/ && $3 !~ /fail/ && $4 != "-"' | wc -l)
-        [ "$n" -eq 3 ] || return 1
+        n=$(ccli "$p" --json -2 CLUSTER SLOTS 2>/dev/null |
+            python3 -c 'import json, sys; print(sum(1 for r in json.load(sys.stdin) if len(r) > 3))' 2>/dev/null)
+        [ "${n:-0}" -eq 3 ] || return 1
     done
 }
 wait_for 30 replicas_known || fail "not every node lists the three replicas with their masters"
