@@ -1019,7 +1019,20 @@ rd_session_push(rd_session_t *s, const char *p, size_t n)
     if (n == 0 || s->conn->closed) {
         return;
     }
-    if (s->head && s->head->streaming) {
+    /* After every reply already complete: one that waits behind an
+     * earlier request (sent to another node) carries the push after its
+     * own bytes, so a subscribe's confirmation always comes before the
+     * messages of its channels. */
+    rd_request_t *last = NULL;
+    for (rd_request_t *q = s->head; q; q = q->next) {
+        if (q->done) {
+            last = q;
+        }
+    }
+    if (last) {
+        rd_buf_append(&last->reply, p, n);
+        s->buffered += n;
+    } else if (s->head && s->head->streaming) {
         /* Never inside a reply: after its last byte. */
         rd_buf_append(&s->push, p, n);
     } else {

@@ -320,7 +320,9 @@ void rd_request_continue(rd_request_t *r);
 /* Append bytes of r's reply (streamed if r is at the head). */
 void rd_request_reply_append(rd_request_t *r, const char *p, size_t n);
 /* Deliver a whole frame that answers no request (a message to a
- * subscriber): at once when no reply is streaming, else right after the
+ * subscriber) after every reply already complete: right after the last
+ * request of the queue that is done (its reply waits behind an earlier
+ * one), else at once when no reply is streaming, else right after the
  * streaming reply's last byte. The session may be closed on return (an
  * output limit). */
 void rd_session_push(rd_session_t *s, const char *p, size_t n);

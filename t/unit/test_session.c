@@ -305,17 +305,19 @@ START_TEST(test_push_waits_for_the_streaming_reply)
     ck_assert_uint_eq(rd_buf_used(&ts.s->push), strlen(P1));
 
     /* The second reply completes behind the streaming head, and another
-     * push comes: all wait. */
+     * push comes: all wait, the new push after the reply complete when
+     * it came. */
     ts_answer(1, B);
     push(P2);
     ts_expect("");
 
-    /* The head's last bytes still stream; once it is done, the pushes
-     * follow (in their order), then the reply held behind the head. */
+    /* The head's last bytes still stream; once it is done, the push that
+     * waited for it follows, then the reply held behind the head and
+     * the push that came after it. */
     rd_request_reply_append(r0, "56789\r\n", 7);
     ts_expect("56789\r\n");
     rd_request_done(r0);
-    ts_expect(P1 P2 B);
+    ts_expect(P1 B P2);
     expect_left("a", "b", NULL);
     ck_assert_uint_eq(rd_buf_used(&ts.s->push), 0);
     ck_assert_uint_eq(ts.s->inflight, 0);
@@ -353,6 +355,30 @@ START_TEST(test_push_waits_for_the_next_streaming_reply)
     rd_request_done(r1);
     ts_expect(P2);
     expect_left("a", "b", NULL);
+}
+END_TEST
+
+START_TEST(test_push_follows_a_complete_reply_held_behind)
+{
+    /* The second request's reply (a cluster's SUBSCRIBE confirmation) is
+     * complete while the first still waits for its node: a push that
+     * comes now follows the second reply, never precedes it. */
+    ts_command("GET a");
+    ts_command("GET b");
+    ts_command("GET c");
+    ts_answer(1, B);
+    ts_expect("");
+    push(P1);
+    push(P2);
+    ts_expect("");
+    ts_answer(0, A);
+    ts_expect(A B P1 P2);
+    /* The third has no reply yet: a push goes at once. */
+    push(P3);
+    ts_expect(P3);
+    ts_answer(2, C);
+    ts_expect(C);
+    expect_left("a", "b", "c");
 }
 END_TEST
 
@@ -636,6 +662,7 @@ session_suite(void)
     tcase_add_test(tc, test_push_before_a_reply_not_started);
     tcase_add_test(tc, test_push_waits_for_the_streaming_reply);
     tcase_add_test(tc, test_push_waits_for_the_next_streaming_reply);
+    tcase_add_test(tc, test_push_follows_a_complete_reply_held_behind);
     tcase_add_test(tc, test_pushes_keep_their_order);
     suite_add_tcase(s, tc);
 
