@@ -439,10 +439,16 @@ rd_session_close(rd_session_t *s, const char *reason)
     if (s->close_reason == NULL) {
         s->close_reason = reason;
     }
+    char msgs[40] = "";
+    if (s->messages > 0) {
+        snprintf(msgs, sizeof(msgs), ", messages %llu",
+                 (unsigned long long)s->messages);
+    }
     rd_session_log(s, RD_LOG_INFO, "closed: %s (in %llu, out %llu, "
-                "commands %llu)", s->close_reason, (unsigned long long)s->bytes_in,
+                "commands %llu%s)", s->close_reason,
+                (unsigned long long)s->bytes_in,
                 (unsigned long long)s->bytes_out,
-                (unsigned long long)s->commands);
+                (unsigned long long)s->commands, msgs);
 
     s->state = RD_SESSION_CLOSING;
     rd_stats_session_end(s);
@@ -1040,6 +1046,17 @@ rd_session_push(rd_session_t *s, const char *p, size_t n)
         rd_conn_want_flush(s->conn);
     }
     rd_session_check_output(s);
+}
+
+void
+rd_session_message(rd_session_t *s, const char *p, size_t n)
+{
+    if (n == 0 || s->conn->closed) {
+        return;
+    }
+    s->messages++;
+    rd_stats_pubsub_message(s->database);
+    rd_session_push(s, p, n);
 }
 
 void

@@ -17,15 +17,15 @@
  * memory); replies of later requests are buffered. Everything buffered for
  * the client counts against limits.client_output_limit.
  *
- * Pushes (rd_session_push): bytes that answer no request (a subscribed
- * session's messages). A push is a whole frame; it goes out between
- * complete replies, never inside one: while the head's reply streams,
- * pushes wait in s->push and follow that reply's last byte. A subscribed
- * session (rd_session_set_subscribed) counts everything held for it
- * against limits.pubsub_output_limit instead (hard, and soft for
- * soft_seconds, as Redis's client-output-buffer-limit pubsub), is closed
- * past it, and is never closed as idle (Redis's timeout spares
- * subscribers too).
+ * Pushes (rd_session_push, rd_session_message): bytes that answer no
+ * request (a subscribed session's messages). A push is a whole frame; it
+ * goes out between complete replies, never inside one: while the head's
+ * reply streams, pushes wait in s->push and follow that reply's last
+ * byte. A subscribed session (rd_session_set_subscribed) counts
+ * everything held for it against limits.pubsub_output_limit instead
+ * (hard, and soft for soft_seconds, as Redis's client-output-buffer-limit
+ * pubsub), is closed past it, and is never closed as idle (Redis's
+ * timeout spares subscribers too).
  *
  * Transport: s->io reads and writes the client's bytes. The core installs
  * plain socket I/O; a TLS module replaces it during the handshake phase.
@@ -208,6 +208,8 @@ struct rd_session_s {
     uint64_t            bytes_in;
     uint64_t            bytes_out;
     uint64_t            commands;
+    uint64_t            messages;     /* Pub/Sub messages handed to the
+                                         client (rd_session_message) */
     const char         *close_reason;
     char               *refusal;      /* why the session was refused */
 
@@ -319,13 +321,19 @@ int rd_request_touched(rd_request_t *r, const size_t **pos);
 void rd_request_continue(rd_request_t *r);
 /* Append bytes of r's reply (streamed if r is at the head). */
 void rd_request_reply_append(rd_request_t *r, const char *p, size_t n);
-/* Deliver a whole frame that answers no request (a message to a
- * subscriber) after every reply already complete: right after the last
- * request of the queue that is done (its reply waits behind an earlier
- * one), else at once when no reply is streaming, else right after the
- * streaming reply's last byte. The session may be closed on return (an
- * output limit). */
+/* Deliver a whole frame that answers no request after every reply
+ * already complete: right after the last request of the queue that is
+ * done (its reply waits behind an earlier one), else at once when no
+ * reply is streaming, else right after the streaming reply's last byte. The
+ * session may be closed on return (an output limit). rd_session_push
+ * counts nothing (a confirmation Redis sent unasked, such as a server's
+ * own sunsubscribe; a RESP3 push that is no Pub/Sub message, such as a
+ * tracking invalidation). rd_session_message is for a Pub/Sub message
+ * (message, pmessage, smessage, one frame a call): it counts it in
+ * s->messages and in the database's redoubt_pubsub_messages_total, then
+ * pushes it. */
 void rd_session_push(rd_session_t *s, const char *p, size_t n);
+void rd_session_message(rd_session_t *s, const char *p, size_t n);
 /* The session is (on) or is no longer (off) in subscribed mode: the
  * pubsub output limit applies, the idle timeout does not. */
 void rd_session_set_subscribed(rd_session_t *s, int on);

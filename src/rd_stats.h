@@ -25,7 +25,9 @@
  *
  * The core's own series are the fields below (sessions, refusals, accept
  * errors, bytes, commands, upstream connections and their latency, MOVED
- * and ASK replies, which either router may get). A module counts its own
+ * and ASK replies, which either router may get, and Pub/Sub messages
+ * pushed to subscribers, which either router delivers through the core's
+ * rd_session_message). A module counts its own
  * things in a slice of the generic areas rd_stats_slot_t.mod and
  * rd_stats_db_t.mod: it lists its counters and gauges in a table
  * (rd_module_t.stats, rows of rd_stats_def_t: the metric as /metrics shows
@@ -109,6 +111,8 @@ typedef struct {
     rd_counter_t upstream_errors;    /* failures, losses, protocol errors */
     rd_counter_t moved;              /* MOVED and ASK replies from Redis */
     rd_counter_t ask;
+    rd_counter_t pubsub_messages;    /* pushes to subscribers (messages,
+                                        pmessages, smessages) */
     rd_counter_t latency_usec;       /* histogram sum, microseconds */
     rd_counter_t latency[RD_STATS_BUCKETS + 1];   /* per bucket, not
                                                      cumulative */
@@ -271,6 +275,9 @@ void rd_stats_session_end(const rd_session_t *s);
 /* A request's reply is complete (before it is freed): counts the command
  * by database, top-level command (from r->cmd) and result. */
 void rd_stats_request(const rd_session_t *s, const rd_request_t *r);
+/* A Pub/Sub message was handed to a client of db (rd_session_message). */
+static inline void rd_stats_pubsub_message(const rd_database_t *db)
+{ rd_stats_add(rd_stats_me->db[rd_stats_db(db)].pubsub_messages, 1); }
 /* A MOVED (ask = 0) or ASK (ask = 1) reply from Redis, counted by the
  * routing module that received it (followed or sent to the client). */
 void rd_stats_redirect(const rd_database_t *db, int ask);

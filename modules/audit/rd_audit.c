@@ -13,7 +13,8 @@
  *
  * Events, one JSON object per line. Common fields, in this order:
  *   time      RFC 3339 UTC with microseconds, "2026-11-24T17:30:00.123456Z"
- *   event     session.start, session.auth, session.query, session.end
+ *   event     session.start, session.auth, session.query,
+ *             session.subscribe, session.end
  *   sid       128 random bits in hex, the same for all events of a session
  *   user      the certificate's user (null on a plaintext listener or when
  *             the TLS handshake failed)
@@ -60,8 +61,17 @@
  *                  at max_arg_bytes with "…(+N bytes)" (see rd_json.h).
  *                  With args = "full", scripts (EVAL's body, FUNCTION
  *                  LOAD's code) are logged as any other argument.
+ *   session.subscribe
+ *                  SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, UNSUBSCRIBE,
+ *                  PUNSUBSCRIBE, SUNSUBSCRIBE in place of their
+ *                  session.query (still one line per command, allowed or
+ *                  refused): its fields but "keys" and "args", then
+ *                  "channels", the channels or patterns as sent (an
+ *                  UNSUBSCRIBE without any: []), cut and counted as args
+ *                  are; not with args = "none"
  *   session.end    duration_us, bytes_in, bytes_out, commands, errors (error
- *                  replies), reason
+ *                  replies), messages (Pub/Sub messages pushed to the
+ *                  client: message, pmessage, smessage), reason
  *
  * session.start "allowed" comes from the session_start hook, which the
  * core calls once every module's session phase handlers let the session
@@ -475,12 +485,57 @@ rd_audit_command_name(rd_buf_t *b, const rd_request_t *r)
     }
 }
 
+/* The subscribe family (SUBSCRIBE ... SUNSUBSCRIBE): session.subscribe
+ * events, which list the channels in place of keys or arguments. */
+static bool
+rd_audit_is_subscribe(const rd_request_t *r)
+{
+    if (r->cmd == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < rd_countof(rd_aw.subscribe); i++) {
+        if (r->cmd == rd_aw.subscribe[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "channels": the channels (or patterns) r names, as sent. */
+static void
+rd_audit_channels(rd_buf_t *b, const rd_request_t *r,
+                  const rd_audit_redact_t *rp)
+{
+    size_t max = (size_t)rd_aw.conf->max_arg_bytes;
+
+    RD_AUDIT_KEY(b, "channels");
+    RD_AUDIT_LIT(b, "[");
+    for (size_t i = 1; i < r->argc; i++) {
+        rd_json_sep(b);
+        if (i - 1 == RD_AUDIT_MAX_LIST) {
+            rd_buf_appendf(b, "\"" RD_JSON_CUT_MARK "%zu arguments)\"",
+                           r->argc - i);
+            break;
+        }
+        if (rd_audit_secret(rp, r, i)) {
+            RD_AUDIT_LIT(b, "\"" RD_AUDIT_REDACTED "\"");
+        } else {
+            rd_json_str_cut(b, r->argv[i].data, r->argv[i].len, max);
+        }
+    }
+    RD_AUDIT_LIT(b, "]");
+}
+
+/* session.query, or session.subscribe for the subscribe family: the same
+ * fields, then "channels" in place of "keys" or "args". */
 static void
 rd_audit_query_event(rd_session_t *s, rd_audit_session_t *as,
                      rd_request_t *r, int unanswered)
 {
     rd_audit_conf_t *c = rd_aw.conf;
-    rd_buf_t *b = rd_audit_begin(s, as, "session.query");
+    bool sub = r->argc > 0 && rd_audit_is_subscribe(r);
+    rd_buf_t *b = sub ? rd_audit_begin(s, as, "session.subscribe")
+                      : rd_audit_begin(s, as, "session.query");
     size_t max = (size_t)c->max_arg_bytes;
 
     if (r->argc == 0) {
@@ -520,7 +575,11 @@ rd_audit_query_event(rd_session_t *s, rd_audit_session_t *as,
     }
     rd_audit_latency(b, r);
 
-    if (c->args == RD_AUDIT_ARGS_FULL) {
+    if (sub) {
+        if (c->args != RD_AUDIT_ARGS_NONE) {
+            rd_audit_channels(b, r, &rp);
+        }
+    } else if (c->args == RD_AUDIT_ARGS_FULL) {
         size_t first = cmd && strchr(cmd->name, '|') ? 2 : 1;
         size_t listed = 0;
         RD_AUDIT_KEY(b, "args");
@@ -646,6 +705,8 @@ rd_audit_session_end(rd_session_t *s)
     rd_json_uint(b, s->commands);
     RD_AUDIT_KEY(b, "errors");
     rd_json_uint(b, as->errors);
+    RD_AUDIT_KEY(b, "messages");
+    rd_json_uint(b, s->messages);
     RD_AUDIT_KEY(b, "reason");
     rd_json_cstr(b, s->close_reason);
     rd_audit_commit(b);

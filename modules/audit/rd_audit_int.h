@@ -67,6 +67,7 @@ typedef struct {
     const rd_command_t *acl_setuser; /* commands with secrets */
     const rd_command_t *config_set;
     const rd_command_t *migrate;
+    const rd_command_t *subscribe[6]; /* session.subscribe commands */
 } rd_audit_worker_t;
 
 extern rd_audit_worker_t rd_aw;

@@ -356,6 +356,16 @@ rd_audit_init_worker(rd_worker_t *w)
     rd_aw.acl_setuser = rd_command_find(RD_STR("acl|setuser"));
     rd_aw.config_set = rd_command_find(RD_STR("config|set"));
     rd_aw.migrate = rd_command_find(RD_STR("migrate"));
+    static const char *const sub[] = {
+        "subscribe", "psubscribe", "ssubscribe",
+        "unsubscribe", "punsubscribe", "sunsubscribe"
+    };
+    _Static_assert(rd_countof(sub) == rd_countof(rd_aw.subscribe),
+                   "one row per subscribe-family command");
+    for (size_t i = 0; i < rd_countof(sub); i++) {
+        rd_aw.subscribe[i] = rd_command_find((rd_str_t) { sub[i],
+                                                           strlen(sub[i]) });
+    }
     rd_aw.timer.data = NULL;
     rd_aw.fd = rd_audit_open_file();
     if (rd_aw.fd < 0) {

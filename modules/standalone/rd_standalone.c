@@ -39,8 +39,12 @@
  * without arguments: one per channel then subscribed, or one with a nil
  * channel when there was none), a message (RESP2 "message", "pmessage",
  * "smessage" while subscribed; any RESP3 push) is pushed to the client
- * (rd_session_push), anything else answers the oldest request (PING's
- * "pong" array, Redis's "only (P|S)SUBSCRIBE ... allowed" error, +RESET).
+ * (rd_session_message for the three kinds of message, which counts them
+ * in the session's messages and in redoubt_pubsub_messages_total;
+ * rd_session_push, uncounted, for another RESP3 push and for a
+ * confirmation nobody asked for), anything else answers the oldest
+ * request (PING's "pong" array, Redis's "only (P|S)SUBSCRIBE ... allowed"
+ * error, +RESET).
  * The channels and patterns Redis confirmed are kept; when the connection
  * fails, redoubt reconnects by itself (no command may ever come from a
  * subscriber) and subscribes to each again: messages published in the gap
@@ -475,7 +479,7 @@ rd_upstream_frame(rd_upconn_t *uc, const char *p, size_t n)
         && (rd_str_eq_ci(kw, "message") || rd_str_eq_ci(kw, "pmessage")
             || rd_str_eq_ci(kw, "smessage")))
     {
-        rd_session_push(s, p, n);
+        rd_session_message(s, p, n);
         return s->conn->closed ? -1 : 0;
     }
 

@@ -197,6 +197,7 @@ typedef struct {
     int64_t  sessions_open;
     uint64_t upstream_ok, upstream_failed, upstream_errors;
     uint64_t moved, ask;
+    uint64_t pubsub_messages;
     uint64_t latency_usec;
     uint64_t latency[RD_STATS_BUCKETS + 1];
     uint64_t commands[RD_STATS_COMMANDS][2];
@@ -275,6 +276,7 @@ rd_status_sum(rd_stats_region_t *rg, rd_status_sum_t *t)
             o->upstream_errors += RD_LOAD(s->upstream_errors);
             o->moved += RD_LOAD(s->moved);
             o->ask += RD_LOAD(s->ask);
+            o->pubsub_messages += RD_LOAD(s->pubsub_messages);
             o->latency_usec += RD_LOAD(s->latency_usec);
             for (size_t b = 0; b <= RD_STATS_BUCKETS; b++) {
                 o->latency[b] += RD_LOAD(s->latency[b]);
@@ -567,6 +569,16 @@ rd_status_metrics(rd_cycle_t *cycle, rd_buf_t *b)
                                 "type=\"moved\"", t->db[d].moved);
             rd_status_db_sample(b, "redoubt_redirections_total", rg, d,
                                 "type=\"ask\"", t->db[d].ask);
+        }
+    }
+
+    rd_status_family(b, "redoubt_pubsub_messages_total", "counter",
+                     "Pub/Sub messages (message, pmessage, smessage) "
+                     "delivered to subscribed clients, by database.");
+    for (unsigned d = 0; d < RD_STATS_DB_SLOTS; d++) {
+        if (rd_status_db_shown(t, d, nnames)) {
+            rd_status_db_sample(b, "redoubt_pubsub_messages_total", rg, d,
+                                NULL, t->db[d].pubsub_messages);
         }
     }
 

@@ -130,13 +130,15 @@ REQUIRED = {
     "session.start": ["result", "listener"],
     "session.auth": ["command", "auth_user", "outcome", "node", "latency_us"],
     "session.query": ["command", "nkeys", "node", "outcome", "latency_us"],
+    "session.subscribe": ["command", "nkeys", "node", "outcome", "latency_us"],
     "session.end": ["duration_us", "bytes_in", "bytes_out", "commands",
-                    "errors", "reason"],
+                    "errors", "messages", "reason"],
 }
 OPTIONAL = {
     "session.start": ["reason"],
     "session.auth": ["error"],
     "session.query": ["subcommand", "error", "args", "keys"],
+    "session.subscribe": ["error", "channels"],
     "session.end": [],
 }
 STR_OR_NULL = (str, type(None))
@@ -211,7 +213,7 @@ def check(files, complete):
                 bad("bad result")
             if (e.get("result") == "refused") != ("reason" in e):
                 bad("reason iff refused")
-        if ev in ("session.auth", "session.query"):
+        if ev in ("session.auth", "session.query", "session.subscribe"):
             if not isinstance(e.get("outcome"), str) or not re.fullmatch(r"ok|unanswered|[A-Z]+", e["outcome"]):
                 bad("bad outcome")
             if not isinstance(e.get("latency_us"), int) or e["latency_us"] < 0:
@@ -220,16 +222,16 @@ def check(files, complete):
                 bad("bad node")
             if "error" in e and e["outcome"] in ("ok", "unanswered"):
                 bad("an error with outcome ok")
-        if ev == "session.query":
+        if ev in ("session.query", "session.subscribe"):
             if e.get("command") is not None and not isinstance(e.get("command"), str):
                 bad("bad command")
             if e.get("nkeys") is not None and not isinstance(e.get("nkeys"), int):
                 bad("bad nkeys")
-            for k in ("args", "keys"):
+            for k in ("args", "keys", "channels"):
                 if k in e and (not isinstance(e[k], list) or not all(isinstance(a, str) for a in e[k])):
                     bad("%s must be an array of strings" % k)
         if ev == "session.end":
-            for k in REQUIRED[ev][:5]:
+            for k in REQUIRED[ev][:6]:
                 if not isinstance(e.get(k), int) or e[k] < 0:
                     bad("bad %s" % k)
         sessions.setdefault(e["sid"], []).append(e)
@@ -244,7 +246,8 @@ def check(files, complete):
             if len(set(json.dumps(x) for x in same)) != 1:
                 errs.append("session %s: common fields change" % sid)
             end = evs[-1]
-            cmds = [x for x in evs if x["event"] in ("session.query", "session.auth")]
+            cmds = [x for x in evs if x["event"] in ("session.query", "session.auth",
+                                                     "session.subscribe")]
             if end["commands"] != len(cmds):
                 errs.append("session %s: %d commands but %d query/auth events"
                             % (sid, end["commands"], len(cmds)))
