@@ -131,7 +131,10 @@
  * summed, MSET is split and +OK when every part is (not atomic across
  * slots: each slot's part is). RANDOMKEY asks every master and answers
  * a key of a random one that has keys. SCAN walks the masters one at a
- * time with a cursor that names the master (rd_cluster_scan.c).
+ * time with a cursor that names the master (rd_cluster_scan.c). PUBSUB
+ * CHANNELS/SHARDCHANNELS join every master's channels without
+ * duplicates, NUMPAT sums and NUMSUB/SHARDNUMSUB sum per channel (the
+ * subscribers of the masters: those connected to replicas are not seen).
  * FUNCTION LIST/DUMP/STATS come from one master, FCALL and EVAL route
  * by their keys. Fan-out requests go to all nodes at once; one failed
  * part fails the whole command. AUTH is sent to every node the session
@@ -415,9 +418,11 @@ rd_cluster_is_unsupported(const rd_request_t *r)
  * SUNIONSTORE, EVAL, ...). The other all_shards policies (agg_min,
  * special) go to one node. AUTH goes to every connection of the session
  * (RD_CK_AUTH); rd_cluster_kinds has redoubt's exceptions to the tips,
- * and the commands with a setup and merge of their own (RD_CK_CUSTOM:
- * SCAN, rd_cluster_scan.c; RANDOMKEY, rd_cluster_merge.c). Commands the
- * cluster router refuses (above) never get here, whatever their tips.
+ * looked up before them (also for commands without tips: PUBSUB
+ * CHANNELS, NUMSUB, ...), and the commands with a setup and merge of
+ * their own (RD_CK_CUSTOM: SCAN, rd_cluster_scan.c; RANDOMKEY and PUBSUB,
+ * rd_cluster_merge.c). Commands the cluster router refuses (above)
+ * never get here, whatever their tips.
  */
 
 #define RD_CLUSTER_TIPS_REQ (RD_TIP_REQ_ALL_NODES | RD_TIP_REQ_ALL_SHARDS \
@@ -444,6 +449,14 @@ static const struct {
     { "randomkey", RD_CK_CUSTOM, rd_crandom_prepare },
     /* The cursor names the master (rd_cluster_scan.c). */
     { "scan", RD_CK_CUSTOM, rd_cscan_prepare },
+    /* No tips in Redis 7.0, but each master knows only its own
+     * subscribers: every master, the channels joined without
+     * duplicates, the counts added up (per channel for NUMSUB). */
+    { "pubsub|channels", RD_CK_CUSTOM, rd_cpsinfo_channels_prepare },
+    { "pubsub|numpat", RD_CK_SUM, NULL },
+    { "pubsub|numsub", RD_CK_CUSTOM, rd_cpsinfo_numsub_prepare },
+    { "pubsub|shardchannels", RD_CK_CUSTOM, rd_cpsinfo_channels_prepare },
+    { "pubsub|shardnumsub", RD_CK_CUSTOM, rd_cpsinfo_numsub_prepare },
 };
 
 /* For a split kind, the step between r's keys (2: MSET's key value
@@ -475,14 +488,19 @@ rd_cluster_kind(const rd_request_t *r, rd_creq_prepare_pt *prepare)
     if (r->conncmd.kind == RD_CONN_AUTH) {
         return RD_CK_AUTH;
     }
-    if (c == NULL || (c->tips & RD_CLUSTER_TIPS_REQ) == 0) {
+    if (c == NULL) {
         return RD_CK_DIRECT;
     }
+    /* The exceptions first: some have no tips at all (PUBSUB CHANNELS,
+     * NUMSUB, ...: Redis 7.0 gives them none). */
     for (size_t i = 0; i < rd_countof(rd_cluster_kinds); i++) {
         if (strcmp(c->name, rd_cluster_kinds[i].name) == 0) {
             *prepare = rd_cluster_kinds[i].prepare;
             return rd_cluster_kinds[i].kind;
         }
+    }
+    if ((c->tips & RD_CLUSTER_TIPS_REQ) == 0) {
+        return RD_CK_DIRECT;
     }
     uint32_t resp = c->tips & RD_CLUSTER_TIPS_RESP;
     if (c->tips & RD_TIP_REQ_MULTI_SHARD) {

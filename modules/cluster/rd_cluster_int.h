@@ -306,6 +306,11 @@ int rd_cpart_redirect(rd_cpart_t *p);
 void rd_cpart_final(rd_cpart_t *p);
 /* RANDOMKEY: every master, a random one of the keys they name. */
 int rd_crandom_prepare(rd_creq_t *cr);
+/* PUBSUB CHANNELS and SHARDCHANNELS: every master, the channels without
+ * duplicates; NUMSUB and SHARDNUMSUB: every master, the counts added up
+ * channel by channel. */
+int rd_cpsinfo_channels_prepare(rd_creq_t *cr);
+int rd_cpsinfo_numsub_prepare(rd_creq_t *cr);
 
 /* rd_cluster_scan.c: SCAN over every master (its cursor, rd_cluster_scan.c) */
 int rd_cscan_prepare(rd_creq_t *cr);

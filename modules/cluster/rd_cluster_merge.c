@@ -1,8 +1,9 @@
 /*
  * rd_cluster_merge.c - merging the replies of a fan-out request (DBSIZE, KEYS,
  * FLUSHDB/FLUSHALL/SCRIPT/FUNCTION, a split MGET, DEL, MSET, ..., RANDOMKEY,
- * AUTH on every connection) and finishing a request once its parts have
- * their final replies.
+ * PUBSUB CHANNELS/NUMSUB/SHARDCHANNELS/SHARDNUMSUB, AUTH on every
+ * connection) and finishing a request once its parts have their final
+ * replies.
  */
 #include "config.h"
 
@@ -203,8 +204,9 @@ rd_cluster_random(void)
     return x * 0x2545f4914f6cdd1dull;
 }
 
+/* The setup of the custom kinds that ask every master. */
 static int
-rd_crandom_setup(rd_creq_t *cr)
+rd_cmasters_setup(rd_creq_t *cr)
 {
     rd_creq_all_masters(cr);
     return cr->nparts > 0 ? 0 : -1;
@@ -248,8 +250,165 @@ rd_crandom_merge(rd_creq_t *cr, rd_buf_t *out)
 int
 rd_crandom_prepare(rd_creq_t *cr)
 {
-    cr->setup = rd_crandom_setup;
+    cr->setup = rd_cmasters_setup;
     cr->merge = rd_crandom_merge;
+    return 0;
+}
+
+/* --- PUBSUB CHANNELS, SHARDCHANNELS, NUMSUB, SHARDNUMSUB ------------------ */
+
+/*
+ * Each master knows the subscribers connected to it only (channels and
+ * patterns are per node in Redis Cluster; a shard channel's subscribers
+ * are on the node serving its slot, the others answer 0 for it), so
+ * every master is asked. NUMPAT is a plain sum (RD_CK_SUM). The answer
+ * is what one Redis with all those subscribers would give: CHANNELS
+ * names each channel once (in the order first seen, master by master),
+ * NUMSUB gives each channel asked, in order and repeated as asked, with
+ * the sum of the masters' counts.
+ */
+
+/* FNV-1a over an element's bytes (a bulk string, as RESP). */
+static uint64_t
+rd_cpsinfo_hash(const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static int
+rd_cpsinfo_channels_merge(rd_creq_t *cr, rd_buf_t *out)
+{
+    const char ***st = rd_calloc(cr->nparts, sizeof(*st));
+    size_t **ln = rd_calloc(cr->nparts, sizeof(*ln));
+    int64_t *cnt = rd_calloc(cr->nparts, sizeof(*cnt));
+    size_t total = 0, cap, nout = 0, i;
+    uint64_t *set = NULL;
+    rd_buf_t body = { 0 };
+    int rc = -1;
+
+    for (i = 0; i < cr->nparts; i++) {
+        if (rd_cluster_elements(&cr->parts[i], &st[i], &ln[i], &cnt[i])
+            != 0)
+        {
+            goto done;
+        }
+        total += (size_t)cnt[i];
+    }
+
+    /* A set of the elements given so far: open addressing, at most half
+     * full; each entry is part << 32 | element + 1, 0 free. */
+    cap = 16;
+    while (cap < 2 * total) {
+        cap <<= 1;
+    }
+    set = rd_calloc(cap, sizeof(*set));
+
+    for (i = 0; i < cr->nparts; i++) {
+        for (int64_t k = 0; k < cnt[i]; k++) {
+            const char *e = st[i][k];
+            size_t n = ln[i][k];
+            size_t h = (size_t)rd_cpsinfo_hash(e, n) & (cap - 1);
+            for (;; h = (h + 1) & (cap - 1)) {
+                if (set[h] == 0) {
+                    set[h] = ((uint64_t)i << 32 | (uint64_t)k) + 1;
+                    rd_buf_append(&body, e, n);
+                    nout++;
+                    break;
+                }
+                size_t si = (size_t)((set[h] - 1) >> 32);
+                size_t sk = (size_t)((set[h] - 1) & 0xffffffffu);
+                if (ln[si][sk] == n && memcmp(st[si][sk], e, n) == 0) {
+                    break;              /* seen on an earlier master */
+                }
+            }
+        }
+    }
+    rd_resp_encode_array(out, (int64_t)nout);
+    rd_buf_append(out, rd_buf_rpos(&body), rd_buf_used(&body));
+    rc = 0;
+done:
+    rd_buf_free(&body);
+    free(set);
+    for (size_t j = 0; j < i && j < cr->nparts; j++) {
+        free(st[j]);
+        free(ln[j]);
+    }
+    free(st);
+    free(ln);
+    free(cnt);
+    return rc;
+}
+
+/* Every master answers channel, count, ... for the channels asked, in
+ * the order asked: the same channels, the counts added up. */
+static int
+rd_cpsinfo_numsub_merge(rd_creq_t *cr, rd_buf_t *out)
+{
+    rd_resp_reader_t *rd = rd_calloc(cr->nparts, sizeof(*rd));
+    int64_t n = -1;
+    int rc = -1;
+
+    for (size_t i = 0; i < cr->nparts; i++) {
+        rd_resp_value_t v;
+        rd_cpart_t *p = &cr->parts[i];
+        rd_resp_reader_init(&rd[i], rd_buf_rpos(&p->reply),
+                            rd_buf_used(&p->reply));
+        if (rd_resp_read(&rd[i], &v) != 0 || v.type != '*' || v.n < 0
+            || v.n % 2 != 0 || (n >= 0 && v.n != n))
+        {
+            goto done;
+        }
+        n = v.n;
+    }
+    rd_resp_encode_array(out, n);
+    for (int64_t k = 0; k < n / 2; k++) {
+        const char *name = NULL;
+        size_t name_len = 0;
+        int64_t sum = 0;
+        for (size_t i = 0; i < cr->nparts; i++) {
+            rd_resp_value_t v;
+            const char *e = rd[i].p;
+            if (rd_resp_read(&rd[i], &v) != 0 || v.type != '$' || v.n < 0) {
+                goto done;
+            }
+            size_t len = (size_t)(rd[i].p - e);
+            if (name == NULL) {
+                name = e;
+                name_len = len;
+            } else if (len != name_len || memcmp(e, name, len) != 0) {
+                goto done;              /* not the same channel */
+            }
+            if (rd_resp_read(&rd[i], &v) != 0 || v.type != ':') {
+                goto done;
+            }
+            sum += v.n;
+        }
+        rd_buf_append(out, name, name_len);
+        rd_resp_encode_integer(out, sum);
+    }
+    rc = 0;
+done:
+    free(rd);
+    return rc;
+}
+
+int
+rd_cpsinfo_channels_prepare(rd_creq_t *cr)
+{
+    cr->setup = rd_cmasters_setup;
+    cr->merge = rd_cpsinfo_channels_merge;
+    return 0;
+}
+
+int
+rd_cpsinfo_numsub_prepare(rd_creq_t *cr)
+{
+    cr->setup = rd_cmasters_setup;
+    cr->merge = rd_cpsinfo_numsub_merge;
     return 0;
 }
 

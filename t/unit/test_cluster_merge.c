@@ -5,7 +5,8 @@
  * Merges: a request of the test's session (rd_test_session.h) gets a
  * cluster request with one part per node, each part's reply is given and
  * finished with rd_cpart_final(), and the client must read the merged
- * reply, only once every part is final (rd_cluster_merge.c).
+ * reply, only once every part is final (rd_cluster_merge.c): the kinds'
+ * own merges, RANDOMKEY's and PUBSUB's (CHANNELS, NUMSUB, ...).
  *
  * Redirects: rd_cpart_redirect() (rd_cluster_parts.c) on a part whose
  * reply is an error, with a topology of the test's: which errors send the
@@ -17,10 +18,12 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rd_cluster_int.h"
+#include "rd_resp.h"
 #include "rd_test_session.h"
 
 /* --- merges ------------------------------------------------------------- */
@@ -321,6 +324,116 @@ END_TEST
 START_TEST(test_randomkey_refuses_a_non_bulk)
 {
     mg_randomkey((const char *[]){ "$-1\r\n", ":1\r\n", NULL });
+    mg_finish(DIFFERENTLY);
+}
+END_TEST
+
+static void
+mg_pubsub(const char *cmd, int (*prepare)(rd_creq_t *),
+          const char *const *replies)
+{
+    ts_command(cmd);
+    mg_request(RD_CK_CUSTOM, replies);
+    ck_assert_int_eq(prepare(&mg.cr), 0);
+    ck_assert_ptr_nonnull(mg.cr.merge);
+}
+
+START_TEST(test_pubsub_channels_once_in_first_seen_order)
+{
+    mg_pubsub("PUBSUB CHANNELS", rd_cpsinfo_channels_prepare,
+              (const char *[]){
+        "*3\r\n$1\r\na\r\n$4\r\nboth\r\n$1\r\nb\r\n",
+        "*0\r\n",
+        "*3\r\n$1\r\nc\r\n$4\r\nboth\r\n$2\r\nbo\r\n", NULL });
+    mg_finish("*5\r\n$1\r\na\r\n$4\r\nboth\r\n$1\r\nb\r\n$1\r\nc\r\n"
+              "$2\r\nbo\r\n");
+}
+END_TEST
+
+START_TEST(test_pubsub_channels_many_with_duplicates)
+{
+    /* More than the set's first size, every channel on both masters. */
+    rd_buf_t one = { 0 }, want = { 0 };
+    rd_resp_encode_array(&one, 40);
+    rd_resp_encode_array(&want, 40);
+    for (int i = 0; i < 40; i++) {
+        char ch[16];
+        int n = snprintf(ch, sizeof(ch), "ch:%d", i);
+        rd_resp_encode_bulk(&one, ch, (size_t)n);
+        rd_resp_encode_bulk(&want, ch, (size_t)n);
+    }
+    rd_buf_append(&one, "", 1);
+    rd_buf_append(&want, "", 1);
+    mg_pubsub("PUBSUB SHARDCHANNELS", rd_cpsinfo_channels_prepare,
+              (const char *[]){ rd_buf_rpos(&one), rd_buf_rpos(&one),
+                                NULL });
+    mg_finish(rd_buf_rpos(&want));
+    rd_buf_free(&one);
+    rd_buf_free(&want);
+}
+END_TEST
+
+START_TEST(test_pubsub_channels_refuses_a_non_array)
+{
+    mg_pubsub("PUBSUB CHANNELS", rd_cpsinfo_channels_prepare,
+              (const char *[]){ "*1\r\n$1\r\na\r\n", ":1\r\n", NULL });
+    mg_finish(DIFFERENTLY);
+}
+END_TEST
+
+START_TEST(test_pubsub_channels_first_error_wins)
+{
+    mg_pubsub("PUBSUB CHANNELS a b", rd_cpsinfo_channels_prepare,
+              (const char *[]){ "*0\r\n", "-ERR one\r\n", "-ERR two\r\n",
+                                NULL });
+    mg_finish("-ERR one\r\n");
+}
+END_TEST
+
+START_TEST(test_pubsub_numsub_sums_per_channel)
+{
+    mg_pubsub("PUBSUB NUMSUB a b a", rd_cpsinfo_numsub_prepare,
+              (const char *[]){
+        "*6\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n:0\r\n$1\r\na\r\n:1\r\n",
+        "*6\r\n$1\r\na\r\n:2\r\n$1\r\nb\r\n:0\r\n$1\r\na\r\n:2\r\n",
+        "*6\r\n$1\r\na\r\n:0\r\n$1\r\nb\r\n:5\r\n$1\r\na\r\n:0\r\n",
+        NULL });
+    mg_finish("*6\r\n$1\r\na\r\n:3\r\n$1\r\nb\r\n:5\r\n$1\r\na\r\n:3\r\n");
+}
+END_TEST
+
+START_TEST(test_pubsub_numsub_none_asked)
+{
+    mg_pubsub("PUBSUB SHARDNUMSUB", rd_cpsinfo_numsub_prepare,
+              (const char *[]){ "*0\r\n", "*0\r\n", NULL });
+    mg_finish("*0\r\n");
+}
+END_TEST
+
+START_TEST(test_pubsub_numsub_refuses_other_channels)
+{
+    mg_pubsub("PUBSUB NUMSUB a", rd_cpsinfo_numsub_prepare,
+              (const char *[]){ "*2\r\n$1\r\na\r\n:1\r\n",
+                                "*2\r\n$1\r\nb\r\n:1\r\n", NULL });
+    mg_finish(DIFFERENTLY);
+}
+END_TEST
+
+START_TEST(test_pubsub_numsub_refuses_other_lengths)
+{
+    mg_pubsub("PUBSUB NUMSUB a", rd_cpsinfo_numsub_prepare,
+              (const char *[]){ "*2\r\n$1\r\na\r\n:1\r\n",
+                                "*4\r\n$1\r\na\r\n:1\r\n$1\r\na\r\n:1\r\n",
+                                NULL });
+    mg_finish(DIFFERENTLY);
+}
+END_TEST
+
+START_TEST(test_pubsub_numsub_refuses_a_bad_count)
+{
+    mg_pubsub("PUBSUB NUMSUB a", rd_cpsinfo_numsub_prepare,
+              (const char *[]){ "*2\r\n$1\r\na\r\n:1\r\n",
+                                "*2\r\n$1\r\na\r\n$1\r\n1\r\n", NULL });
     mg_finish(DIFFERENTLY);
 }
 END_TEST
@@ -722,6 +835,15 @@ cluster_merge_suite(void)
     tcase_add_test(tc, test_randomkey_nil_when_every_master_is_empty);
     tcase_add_test(tc, test_randomkey_finds_the_only_key);
     tcase_add_test(tc, test_randomkey_refuses_a_non_bulk);
+    tcase_add_test(tc, test_pubsub_channels_once_in_first_seen_order);
+    tcase_add_test(tc, test_pubsub_channels_many_with_duplicates);
+    tcase_add_test(tc, test_pubsub_channels_refuses_a_non_array);
+    tcase_add_test(tc, test_pubsub_channels_first_error_wins);
+    tcase_add_test(tc, test_pubsub_numsub_sums_per_channel);
+    tcase_add_test(tc, test_pubsub_numsub_none_asked);
+    tcase_add_test(tc, test_pubsub_numsub_refuses_other_channels);
+    tcase_add_test(tc, test_pubsub_numsub_refuses_other_lengths);
+    tcase_add_test(tc, test_pubsub_numsub_refuses_a_bad_count);
     tcase_add_test(tc, test_scan_pattern_pins_a_slot);
     tcase_add_test(tc, test_scan_refuses_cursors_it_cannot_have_made);
     tcase_add_test(tc, test_auth_accepted_everywhere_is_kept);
