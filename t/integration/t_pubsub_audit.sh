@@ -326,6 +326,7 @@ grep -q "closed: .*commands [0-9]*, messages $cgot)" "$T/error.log" ||
 
 # --- audit.args = none: no channels -----------------------------------------
 old=$(rd_workers | tr '\n' ' ')
+# shellcheck disable=SC2317 # called through wait_for
 new_workers() {
     local w
     [ "$(rd_count_workers)" -eq "$RD_WORKERS" ] || return 1
