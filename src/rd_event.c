@@ -199,8 +199,13 @@ rd_loop_once(rd_loop_t *l)
 {
     struct epoll_event evs[RD_EVENTS_PER_WAIT];
 
-    rd_loop_run_flush(l);
+    /* Connections closed in the last iteration go first: their owners
+     * (sessions) were freed after it. One closed by the flush below stays
+     * until the next iteration, since its session is freed only after
+     * this one, and that session's other connections (to Redis) may still
+     * get events now and look at it. */
     rd_loop_free_closed(l, 0);
+    rd_loop_run_flush(l);
 
     int timeout = (int)rd_timers_next(&l->timers, rd_msec_now());
     if (l->posted || l->stop) {

@@ -140,6 +140,10 @@
  * part fails the whole command. AUTH is sent to every node the session
  * is connected to. Commands that cannot be done correctly through a
  * gateway to a cluster are refused (one table, rd_cluster_unsupported).
+ * SPUBLISH routes by its shard channel's slot (no key for COMMAND
+ * GETKEYS, but Redis Cluster routes it so); SUBSCRIBE and the rest of the
+ * family, and everything a subscribed session sends, go to
+ * rd_cluster_pubsub.c first (rd_cluster_route).
  *
  * Files: rd_cluster.c (this: configuration, the refused commands, the
  * fan-out kinds, routing, the held queue, the worker hooks),
@@ -150,7 +154,9 @@
  * queued here and sent to one node at EXEC), rd_cluster_local.c (AUTH,
  * HELLO, CLIENT, SELECT, READONLY answered for the session; TIME,
  * CONFIG, SLOWLOG, LATENCY, MEMORY from one or every master),
- * rd_cluster_info.c (INFO merged over the masters);
+ * rd_cluster_info.c (INFO merged over the masters),
+ * rd_cluster_pubsub.c (the subscribe family on subscriber connections
+ * of the session's own, and subscribed mode);
  * rd_cluster_int.h declares what they share.
  */
 #include "config.h"
@@ -301,10 +307,9 @@ rd_cluster_init_db(rd_conf_t *cf, void *conf)
 
 /* --- commands that cannot be routed to a cluster correctly ---------------- */
 
-/* The reference's list ("Cluster mode commands" in DESIGN.md), plus the
- * Pub/Sub commands and RESET: after them Redis does not answer once per
- * request (or resets one node's connection only). Shorten it as features
- * land. */
+/* The reference's list ("Cluster mode commands" in DESIGN.md), plus
+ * RESET (it would reset one node's connection only). Shorten it as
+ * features land. */
 static const char *const rd_cluster_unsupported[] = {
     "acl|deluser",
     "acl|dryrun",
@@ -332,21 +337,15 @@ static const char *const rd_cluster_unsupported[] = {
     "monitor",
     "pfdebug",
     "pfselftest",
-    "psubscribe",
     "psync",
-    "punsubscribe",
     "replconf",
     "replicaof",
     "role",
     "script|debug",
     "shutdown",
     "slaveof",
-    "ssubscribe",
-    "sunsubscribe",
     "sync",
     "wait",
-    "subscribe",
-    "unsubscribe",
     "reset",
 };
 
@@ -900,6 +899,7 @@ rd_csess_resume(rd_csess_t *cs)
     if (again && !s->conn->closed) {
         rd_csess_wait(cs);
     }
+    rd_cpubsub_resume(cs);
 }
 
 /* Wait for the next map: the parts parked for one, the held requests
@@ -946,6 +946,7 @@ rd_csess_cleanup(rd_session_t *s, void *data)
     rd_csess_t *cs = data;
 
     rd_csess_unwait(cs);
+    rd_cpubsub_free(cs);
     rd_cmulti_free(cs);
     rd_clocal_free(cs);
     for (size_t i = 0; i < cs->nconns; i++) {
@@ -990,6 +991,21 @@ rd_cluster_request_slot(const rd_request_t *r)
         }
         slot = s;
     }
+    if (r->nkeys == 0 && r->cmd && (r->cmd->flags & RD_CMD_PUBSUB)) {
+        /* A shard channel (SPUBLISH's) is no key for COMMAND GETKEYS but
+         * names its slot, as Redis Cluster routes it. */
+        size_t idx[8];
+        int n = rd_command_keys_ex(r->cmd, r->argc, r->argv,
+                                   RD_KEYS_NOT_KEYS, idx, NULL, 8);
+        for (int i = 0; i < n && i < 8; i++) {
+            const rd_str_t *k = &r->argv[idx[i]];
+            int s = (int)rd_cluster_key_slot(k->data, k->len);
+            if (slot >= 0 && s != slot) {
+                return -2;
+            }
+            slot = s;
+        }
+    }
     return slot;
 }
 
@@ -1033,6 +1049,20 @@ rd_cluster_route(rd_session_t *s, rd_request_t *r)
     {
         rd_ctopo_refresh(t, cs);
     }
+
+    /* The subscribe family, and what a subscribed session sends
+     * (rd_cluster_pubsub.c), come first. */
+    rc = rd_cpubsub_route(cs, r);
+    if (rc != RD_DECLINED) {
+        return rc;
+    }
+    return rd_cluster_route_rest(cs, r);
+}
+
+int
+rd_cluster_route_rest(rd_csess_t *cs, rd_request_t *r)
+{
+    int rc;
 
     /* A transaction queues what the client sends until EXEC
      * (rd_cluster_multi.c); the commands redoubt answers itself or

@@ -258,6 +258,7 @@ struct rd_csess_s {
     unsigned        waiting:1;
     struct rd_cmulti_s *multi;      /* rd_cluster_multi.c; NULL: none */
     struct rd_clocal_s *local;      /* rd_cluster_local.c; NULL: none */
+    struct rd_cpubsub_s *pubsub;    /* rd_cluster_pubsub.c; NULL: none */
 };
 
 /* Marker for replies nobody reads (a replayed AUTH, ASKING). */
@@ -334,6 +335,9 @@ int rd_creq_submit(rd_creq_t *cr);
 /* The slot all keys of r hash to: >= 0, -1 keyless (or keys Redis will
  * refuse anyway), -2 keys in different slots. */
 int rd_cluster_request_slot(const rd_request_t *r);
+/* rd_cluster_route after the Pub/Sub step: a request that waited its
+ * turn behind the session's subscribe-family commands. */
+int rd_cluster_route_rest(rd_csess_t *cs, rd_request_t *r);
 void rd_csess_drain(rd_csess_t *cs);
 void rd_csess_resume(rd_csess_t *cs);
 void rd_csess_wait(rd_csess_t *cs);
@@ -341,6 +345,8 @@ void rd_csess_wait(rd_csess_t *cs);
 /* rd_cluster_multi.c: MULTI/EXEC/DISCARD/WATCH/UNWATCH and the commands
  * queued between them. RD_DECLINED when r is not its business. */
 int rd_cmulti_route(rd_csess_t *cs, rd_request_t *r);
+/* A MULTI was answered and its EXEC or DISCARD not yet routed. */
+int rd_cmulti_open(const rd_csess_t *cs);
 /* The session ends: free cs->multi. */
 void rd_cmulti_free(rd_csess_t *cs);
 /* The length of the MULTI a transaction part's command starts with. */
@@ -364,6 +370,14 @@ void rd_clocal_free(rd_csess_t *cs);
 void rd_clocal_replay(rd_csess_t *cs, rd_cconn_t *cc);
 /* The session's CLIENT ID (HELLO's id), unique in the gateway. */
 uint64_t rd_clocal_client_id(const rd_session_t *s);
+
+/* rd_cluster_pubsub.c: the subscribe family, and the other commands of
+ * a subscribed session. RD_DECLINED when r is not its business. */
+int rd_cpubsub_route(rd_csess_t *cs, rd_request_t *r);
+/* A refresh ended: subscribe where the new map says. */
+void rd_cpubsub_resume(rd_csess_t *cs);
+/* The session ends: free cs->pubsub. */
+void rd_cpubsub_free(rd_csess_t *cs);
 
 /* rd_cluster_info.c: INFO's replies of every master merged into one. */
 int rd_cinfo_merge(rd_creq_t *cr, rd_buf_t *out);

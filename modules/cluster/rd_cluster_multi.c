@@ -719,6 +719,12 @@ rd_cmulti_conn_failed(rd_csess_t *cs)
     }
 }
 
+int
+rd_cmulti_open(const rd_csess_t *cs)
+{
+    return cs->multi != NULL && cs->multi->open;
+}
+
 void
 rd_cmulti_free(rd_csess_t *cs)
 {

@@ -467,21 +467,15 @@ step5() {
         "MONITOR"
         "PFDEBUG GETREG k5"
         "PFSELFTEST"
-        "PSUBSCRIBE ch*"
         "PSYNC ? -1"
-        "PUNSUBSCRIBE"
         "REPLCONF listening-port 1"
         "REPLICAOF NO ONE"
         "ROLE"
         "SCRIPT DEBUG yes"
         "SHUTDOWN ABORT"
         "SLAVEOF NO ONE"
-        "SSUBSCRIBE ch"
-        "SUNSUBSCRIBE"
         "SYNC"
         "WAIT 0 0"
-        "SUBSCRIBE ch"
-        "UNSUBSCRIBE"
     )
     asess S
     for line in "${cmds[@]}"; do
