@@ -78,12 +78,14 @@ rd_pubsub_frame(const char *p, size_t n, rd_pubsub_frame_t *f)
 
     memset(f, 0, sizeof(*f));
     char type = rd_pubsub_elem(&q, end, &name, &nelem, &ival);
+    if (type == '*' || type == '>') {
+        f->type = type;
+    }
     if ((type != '*' && type != '>') || nelem < 3
         || rd_pubsub_elem(&q, end, &name, &nlen, &ival) != '$' || nlen < 0)
     {
         return;
     }
-    f->type = type;
     rd_str_t kw = { name, (size_t)nlen };
     char t2 = rd_pubsub_elem(&q, end, &a, &alen, &ival);
 

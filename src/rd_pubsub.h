@@ -39,7 +39,8 @@ enum {
 
 typedef struct {
     int         what;       /* RD_PSF_* */
-    char        type;       /* '*' or '>' (RESP3 push), else 0 */
+    char        type;       /* '*' or '>' (RESP3 push), whatever the
+                                   frame is; else 0 */
     int         kind;       /* a message's or a confirmation's RD_SUB_* */
     int         cmd;        /* a confirmation: index in rd_pubsub_cmds */
     rd_str_t    sub;        /* the channel or pattern; data NULL: nil */

@@ -119,6 +119,10 @@ struct rd_cpubsub_s {
     rd_buf_t        err;            /* the head subscribe's node error */
     rd_timer_t      retry;
     rd_msec_t       retry_ms;
+    rd_timer_t      idle;           /* closes the subscriber connections
+                                       once nothing is subscribed (from
+                                       the loop: never inside their own
+                                       callbacks) */
     unsigned        running:1;
 };
 
@@ -815,20 +819,32 @@ rd_cps_run(rd_cpubsub_t *ps)
     }
     ps->running = 0;
     if (!s->conn->closed && ps->qhead == NULL && ps->nsubs == 0
-        && ps->nconns > 0)
+        && ps->nconns > 0 && ps->idle.index == 0)
     {
-        /* Nothing subscribed: the next subscription connects anew, as
-         * the session's database user of that time. */
-        for (size_t i = 0; i < ps->nconns; i++) {
-            if (ps->conns[i]) {
-                rd_csubconn_free(ps->conns[i]);
-            }
-        }
-        free(ps->conns);
-        ps->conns = NULL;
-        ps->nconns = 0;
-        ps->home = -1;
+        rd_timer_add(&s->worker->loop.timers, &ps->idle, s->worker->loop.now,
+                     0);
     }
+}
+
+/* Nothing subscribed: the next subscription connects anew, as the
+ * session's database user of that time. */
+static void
+rd_cps_idle(rd_timer_t *tm)
+{
+    rd_cpubsub_t *ps = tm->data;
+
+    if (ps->qhead != NULL || ps->nsubs > 0) {
+        return;
+    }
+    for (size_t i = 0; i < ps->nconns; i++) {
+        if (ps->conns[i]) {
+            rd_csubconn_free(ps->conns[i]);
+        }
+    }
+    free(ps->conns);
+    ps->conns = NULL;
+    ps->nconns = 0;
+    ps->home = -1;
 }
 
 static void
@@ -837,6 +853,7 @@ rd_cps_free(rd_cpubsub_t *ps)
     rd_worker_t *w = ps->cs->session->worker;
 
     rd_timer_del(&w->loop.timers, &ps->retry);
+    rd_timer_del(&w->loop.timers, &ps->idle);
     while (ps->qhead) {
         rd_cpq_t *q = ps->qhead;
         ps->qhead = q->next;
@@ -920,6 +937,8 @@ rd_cpubsub_route(rd_csess_t *cs, rd_request_t *r)
             ps->home = -1;
             ps->retry.handler = rd_cps_retry;
             ps->retry.data = ps;
+            ps->idle.handler = rd_cps_idle;
+            ps->idle.data = ps;
             cs->pubsub = ps;
         }
     }

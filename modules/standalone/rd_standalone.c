@@ -67,6 +67,7 @@
 #include "rd_cycle.h"
 #include "rd_log.h"
 #include "rd_net.h"
+#include "rd_pubsub.h"
 #include "rd_resp.h"
 #include "rd_session.h"
 #include "rd_stats.h"
@@ -75,39 +76,11 @@
 
 rd_module_t rd_standalone_module;
 
-/* The Pub/Sub commands: which kind of subscription, adding or removing. */
-enum { RD_SUB_CHANNEL = 0, RD_SUB_PATTERN, RD_SUB_SHARD };
-
 typedef struct {
     int        kind;
     size_t     len;
     char      *data;
 } rd_pubsub_sub_t;
-
-static const struct {
-    const char *name;
-    int         kind;
-    int         add;
-} rd_pubsub_cmds[] = {
-    { "subscribe", RD_SUB_CHANNEL, 1 },
-    { "psubscribe", RD_SUB_PATTERN, 1 },
-    { "ssubscribe", RD_SUB_SHARD, 1 },
-    { "unsubscribe", RD_SUB_CHANNEL, 0 },
-    { "punsubscribe", RD_SUB_PATTERN, 0 },
-    { "sunsubscribe", RD_SUB_SHARD, 0 },
-};
-
-/* The index in rd_pubsub_cmds of name, or -1. */
-static int
-rd_pubsub_cmd(rd_str_t name)
-{
-    for (size_t i = 0; i < rd_countof(rd_pubsub_cmds); i++) {
-        if (rd_str_eq_ci(name, rd_pubsub_cmds[i].name)) {
-            return (int)i;
-        }
-    }
-    return -1;
-}
 
 typedef struct {
     rd_upconn_t               uc;
@@ -411,47 +384,6 @@ rd_upstream_pubsub_mode(rd_upstream_t *up)
     rd_session_set_subscribed(up->session, up->sub_active || up->nsubs > 0);
 }
 
-/* One element of a whole frame: a bulk string (*len >= 0, or -1 for a
- * nil), an integer (*ival) or something else (type returned). */
-static char
-rd_pubsub_elem(const char **pp, const char *end, const char **data,
-               int64_t *len, int64_t *ival)
-{
-    const char *p = *pp;
-    if (p >= end) {
-        return 0;
-    }
-    char type = *p++;
-    const char *nl = memchr(p, '\r', (size_t)(end - p));
-    if (nl == NULL || nl + 1 >= end) {
-        return 0;
-    }
-    int64_t v = 0;
-    if (!rd_resp_string2ll(p, (size_t)(nl - p), &v)) {
-        return 0;
-    }
-    p = nl + 2;
-    if (type == '$') {
-        *len = v;
-        *data = p;
-        if (v >= 0) {
-            if (end - p < v + 2) {
-                return 0;
-            }
-            p += v + 2;
-        }
-    } else if (type == ':') {
-        *ival = v;
-    } else if (type != '*' && type != '>') {
-        return 0;
-    }
-    *pp = p;
-    if (type == '*' || type == '>') {
-        *len = v;
-    }
-    return type;
-}
-
 /*
  * A whole frame from a connection that has subscriptions (or one on its
  * way): 1 when it answers the oldest queued entry, 0 when it was pushed
@@ -463,37 +395,23 @@ rd_upstream_frame(rd_upconn_t *uc, const char *p, size_t n)
 {
     rd_upstream_t *up = uc->owner;
     rd_session_t *s = up->session;
-    const char *q = p, *end = p + n, *name = NULL, *chan = NULL;
-    int64_t nelem = 0, nlen = 0, clen = 0, count = -1, dummy = 0;
+    rd_pubsub_frame_t f;
 
-    char type = rd_pubsub_elem(&q, end, &name, &nelem, &dummy);
-    if ((type != '*' && type != '>') || nelem < 1
-        || rd_pubsub_elem(&q, end, &name, &nlen, &dummy) != '$' || nlen < 0)
-    {
-        return 1;                   /* an ordinary reply */
-    }
-    rd_str_t kw = { name, (size_t)nlen };
-    int push = type == '>' || up->sub_active;
-
-    if (push && nelem >= 3
-        && (rd_str_eq_ci(kw, "message") || rd_str_eq_ci(kw, "pmessage")
-            || rd_str_eq_ci(kw, "smessage")))
-    {
+    rd_pubsub_frame(p, n, &f);
+    if (f.what == RD_PSF_MESSAGE && (f.type == '>' || up->sub_active)) {
         rd_session_message(s, p, n);
         return s->conn->closed ? -1 : 0;
     }
-
-    int ci = rd_pubsub_cmd(kw);
-    if (ci < 0 || nelem != 3
-        || rd_pubsub_elem(&q, end, &chan, &clen, &dummy) != '$'
-        || rd_pubsub_elem(&q, end, &name, &nlen, &count) != ':')
-    {
-        if (type == '>') {
+    if (f.what != RD_PSF_CONFIRM) {
+        if (f.type == '>') {
             rd_session_push(s, p, n);   /* another RESP3 push */
             return s->conn->closed ? -1 : 0;
         }
         return 1;                       /* PING's "pong" array, ... */
     }
+    int ci = f.cmd;
+    const char *chan = f.sub.data;
+    int64_t clen = chan ? (int64_t)f.sub.len : -1, count = f.count;
 
     /* A confirmation: Redis's state changes now. */
     if (clen >= 0) {
