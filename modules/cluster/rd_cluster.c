@@ -138,7 +138,8 @@
  * FUNCTION LIST/DUMP/STATS come from one master, FCALL and EVAL route
  * by their keys. Fan-out requests go to all nodes at once; one failed
  * part fails the whole command. AUTH is sent to every node the session
- * is connected to. Commands that cannot be done correctly through a
+ * is connected to, and so is RESET (rd_cluster_local.c), which also ends
+ * the session's transaction and subscriptions. Commands that cannot be done correctly through a
  * gateway to a cluster are refused (one table, rd_cluster_unsupported).
  * SPUBLISH routes by its shard channel's slot (no key for COMMAND
  * GETKEYS, but Redis Cluster routes it so); SUBSCRIBE and the rest of the
@@ -307,9 +308,8 @@ rd_cluster_init_db(rd_conf_t *cf, void *conf)
 
 /* --- commands that cannot be routed to a cluster correctly ---------------- */
 
-/* The reference's list ("Cluster mode commands" in DESIGN.md), plus
- * RESET (it would reset one node's connection only). Shorten it as
- * features land. */
+/* The reference's list ("Cluster mode commands" in DESIGN.md). Shorten
+ * it as features land. */
 static const char *const rd_cluster_unsupported[] = {
     "acl|deluser",
     "acl|dryrun",
@@ -346,7 +346,6 @@ static const char *const rd_cluster_unsupported[] = {
     "slaveof",
     "sync",
     "wait",
-    "reset",
 };
 
 static int
@@ -1064,6 +1063,10 @@ rd_cluster_route_rest(rd_csess_t *cs, rd_request_t *r)
 {
     int rc;
 
+    /* RESET runs at once, inside MULTI too, as in Redis. */
+    if (r->conncmd.kind == RD_CONN_RESET) {
+        return rd_clocal_reset(cs, r);
+    }
     /* A transaction queues what the client sends until EXEC
      * (rd_cluster_multi.c); the commands redoubt answers itself or
      * spreads its own way come next (rd_cluster_local.c). */

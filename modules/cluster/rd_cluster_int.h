@@ -345,6 +345,9 @@ void rd_csess_wait(rd_csess_t *cs);
 /* rd_cluster_multi.c: MULTI/EXEC/DISCARD/WATCH/UNWATCH and the commands
  * queued between them. RD_DECLINED when r is not its business. */
 int rd_cmulti_route(rd_csess_t *cs, rd_request_t *r);
+/* RESET: no transaction, nothing watched (UNWATCH to every node a WATCH
+ * went to). */
+void rd_cmulti_reset(rd_csess_t *cs);
 /* A MULTI was answered and its EXEC or DISCARD not yet routed. */
 int rd_cmulti_open(const rd_csess_t *cs);
 /* The session ends: free cs->multi. */
@@ -363,6 +366,10 @@ void rd_cmulti_watch_sent(rd_cpart_t *p, int node);
 /* rd_cluster_local.c: the commands redoubt answers itself (HELLO, CLIENT,
  * SELECT, INFO, ...) or spreads its own way. RD_DECLINED for the rest. */
 int rd_clocal_route(rd_csess_t *cs, rd_request_t *r);
+/* RESET (RD_CONN_RESET): the session's transaction, subscriptions,
+ * name, CLIENT flags and AUTH end, and every node connection of the
+ * session gets the RESET (new ones send it first, as an AUTH). */
+int rd_clocal_reset(rd_csess_t *cs, rd_request_t *r);
 /* The session ends: free cs->local. */
 void rd_clocal_free(rd_csess_t *cs);
 /* A new connection of the session to a node: queue the session's
@@ -376,6 +383,8 @@ uint64_t rd_clocal_client_id(const rd_session_t *s);
 int rd_cpubsub_route(rd_csess_t *cs, rd_request_t *r);
 /* A refresh ended: subscribe where the new map says. */
 void rd_cpubsub_resume(rd_csess_t *cs);
+/* RESET: every subscription ends, without a reply of its own. */
+void rd_cpubsub_reset(rd_csess_t *cs);
 /* The session ends: free cs->pubsub. */
 void rd_cpubsub_free(rd_csess_t *cs);
 

@@ -95,6 +95,44 @@ rd_clocal_free(rd_csess_t *cs)
     cs->local = NULL;
 }
 
+/* Every node connection answered +RESET (RD_CK_AUTH's machinery). */
+static int
+rd_clocal_merge_reset(rd_creq_t *cr, rd_buf_t *out)
+{
+    for (size_t i = 0; i < cr->nparts; i++) {
+        const rd_buf_t *b = &cr->parts[i].reply;
+        if (rd_buf_used(b) != 8 || memcmp(rd_buf_rpos(b), "+RESET\r\n", 8)) {
+            return -1;
+        }
+    }
+    rd_buf_append(out, "+RESET\r\n", 8);
+    return 0;
+}
+
+static int rd_clocal_spread(rd_csess_t *cs, rd_request_t *r,
+                            rd_ckind_t kind, rd_creq_setup_pt setup,
+                            rd_creq_merge_pt merge);
+
+int
+rd_clocal_reset(rd_csess_t *cs, rd_request_t *r)
+{
+    rd_clocal_t *l = cs->local;
+
+    rd_cmulti_reset(cs);
+    rd_cpubsub_reset(cs);
+    if (l) {
+        rd_buf_free(&l->name);
+        rd_buf_free(&l->lib_name);
+        rd_buf_free(&l->lib_ver);
+        rd_buf_free(&l->replay);
+        l->no_evict = -1;
+        l->no_touch = -1;
+        free(l->user);
+        l->user = rd_strndup("default", 7);
+    }
+    return rd_clocal_spread(cs, r, RD_CK_AUTH, NULL, rd_clocal_merge_reset);
+}
+
 void
 rd_clocal_replay(rd_csess_t *cs, rd_cconn_t *cc)
 {

@@ -719,6 +719,24 @@ rd_cmulti_conn_failed(rd_csess_t *cs)
     }
 }
 
+void
+rd_cmulti_reset(rd_csess_t *cs)
+{
+    rd_cmulti_t *m = cs->multi;
+    if (m == NULL) {
+        return;
+    }
+    m->open = 0;
+    rd_buf_free(&m->queue);
+    m->nqueued = 0;
+    m->slot = -1;
+    if (m->watch) {
+        rd_cwatch_end(cs, m->watch, -1);
+        rd_cwatch_unref(m->watch);
+        m->watch = NULL;
+    }
+}
+
 int
 rd_cmulti_open(const rd_csess_t *cs)
 {

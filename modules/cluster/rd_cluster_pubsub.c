@@ -70,7 +70,7 @@ enum {
     RD_CSUB_UNSENT                  /* its UNSUBSCRIBE is on its way */
 };
 
-typedef struct {
+typedef struct rd_csub_s {
     int             kind;           /* RD_SUB_* */
     unsigned        notif:1;        /* on every master */
     unsigned        visible:1;      /* the client was told */
@@ -81,6 +81,8 @@ typedef struct {
     char           *data;
     uint8_t        *st;             /* RD_CSUB_* by node index */
     size_t          nst;
+    struct rd_csub_s *hnext;        /* its bucket's chain */
+    size_t          idx;            /* in ps->subs */
 } rd_csub_t;
 
 /* One command sent on a subscriber connection: one frame answers it. */
@@ -110,6 +112,9 @@ struct rd_cpubsub_s {
     rd_csub_t     **subs;
     size_t          nsubs;
     size_t          cap;
+    rd_csub_t     **buckets;        /* by rd_cps_hash: each message is
+                                       looked up */
+    size_t          nbuckets;       /* 0 or a power of two */
     size_t          nvisible[2];    /* channels and patterns; shard */
     rd_csubconn_t **conns;          /* by node index */
     size_t          nconns;
@@ -136,16 +141,72 @@ static const char *const rd_cps_verb[] = {
 
 /* --- subscriptions ----------------------------------------------------- */
 
+/* FNV-1a over the kind and the name. */
+static size_t
+rd_cps_hash(int kind, const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL ^ (uint64_t)kind;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    }
+    return (size_t)h;
+}
+
 static rd_csub_t *
 rd_cps_find(rd_cpubsub_t *ps, int kind, const char *p, size_t n)
 {
-    for (size_t i = 0; i < ps->nsubs; i++) {
-        rd_csub_t *e = ps->subs[i];
+    if (ps->nbuckets == 0) {
+        return NULL;
+    }
+    rd_csub_t *e = ps->buckets[rd_cps_hash(kind, p, n) & (ps->nbuckets - 1)];
+    for (; e; e = e->hnext) {
         if (e->kind == kind && e->len == n && memcmp(e->data, p, n) == 0) {
             return e;
         }
     }
     return NULL;
+}
+
+static void
+rd_cps_link(rd_cpubsub_t *ps, rd_csub_t *e)
+{
+    size_t b = rd_cps_hash(e->kind, e->data, e->len) & (ps->nbuckets - 1);
+    e->hnext = ps->buckets[b];
+    ps->buckets[b] = e;
+}
+
+/* Add e to the list and the table (grown to at least one bucket a
+ * subscription). */
+static void
+rd_cps_add(rd_cpubsub_t *ps, rd_csub_t *e)
+{
+    if (ps->nsubs == ps->cap) {
+        ps->cap = ps->cap ? ps->cap * 2 : 8;
+        ps->subs = rd_realloc(ps->subs, ps->cap * sizeof(*ps->subs));
+    }
+    e->idx = ps->nsubs;
+    ps->subs[ps->nsubs++] = e;
+    if (ps->nsubs > ps->nbuckets) {
+        free(ps->buckets);
+        ps->nbuckets = ps->nbuckets ? ps->nbuckets * 2 : 16;
+        ps->buckets = rd_calloc(ps->nbuckets, sizeof(*ps->buckets));
+        for (size_t i = 0; i < ps->nsubs; i++) {
+            rd_cps_link(ps, ps->subs[i]);
+        }
+    } else {
+        rd_cps_link(ps, e);
+    }
+}
+
+static void
+rd_cps_unlink(rd_cpubsub_t *ps, rd_csub_t *e)
+{
+    rd_csub_t **pp = &ps->buckets[rd_cps_hash(e->kind, e->data, e->len)
+                                  & (ps->nbuckets - 1)];
+    while (*pp != e) {
+        pp = &(*pp)->hnext;
+    }
+    *pp = e->hnext;
 }
 
 static uint8_t
@@ -557,10 +618,14 @@ rd_cps_remove(rd_cpubsub_t *ps, size_t k)
     if (e->visible) {
         ps->nvisible[e->kind == RD_SUB_SHARD]--;
     }
+    rd_cps_unlink(ps, e);
     free(e->st);
     free(e->data);
     free(e);
-    ps->subs[k] = ps->subs[--ps->nsubs];
+    if (k < --ps->nsubs) {
+        ps->subs[k] = ps->subs[ps->nsubs];
+        ps->subs[k]->idx = k;
+    }
 }
 
 /* --- the commands ------------------------------------------------------ */
@@ -618,11 +683,7 @@ rd_cps_subscribe_start(rd_cpubsub_t *ps, rd_request_t *r, int ci)
         e->slot = (int)rd_cluster_key_slot(a->data, a->len);
         e->len = a->len;
         e->data = rd_strndup(a->data, a->len);
-        if (ps->nsubs == ps->cap) {
-            ps->cap = ps->cap ? ps->cap * 2 : 8;
-            ps->subs = rd_realloc(ps->subs, ps->cap * sizeof(*ps->subs));
-        }
-        ps->subs[ps->nsubs++] = e;
+        rd_cps_add(ps, e);
     }
     rd_buf_reset(&ps->err);
     rd_session_set_subscribed(ps->cs->session, 1);
@@ -719,14 +780,9 @@ rd_cps_unsubscribe(rd_cpubsub_t *ps, rd_request_t *r, int ci)
     } else {
         for (size_t i = 1; i < r->argc; i++) {
             rd_str_t *a = &r->argv[i];
-            for (size_t k = 0; k < ps->nsubs; k++) {
-                rd_csub_t *e = ps->subs[k];
-                if (e->kind == kind && e->visible && e->len == a->len
-                    && memcmp(e->data, a->data, a->len) == 0)
-                {
-                    rd_cps_remove(ps, k);
-                    break;
-                }
+            rd_csub_t *e = rd_cps_find(ps, kind, a->data, a->len);
+            if (e && e->visible) {
+                rd_cps_remove(ps, e->idx);
             }
             rd_cps_confirm(&b, ci, a->data, a->len, 0, rd_cps_count(ps, kind));
         }
@@ -743,7 +799,8 @@ rd_cps_other(rd_cpubsub_t *ps, rd_request_t *r, int deferred)
     const rd_command_t *c = r->cmd;
 
     if (ps->nvisible[0] + ps->nvisible[1] > 0 && c
-        && rd_command_arity_ok(c, r->argc))
+        && rd_command_arity_ok(c, r->argc)
+        && r->conncmd.kind != RD_CONN_RESET)
     {
         if (strcmp(c->name, "ping") == 0) {
             if (r->argc > 2) {
@@ -871,6 +928,7 @@ rd_cps_free(rd_cpubsub_t *ps)
         free(ps->subs[k]);
     }
     free(ps->subs);
+    free(ps->buckets);
     rd_buf_free(&ps->err);
     free(ps);
 }
@@ -881,6 +939,23 @@ rd_cpubsub_free(rd_csess_t *cs)
     if (cs->pubsub) {
         rd_cps_free(cs->pubsub);
         cs->pubsub = NULL;
+    }
+}
+
+void
+rd_cpubsub_reset(rd_csess_t *cs)
+{
+    rd_cpubsub_t *ps = cs->pubsub;
+    if (ps == NULL) {
+        return;
+    }
+    while (ps->nsubs > 0) {
+        rd_cps_remove(ps, ps->nsubs - 1);
+    }
+    rd_cps_subscribed_mode(ps);
+    rd_worker_t *w = cs->session->worker;
+    if (ps->nconns > 0 && ps->idle.index == 0) {
+        rd_timer_add(&w->loop.timers, &ps->idle, w->loop.now, 0);
     }
 }
 

@@ -410,5 +410,31 @@ def step_redispy():
     p.close()
 
 
+def step_reset():
+    """RESET leaves subscribed mode, drops MULTI, the name and the AUTH
+    (the cluster's default user is off: NOAUTH after it), as a node
+    answers the same sequence; nothing of the old subscriptions arrives
+    after it."""
+    node = slot_owner("rk")
+    seq = [("CLIENT", "SETNAME", "n1"), ("SUBSCRIBE", "ra"), ("PSUBSCRIBE", "rp*"),
+           ("GET", "rk"), ("RESET",), ("GET", "rk"), ("AUTH", "alice", PW),
+           ("CLIENT", "GETNAME"), ("MULTI",), ("SET", "rk", "v"), ("RESET",),
+           ("AUTH", "alice", PW), ("EXEC",), ("GET", "rk"), ("SSUBSCRIBE", "rk"),
+           ("RESET",), ("AUTH", "alice", PW), ("PING",)]
+    r, d = Conn(RD), Conn(node, tls=True)
+    for c in seq:
+        same(d.cmd(*c), r.cmd(*c), " ".join(c))
+    pub = Conn(RD)
+    for ch in ("ra", "rpx"):
+        pub.cmd("PUBLISH", ch, "late")
+    pub.cmd("SPUBLISH", "rk", "late")
+    time.sleep(0.5)
+    same(b"+PONG\r\n", r.cmd("PING"), "PING after RESET (no message of the old subscriptions)")
+    same(b"$-1\r\n", r.cmd("GET", "rk"), "GET after RESET and AUTH")
+    r.close()
+    d.close()
+    pub.close()
+
+
 if __name__ == "__main__":
     globals()["step_" + sys.argv[1]]()

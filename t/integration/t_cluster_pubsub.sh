@@ -6,7 +6,9 @@
 #      without arguments, subscribed mode (Redis's error, PING, MULTI),
 #      leaving it, one command at a time and pipelined, byte for byte
 #      as a node answers the same sequence; SSUBSCRIBE across slots
-#   2  publishers on every master (straight) and through redoubt; a
+#   2  RESET: subscribed mode, MULTI, the name and the AUTH end, as on
+#      a node; no message of the old subscriptions after it
+#   2b publishers on every master (straight) and through redoubt; a
 #      pattern
 #   3  10,000 messages in order while a pipelining client shares the
 #      worker: a shard channel (SPUBLISH through redoubt), a channel
@@ -61,6 +63,8 @@ step() { note "step: $*"; timeout 120 python3 "$PYT" "$@" || fail "step $1 faile
 
 step bytes
 note "ok: subscribe family and subscribed mode as a node answers them"
+step reset
+note "ok: RESET as a node answers it"
 step messages
 note "ok: messages from publishers on every master, a pattern"
 step order shard
