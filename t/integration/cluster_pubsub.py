@@ -21,13 +21,13 @@ def enc(*a):
 class Conn:
     """A RESP connection that reads whole frames."""
 
-    def __init__(self, port, tls=False, auth=True, timeout=20):
+    def __init__(self, port, tls=False, auth=True, timeout=20, cert=None):
         s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if tls:
             ctx = ssl.create_default_context(cafile=os.environ["CA"])
             ctx.check_hostname = False
-            ctx.load_cert_chain(os.environ["CLIENT"] + ".crt",
-                                os.environ["CLIENT"] + ".key")
+            cert = cert or os.environ["CLIENT"]
+            ctx.load_cert_chain(cert + ".crt", cert + ".key")
             s = ctx.wrap_socket(s)
         self.s = s
         self.buf = b""
@@ -434,6 +434,58 @@ def step_reset():
     r.close()
     d.close()
     pub.close()
+
+
+def step_roles():
+    """A role allowed channels "news.*" on a TLS listener: every other
+    channel is refused (-NOPERM), a command with one refused channel
+    whole, and nothing refused is subscribed on any master."""
+    m = Conn(int(os.environ["TL_PORT"]), tls=True, auth=False,
+             cert=os.environ["ROLE_CERT"])
+    same(b"+OK\r\n", m.cmd("AUTH", "alice", PW), "AUTH through the role")
+    for c in (("SUBSCRIBE", "other"), ("SUBSCRIBE", "news.a", "other"),
+              ("SSUBSCRIBE", "other"), ("PSUBSCRIBE", "*"),
+              ("PSUBSCRIBE", "news*"), ("PUBLISH", "other", "x"),
+              ("SPUBLISH", "other", "x")):
+        g = m.cmd(*c)
+        if not g.startswith(b"-NOPERM"):
+            fail("%s through the role: %r" % (" ".join(c), g))
+    same(b"*3\r\n$9\r\nsubscribe\r\n$6\r\nnews.a\r\n:1\r\n",
+         m.cmd("SUBSCRIBE", "news.a"), "SUBSCRIBE news.a through the role")
+    for p in NODES:
+        d = Conn(p, tls=True)
+        for ch in ("other",):
+            r = d.cmd("PUBSUB", "NUMSUB", ch)
+            same(b"*2\r\n$5\r\nother\r\n:0\r\n", r, "NUMSUB other on %d" % p)
+        r = d.cmd("PUBSUB", "NUMPAT")
+        same(b":0\r\n", r, "NUMPAT on %d" % p)
+        d.close()
+    pub = Conn(RD)
+    pub.cmd("PUBLISH", "other", "no")
+    pub.cmd("PUBLISH", "news.a", "yes")
+    same(b"*3\r\n$7\r\nmessage\r\n$6\r\nnews.a\r\n$3\r\nyes\r\n", m.frame(),
+         "the only message through the role")
+    pub.close()
+    m.close()
+
+
+def step_limit():
+    """limits.max_subscriptions (50 in the test): past it, the error, and
+    nothing of the command subscribed."""
+    c = Conn(RD)
+    chans = ["lim:%d" % i for i in range(50)]
+    c.send("SUBSCRIBE", *chans)
+    c.frames(50)
+    g = c.cmd("PSUBSCRIBE", "lim:x*")
+    if not g.startswith(b"-ERR redoubt: too many subscriptions"):
+        fail("the 51st subscription: %r" % g)
+    same(b"*3\r\n$9\r\nsubscribe\r\n$6\r\nlim:49\r\n:50\r\n",
+         c.cmd("SUBSCRIBE", "lim:49"), "a channel already subscribed")
+    same(b"*3\r\n$11\r\nunsubscribe\r\n$5\r\nlim:0\r\n:49\r\n",
+         c.cmd("UNSUBSCRIBE", "lim:0"), "UNSUBSCRIBE lim:0")
+    same(b"*3\r\n$10\r\npsubscribe\r\n$6\r\nlim:x*\r\n:50\r\n",
+         c.cmd("PSUBSCRIBE", "lim:x*"), "PSUBSCRIBE once there is room")
+    c.close()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@
 #      straight to the owner)
 #   5  keyspace notifications from keys on all three masters, one
 #      PSUBSCRIBE (notify-keyspace-events set on the masters)
-#   6  a user whose Redis ACL forbids a channel: the node's NOPERM
+#   6  a user whose Redis ACL forbids a channel: the node's NOPERM; a
+#      redoubt role allowed "news.*" only (TLS listener): NOPERM, and
+#      nothing refused is subscribed on any master; max_subscriptions
 #   7  redis-py's pubsub() and listen()
 #   8  a subscriber that never reads is closed at
 #      limits.pubsub_output_limit; a reading one gets every message
@@ -39,24 +41,37 @@ cluster_start "user chan on >$CHAN_PW ~* resetchannels &ok:* +@all"
 PW=$CLUSTER_ALICE_PW
 N1=${CLUSTER_PORTS[0]}
 N2=${CLUSTER_PORTS[1]}
+TL_PORT=$(free_port) || fail "no free port"
+ctl cert server --ca-dir "$CLUSTER_CA" --host localhost,127.0.0.1 --out "$T/redoubt"
 CONF=$T/redoubt.conf
 cat > "$CONF" <<EOC
 worker_processes = $RD_WORKERS;
 pid_file = "$T/redoubt.pid";
 error_log = { path = "$T/error.log"; level = "${RD_LOG_LEVEL:-info}"; };
-limits = { pubsub_output_limit = { hard = "1mb"; soft = "512kb"; soft_seconds = 60; }; };
+limits = { max_subscriptions = 50;
+           pubsub_output_limit = { hard = "1mb"; soft = "512kb"; soft_seconds = 60; }; };
+tls = { certificate = "$T/redoubt.crt"; certificate_key = "$T/redoubt.key";
+        client_ca = "$CLUSTER_CA/user-ca.crt"; };
 upstream_tls = { ca_cert = "$CLUSTER_CA/db-client-ca.crt"; ca_key = "$CLUSTER_CA/db-client-ca.key";
                  server_ca = "$CLUSTER_CA/db-ca.crt"; };
-listen = ( { address = "127.0.0.1:$RD_PORT"; database = "c"; tls = false; } );
+listen = ( { address = "127.0.0.1:$RD_PORT"; database = "c"; tls = false; },
+           { address = "127.0.0.1:$TL_PORT"; database = "c"; } );
+roles = (
+  { name = "news";
+    allow = { db_labels = { * = "*"; }; db_users = [ "alice" ]; channels = [ "news.*" ]; }; }
+);
 databases = (
   { name = "c"; uri = "rediss://127.0.0.1:$N1?mode=cluster"; connect_timeout = "2s";
+    labels = { env = "test"; };
     cluster = { seeds = [ "127.0.0.1:$N2" ]; }; }
 );
 EOC
 rd_start "$CONF"
+CA=$CLUSTER_CA user "$T/mallory" --user mallory --roles news
 
 load_slots
 export RD_PORT PW CHAN_PW CA=$CLUSTER_CA/db-ca.crt CLIENT=$CLUSTER_CLIENT
+export TL_PORT ROLE_CERT=$T/mallory
 export NODES="${MASTERS[*]}"
 PYT=$(dirname "$0")/cluster_pubsub.py
 step() { note "step: $*"; timeout 120 python3 "$PYT" "$@" || fail "step $1 failed"; }
@@ -81,6 +96,10 @@ KEYS="${PICKED[*]}" step keyspace
 note "ok: keyspace notifications from all three masters"
 step nopublish
 note "ok: a channel the user's Redis ACL forbids: NOPERM"
+step roles
+note "ok: a role's channel rules: NOPERM, nothing refused subscribed"
+step limit
+note "ok: limits.max_subscriptions"
 PYR=
 for py in python3 /usr/bin/python3; do
     if command -v "$py" > /dev/null && "$py" -c 'import redis' 2>/dev/null; then PYR=$py; break; fi
