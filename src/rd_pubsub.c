@@ -42,7 +42,7 @@ rd_pubsub_elem(const char **pp, const char *end, const char **data,
     }
     char type = *p++;
     const char *nl = memchr(p, '\r', (size_t)(end - p));
-    if (nl == NULL || nl + 1 >= end) {
+    if (nl == NULL || nl + 1 >= end || nl[1] != '\n') {
         return 0;
     }
     int64_t v = 0;
@@ -51,10 +51,13 @@ rd_pubsub_elem(const char **pp, const char *end, const char **data,
     }
     p = nl + 2;
     if (type == '$') {
+        if (v < -1) {
+            return 0;               /* only $-1 is a nil */
+        }
         *len = v;
         *data = p;
         if (v >= 0) {
-            if (end - p < v + 2) {
+            if (end - p < v + 2 || p[v] != '\r' || p[v + 1] != '\n') {
                 return 0;
             }
             p += v + 2;

@@ -3,6 +3,7 @@
 # over its seed corpus. New corpus entries and crash reproducers go to
 # $FUZZ_OUT (default /tmp/redoubt-fuzz), never into the seed directories.
 # $FUZZ_TARGETS picks some of: request reply cluster_slots conncmd glob
+# pubsub
 # (default all).
 set -eu
 
@@ -11,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=${FUZZ_OUT:-${TMPDIR:-/tmp}/redoubt-fuzz}
 cc=${CC:-clang}
-targets=${FUZZ_TARGETS:-request reply cluster_slots conncmd glob}
+targets=${FUZZ_TARGETS:-request reply cluster_slots conncmd glob pubsub}
 
 mkdir -p "$out/include"
 : > "$out/include/config.h"
@@ -19,7 +20,7 @@ mkdir -p "$out/include"
 # The target's source file for a corpus name.
 src() {
     case $1 in
-    cluster_slots|conncmd|glob) echo "fuzz_$1" ;;
+    cluster_slots|conncmd|glob|pubsub) echo "fuzz_$1" ;;
     *) echo "fuzz_resp_$1" ;;
     esac
 }
@@ -33,7 +34,7 @@ for t in $targets; do
         "$top/src/rd_resp_codec.c" \
         "$top/src/rd_resp_value.c" "$top/src/rd_buf.c" \
         "$top/src/rd_alloc.c" "$top/modules/cluster/rd_cluster_slots.c" \
-        "$top/src/rd_conncmd.c" "$top/src/rd_match.c" \
+        "$top/src/rd_conncmd.c" "$top/src/rd_match.c" "$top/src/rd_pubsub.c" \
         $(pkg-config --cflags --libs libpcre2-8)
 done
 

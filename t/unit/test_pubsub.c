@@ -99,6 +99,10 @@ START_TEST(test_other_frames)
         "*3\r\n$x\r\nmessage\r\n",
         "*3\r\n:1\r\n:2\r\n:3\r\n",
         "",
+        /* Found by fuzz_pubsub: a nil is $-1 only, lines end in CR LF. */
+        "*3\r\n$12\r\npunsubscribe\r\n$-2\r\n:0\r\n",
+        "*3\r\n$7\r\nmessage\r\n$2\r\x02ch\r\r7",
+        "*3\r\n$7\r\nmessage\r\n$2\r\nchXY$1\r\nx\r\n",
     };
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
         rd_pubsub_frame_t f = frame(other[i]);
