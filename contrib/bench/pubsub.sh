@@ -20,11 +20,27 @@
 # in which a subscriber misses a message (closed at an output limit, for
 # one) fails instead of printing a figure.
 #
+# With -C, the same for a Redis Cluster: the 6-node TLS-only cluster of
+# bench.sh -C (contrib/tls-cluster.sh) and redoubt in front of it with a
+# plaintext listener (tls = false; the clients send AUTH alice, who gets
+# allchannels on the nodes for the run) and mutual
+# TLS to the nodes (upstream_tls, uri = "rediss://NODE-1?mode=cluster").
+# The channel is a shard channel: the subscribers SSUBSCRIBE it and
+# redis-benchmark publishes with SPUBLISH (a plain PUBLISH burst published
+# on another node than the subscriber's loses messages on the cluster bus,
+# straight to the nodes too). "direct" is subscribers and publisher
+# straight to the master of the channel's slot over TLS (node 1's
+# certificate, as alice); "redoubt" is the same through redoubt, which
+# holds each subscriber's SSUBSCRIBE on that master (over TLS) and the
+# publisher's connections on its own. The direct subscribers decrypt TLS
+# themselves, the redoubt ones read plaintext: redoubt does their TLS.
+#
 # Usage: contrib/bench/pubsub.sh [-s SUBSCRIBERS] [-n MESSAGES]
 #                                [-p PUBLISHERS] [-P PIPELINE] [-d DATA]
 #                                [-w WORKERS] [-r REPEATS] [-b PATH/TO/redoubt]
+#                                [-C]
 #   -s  subscribers (default 10)
-#   -n  messages published, in all (default 200000)
+#   -n  messages published, in all (default 200000; 100000 with -C)
 #   -p  publishing connections (redis-benchmark -c; default 1)
 #   -P  PUBLISH commands pipelined per connection (default 16)
 #   -d  bytes per message (default 16)
@@ -32,16 +48,19 @@
 #   -r  run each side R times and keep the best (default 1)
 #   -b  the redoubt binary (default: $REDOUBT, else ./redoubt, else
 #       build/check/redoubt or build/demo/redoubt under the source tree)
+#   -C  Redis Cluster, shard channels (needs redoubtctl next to the redoubt
+#       binary, or $REDOUBTCTL, and openssl)
 set -u
 set -o pipefail
 
 SUBS=10
-MESSAGES=200000
+MESSAGES=
 PUBS=1
 PIPELINE=16
 DATA=16
 WORKERS=auto
 REPEATS=1
+CLUSTER=0
 BIN=${REDOUBT:-}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=contrib/tls-cluster.sh
@@ -49,7 +68,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
-while getopts "s:n:p:P:d:w:r:b:h" opt; do
+while getopts "s:n:p:P:d:w:r:b:Ch" opt; do
     case $opt in
         s) SUBS=$OPTARG ;;
         n) MESSAGES=$OPTARG ;;
@@ -59,9 +78,13 @@ while getopts "s:n:p:P:d:w:r:b:h" opt; do
         w) WORKERS=$OPTARG ;;
         r) REPEATS=$OPTARG ;;
         b) BIN=$OPTARG ;;
+        C) CLUSTER=1 ;;
         *) usage ;;
     esac
 done
+if [ -z "$MESSAGES" ]; then
+    if [ "$CLUSTER" = 1 ]; then MESSAGES=100000; else MESSAGES=200000; fi
+fi
 for v in SUBS MESSAGES PUBS PIPELINE DATA REPEATS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "pubsub.sh: $v (${!v}) must be a number above 0" >&2; exit 2; }
 done
@@ -87,8 +110,8 @@ cleanup() {
     local p
     trap - EXIT
     trap "" INT TERM
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}" "${TC_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}" "${TC_PIDS[@]}"; do wait "$p" 2>/dev/null; done
     rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -106,47 +129,142 @@ wait_port() {
 
 ratio() { awk -v d="$1" -v g="$2" 'BEGIN { printf "%.2f", (d > 0) ? g / d : 0 }'; }
 if [ "$WORKERS" = auto ]; then wp='"auto"'; else wp=$WORKERS; fi
+payload=$(printf "%${DATA}s" "" | tr ' ' x)
+CHAN=bench
 
-RPORT=$(tc_free_port)
-PORT=$(tc_free_port "$RPORT")
+if [ "$CLUSTER" = 1 ]; then
+    CTL=${REDOUBTCTL:-$(dirname "$BIN")/redoubtctl}
+    [ -x "$CTL" ] || { echo "pubsub.sh: no redoubtctl at $CTL; set REDOUBTCTL" >&2; exit 1; }
+    command -v openssl >/dev/null || { echo "pubsub.sh: openssl is not installed" >&2; exit 1; }
+    base=$(tc_cluster_ports "") || exit 1
+    PORT=$(tc_free_port "$base" $((base + 1)) $((base + 2)) $((base + 3)) $((base + 4)) $((base + 5)) \
+                     $((base + 10000)) $((base + 10001)) $((base + 10002)) $((base + 10003)) \
+                     $((base + 10004)) $((base + 10005)))
+    tc_cluster_up "$DIR" "$CTL" "$base" || { echo "pubsub.sh: the Redis Cluster did not start" >&2; exit 1; }
+    ports=("${TC_PORTS[@]}") nodes=("${TC_NODES[@]}") masters=("${TC_MASTERS[@]}") pw=$TC_PW
+    # tls-cluster.sh's alice has no channels (Redis 7's acl-pubsub-default
+    # is resetchannels): every channel, on every node.
+    for p in "${ports[@]}"; do
+        [ "$(tc_cli -p "$p" ACL SETUSER alice allchannels 2>&1)" = OK ] ||
+            { echo "pubsub.sh: ACL SETUSER alice allchannels failed on $p" >&2; exit 1; }
+    done
+    # The master of the channel's slot: the one that does not answer MOVED.
+    RPORT=
+    for m in "${masters[@]}"; do
+        [[ $(tc_cli -p "$m" SPUBLISH "$CHAN" hello 2>&1) =~ ^[0-9]+$ ]] && { RPORT=$m; break; }
+    done
+    [ -n "$RPORT" ] || { echo "pubsub.sh: no master owns the slot of $CHAN" >&2; exit 1; }
+    cat > "$DIR/redoubt.conf" <<CONF
+worker_processes = $wp;
+pid_file = "$DIR/redoubt.pid";
+worker_shutdown_timeout = "5s";
+error_log = { path = "$DIR/redoubt.error.log"; level = "warn"; };
+upstream_tls = { ca_cert = "$DIR/ca/db-client-ca.crt"; ca_key = "$DIR/ca/db-client-ca.key";
+                 server_ca = "$DIR/ca/db-ca.crt"; cert_ttl = "1h"; };
+listen = ( { address = "127.0.0.1:$PORT"; database = "bench"; tls = false; } );
+databases = ( { name = "bench"; uri = "rediss://${nodes[0]}?mode=cluster"; } );
+CONF
+    "$BIN" -g -c "$DIR/redoubt.conf" 2> "$DIR/redoubt.stderr" &
+    pid=$!
+    PIDS=("$pid" "${PIDS[@]}")
+    # Wait for redoubt with a first round trip as alice.
+    out=
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        out=$(REDISCLI_AUTH=$pw redis-cli -h 127.0.0.1 -p "$PORT" --user alice --no-auth-warning \
+                  SPUBLISH "$CHAN" hello 2>&1)
+        [[ $out =~ ^[0-9]+$ ]] && break
+        sleep 0.1
+    done
+    if ! [[ $out =~ ^[0-9]+$ ]]; then
+        echo "pubsub.sh: SPUBLISH through redoubt as alice failed: $out" >&2
+        cat "$DIR/redoubt.stderr" "$DIR/redoubt.error.log" >&2 2>/dev/null
+        exit 1
+    fi
+    # run.py's settings for both sides: a shard channel, AUTH alice; TLS
+    # (node 1's certificate) straight to the nodes only.
+    export PS_KIND=s PS_USER=alice PS_PW=$pw
+    ntls="$DIR/certs/node-1.crt $DIR/certs/node-1.key $DIR/ca/db-ca.crt"
+    dpub=(redis-benchmark --tls --cert "$DIR/certs/node-1.crt" --key "$DIR/certs/node-1.key"
+          --cacert "$DIR/ca/db-ca.crt" -h 127.0.0.1 -p "$RPORT" --user alice -a "$pw")
+    gpub=(redis-benchmark -h 127.0.0.1 -p "$PORT" --user alice -a "$pw")
+    pubcmd=SPUBLISH
+    title="redoubt pubsub bench, Redis Cluster (SSUBSCRIBE/SPUBLISH)"
+    where="redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'): 6 nodes (TLS) on 127.0.0.1:${ports[0]}-${ports[5]}, shard channel $CHAN on master $RPORT; $("$BIN" -v 2>&1 | head -n 1) (plaintext to clients) on 127.0.0.1:$PORT"
+else
+    RPORT=$(tc_free_port)
+    PORT=$(tc_free_port "$RPORT")
 
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --daemonize no --dir "$DIR" --logfile "$DIR/redis.log" &
-PIDS+=("$!")
-wait_port "$RPORT" || { echo "pubsub.sh: redis-server did not start" >&2; cat "$DIR/redis.log" >&2; exit 1; }
+    redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize no --dir "$DIR" --logfile "$DIR/redis.log" &
+    PIDS+=("$!")
+    wait_port "$RPORT" || { echo "pubsub.sh: redis-server did not start" >&2; cat "$DIR/redis.log" >&2; exit 1; }
 
-cat > "$DIR/redoubt.conf" <<EOF
+    cat > "$DIR/redoubt.conf" <<CONF
 worker_processes = $wp;
 pid_file = "$DIR/redoubt.pid";
 worker_shutdown_timeout = "5s";
 error_log = { path = "$DIR/redoubt.error.log"; level = "warn"; };
 listen = ( { address = "127.0.0.1:$PORT"; database = "bench"; tls = false; } );
 databases = ( { name = "bench"; uri = "redis://127.0.0.1:$RPORT"; } );
-EOF
-"$BIN" -g -c "$DIR/redoubt.conf" 2> "$DIR/redoubt.stderr" &
-PIDS+=("$!")
-wait_port "$PORT" || { echo "pubsub.sh: redoubt did not start" >&2; cat "$DIR/redoubt.stderr" "$DIR/redoubt.error.log" >&2 2>/dev/null; exit 1; }
-[ "$(redis-cli -h 127.0.0.1 -p "$PORT" PING 2>&1)" = PONG ] ||
-    { echo "pubsub.sh: PING through redoubt failed" >&2; cat "$DIR/redoubt.error.log" >&2; exit 1; }
+CONF
+    "$BIN" -g -c "$DIR/redoubt.conf" 2> "$DIR/redoubt.stderr" &
+    PIDS+=("$!")
+    wait_port "$PORT" || { echo "pubsub.sh: redoubt did not start" >&2; cat "$DIR/redoubt.stderr" "$DIR/redoubt.error.log" >&2 2>/dev/null; exit 1; }
+    [ "$(redis-cli -h 127.0.0.1 -p "$PORT" PING 2>&1)" = PONG ] ||
+        { echo "pubsub.sh: PING through redoubt failed" >&2; cat "$DIR/redoubt.error.log" >&2; exit 1; }
+    export PS_KIND='' PS_USER='' PS_PW=''
+    ntls=
+    dpub=(redis-benchmark -h 127.0.0.1 -p "$RPORT")
+    gpub=(redis-benchmark -h 127.0.0.1 -p "$PORT")
+    pubcmd=PUBLISH
+    title="redoubt pubsub bench"
+    where="redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$RPORT, $("$BIN" -v 2>&1 | head -n 1) on 127.0.0.1:$PORT"
+fi
 
 # The subscribers and the publisher, for one run against PORT: prints the
-# messages delivered per second, or fails.
+# messages delivered per second, or fails. run.py PORT SUBS MESSAGES
+# CHANNEL -- PUBLISHER-COMMAND... (its last argument is the payload).
+# Environment: PS_KIND "s" for a shard channel (SSUBSCRIBE, "smessage"
+# frames), PS_USER and PS_PW for an AUTH first, PS_TLS "CERT KEY CA" for
+# TLS.
 cat > "$DIR/run.py" <<'PY'
-import selectors, socket, subprocess, sys, time
+import os, selectors, socket, ssl, subprocess, sys, time
 
-port, subs, n, pubs, pipeline, data = map(int, sys.argv[1:7])
-payload = b"x" * data
-chan = b"bench"
-frame = b"*3\r\n$7\r\nmessage\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-    len(chan), chan, len(payload), payload)
+port, subs, n = map(int, sys.argv[1:4])
+chan = sys.argv[4].encode()
+pubcmd = sys.argv[sys.argv.index("--") + 1:]
+payload = pubcmd[-1].encode()
+kind = os.environ.get("PS_KIND", "").encode()
+user, pw = os.environ.get("PS_USER", ""), os.environ.get("PS_PW", "")
+tls = os.environ.get("PS_TLS", "").split()
+
+def bulk(b):
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+def cmd(*args):
+    return b"*%d\r\n" % len(args) + b"".join(bulk(a) for a in args)
+
+frame = b"*3\r\n" + bulk(kind + b"message") + bulk(chan) + bulk(payload)
 want = n * len(frame)
+hello = cmd(kind.upper() + b"SUBSCRIBE", chan)
+confirm = b"*3\r\n" + bulk(kind + b"subscribe") + bulk(chan) + b":1\r\n"
+if user:
+    hello = cmd(b"AUTH", user.encode(), pw.encode()) + hello
+    confirm = b"+OK\r\n" + confirm
+
+ctx = None
+if tls:
+    ctx = ssl.create_default_context(cafile=tls[2])
+    ctx.load_cert_chain(tls[0], tls[1])
 
 socks = []
 for i in range(subs):
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nbench\r\n")
+    if ctx:
+        s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+    s.sendall(hello)
     socks.append(s)
-confirm = b"*3\r\n$9\r\nsubscribe\r\n$5\r\nbench\r\n:1\r\n"
 for s in socks:
     got = b""
     s.settimeout(10)
@@ -165,10 +283,7 @@ for s in socks:
     state[s.fileno()] = [s, bytearray(), None]
     sel.register(s, selectors.EVENT_READ)
 
-pub = subprocess.Popen(
-    ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(pubs),
-     "-P", str(pipeline), "-n", str(n), "-q", "PUBLISH", "bench", payload],
-    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+pub = subprocess.Popen(pubcmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 first = None
 left = subs
@@ -181,20 +296,22 @@ while left > 0:
                             for v in state.values() if v[2] is None)))
     for key, _ in sel.select(timeout=1):
         v = state[key.fd]
-        try:
-            b = v[0].recv(1 << 20)
-        except BlockingIOError:
-            continue
-        if not b:
-            sys.exit("a subscriber was closed after %d of %d bytes" % (len(v[1]), want))
-        now = time.monotonic()
-        if first is None:
-            first = now
-        v[1] += b
-        if len(v[1]) >= want:
-            v[2] = now
-            sel.unregister(v[0])
-            left -= 1
+        while True:             # a TLS socket may hold more than it said
+            try:
+                b = v[0].recv(1 << 20)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                break
+            if not b:
+                sys.exit("a subscriber was closed after %d of %d bytes" % (len(v[1]), want))
+            now = time.monotonic()
+            if first is None:
+                first = now
+            v[1] += b
+            if len(v[1]) >= want:
+                v[2] = now
+                sel.unregister(v[0])
+                left -= 1
+                break
 last = max(v[2] for v in state.values())
 pub.wait()
 for v in state.values():
@@ -204,31 +321,34 @@ for v in state.values():
 print("%.0f" % (subs * n / (last - first)))
 PY
 
-# mps PORT: the best messages/s over REPEATS runs.
+# mps PORT TLS REDIS-BENCHMARK-CONNECTION-ARGS...: the best messages/s
+# over REPEATS runs.
 mps() {
-    local best=0 r i
+    local best=0 r i port=$1 tls=$2
+    shift 2
     for ((i = 0; i < REPEATS; i++)); do
-        r=$(python3 "$DIR/run.py" "$1" "$SUBS" "$MESSAGES" "$PUBS" "$PIPELINE" "$DATA" 2> "$DIR/run.err") ||
-            { echo "pubsub.sh: the run on port $1 failed: $(cat "$DIR/run.err")" >&2; return 1; }
+        r=$(PS_TLS=$tls python3 "$DIR/run.py" "$port" "$SUBS" "$MESSAGES" "$CHAN" -- "$@" \
+                -c "$PUBS" -P "$PIPELINE" -n "$MESSAGES" -q "$pubcmd" "$CHAN" "$payload" 2> "$DIR/run.err") ||
+            { echo "pubsub.sh: the run on port $port failed: $(cat "$DIR/run.err")" >&2; return 1; }
         best=$(awk -v a="$best" -v b="$r" 'BEGIN { print (b > a) ? b : a }')
     done
     echo "$best"
 }
 
 ncpu=$(nproc 2>/dev/null || echo '?')
-echo "redoubt pubsub bench: $SUBS subscribers, $MESSAGES messages of $DATA bytes, $PUBS publisher(s) pipelining $PIPELINE, worker_processes = $WORKERS, $ncpu CPUs, best of $REPEATS"
-echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$RPORT, $("$BIN" -v 2>&1 | head -n 1) on 127.0.0.1:$PORT"
+echo "$title: $SUBS subscribers, $MESSAGES messages of $DATA bytes, $PUBS publisher(s) pipelining $PIPELINE, worker_processes = $WORKERS, $ncpu CPUs, best of $REPEATS"
+echo "$where"
 echo
 printf '%-10s %18s %18s %8s\n' test "direct msg/s" "redoubt msg/s" ratio
 status=0
-d=$(mps "$RPORT") || status=1
-g=$(mps "$PORT") || status=1
+d=$(mps "$RPORT" "$ntls" "${dpub[@]}") || status=1
+g=$(mps "$PORT" "" "${gpub[@]}") || status=1
 if [ "$status" = 0 ]; then
     printf '%-10s %18.0f %18.0f %8s\n' delivered "$d" "$g" "$(ratio "$d" "$g")"
 fi
-if grep -qiE 'error|crit' "$DIR/redoubt.error.log" 2>/dev/null; then
+if grep -qiE 'error|crit|alert|emerg' "$DIR/redoubt.error.log" 2>/dev/null || [ "$status" != 0 ]; then
     echo
-    echo "redoubt's error log:"
-    tail -n 20 "$DIR/redoubt.error.log"
+    echo "redoubt's error log (tail):"
+    tail -n 20 "$DIR/redoubt.error.log" 2>/dev/null
 fi
 exit "$status"
