@@ -34,9 +34,11 @@
  * subscribe-family commands and then get Redis's own error, except PING
  * (answered as Redis answers it there) and unknown commands or wrong
  * arities (a node answers them as it would). Once nothing is subscribed
- * they are routed as usual; the subscriber connections are closed then,
- * so that the next subscription authenticates as the session's database
- * user of that time.
+ * they are routed as usual. The subscriber connections stay open while
+ * nothing is subscribed for RD_CPS_IDLE_MS (a client that subscribes and
+ * unsubscribes in a loop does not pay TLS handshakes each time), but not
+ * past a new AUTH: a subscription made after one connects anew, as the
+ * session's database user of that time.
  *
  * Failures: when a subscriber connection fails, or a node answers a
  * subscription with an error, or Redis ends a shard channel's
@@ -61,6 +63,9 @@
 #include "rd_log.h"
 #include "rd_pubsub.h"
 #include "rd_resp.h"
+
+/* Subscriber connections with nothing subscribed close after this. */
+#define RD_CPS_IDLE_MS  5000
 
 /* A subscription's state on one node. */
 enum {
@@ -125,13 +130,20 @@ struct rd_cpubsub_s {
     rd_timer_t      retry;
     rd_msec_t       retry_ms;
     rd_timer_t      idle;           /* closes the subscriber connections
-                                       once nothing is subscribed (from
-                                       the loop: never inside their own
-                                       callbacks) */
+                                       once nothing was subscribed for
+                                       RD_CPS_IDLE_MS (from the loop:
+                                       never inside their own callbacks) */
+    rd_buf_t        conn_auth;      /* the AUTH and the database user */
+    char           *conn_user;      /* the connections were made with */
+    rd_csubconn_t **dead;           /* closed, freed from the loop */
+    size_t          ndead;
+    rd_timer_t      reap;
     unsigned        running:1;
 };
 
 static void rd_cps_run(rd_cpubsub_t *ps);
+static void rd_cps_retire(rd_cpubsub_t *ps);
+static int rd_cps_conns_current(const rd_cpubsub_t *ps);
 static void rd_cps_reconcile(rd_cpubsub_t *ps);
 
 static const char *const rd_cps_verb[] = {
@@ -311,6 +323,11 @@ rd_csubconn_get(rd_cpubsub_t *ps, size_t i)
             rd_upconn_send(&sc->uc, rd_buf_rpos(&cs->auth),
                            rd_buf_used(&cs->auth), &rd_cluster_discard);
         }
+        rd_buf_reset(&ps->conn_auth);
+        rd_buf_append(&ps->conn_auth, rd_buf_rpos(&cs->auth),
+                      rd_buf_used(&cs->auth));
+        free(ps->conn_user);
+        ps->conn_user = rd_strndup(s->db_user, strlen(s->db_user));
     }
     return sc;
 }
@@ -482,7 +499,8 @@ rd_csubconn_reply(rd_upconn_t *uc, void *data, const char *p, size_t n,
     }
     free(op);
     rd_cps_run(ps);
-    return s->conn->closed ? -1 : 0;
+    /* (uc may have been retired meanwhile: rd_cps_retire.) */
+    return s->conn->closed || uc->conn == NULL ? -1 : 0;
 }
 
 /* --- placement --------------------------------------------------------- */
@@ -670,6 +688,9 @@ rd_cps_subscribe_start(rd_cpubsub_t *ps, rd_request_t *r, int ci)
                          "%lld channels and patterns per session "
                          "(limits.max_subscriptions)", (long long)max);
         return -1;
+    }
+    if (ps->nsubs == 0 && ps->nconns > 0 && !rd_cps_conns_current(ps)) {
+        rd_cps_retire(ps);
     }
     for (size_t i = 1; i < r->argc; i++) {
         rd_str_t *a = &r->argv[i];
@@ -876,15 +897,65 @@ rd_cps_run(rd_cpubsub_t *ps)
     }
     ps->running = 0;
     if (!s->conn->closed && ps->qhead == NULL && ps->nsubs == 0
-        && ps->nconns > 0 && ps->idle.index == 0)
+        && ps->nconns > 0)
     {
+        rd_timer_del(&s->worker->loop.timers, &ps->idle);
         rd_timer_add(&s->worker->loop.timers, &ps->idle, s->worker->loop.now,
-                     0);
+                     RD_CPS_IDLE_MS);
     }
 }
 
-/* Nothing subscribed: the next subscription connects anew, as the
- * session's database user of that time. */
+static void
+rd_cps_reap(rd_timer_t *tm)
+{
+    rd_cpubsub_t *ps = tm->data;
+    for (size_t i = 0; i < ps->ndead; i++) {
+        rd_csubconn_free(ps->dead[i]);
+    }
+    free(ps->dead);
+    ps->dead = NULL;
+    ps->ndead = 0;
+}
+
+/* Nothing is subscribed and the session authenticated anew (AUTH, HELLO
+ * AUTH, RESET) since its subscriber connections were made: they close,
+ * and the next subscription connects as the session's user of now. Safe
+ * inside their own callbacks: they are freed from the loop. */
+static void
+rd_cps_retire(rd_cpubsub_t *ps)
+{
+    rd_worker_t *w = ps->cs->session->worker;
+
+    for (size_t i = 0; i < ps->nconns; i++) {
+        rd_csubconn_t *sc = ps->conns[i];
+        if (sc == NULL) {
+            continue;
+        }
+        rd_upconn_close(&sc->uc);
+        rd_csubconn_drop_ops(sc);
+        ps->dead = rd_realloc(ps->dead, (ps->ndead + 1) * sizeof(*ps->dead));
+        ps->dead[ps->ndead++] = sc;
+        ps->conns[i] = NULL;
+    }
+    ps->home = -1;
+    if (ps->reap.index == 0) {
+        rd_timer_add(&w->loop.timers, &ps->reap, w->loop.now, 0);
+    }
+}
+
+/* Whether the connections were made as the session is now. */
+static int
+rd_cps_conns_current(const rd_cpubsub_t *ps)
+{
+    const rd_csess_t *cs = ps->cs;
+    return rd_buf_used(&ps->conn_auth) == rd_buf_used(&cs->auth)
+           && memcmp(rd_buf_rpos(&ps->conn_auth), rd_buf_rpos(&cs->auth),
+                     rd_buf_used(&cs->auth)) == 0
+           && ps->conn_user && strcmp(ps->conn_user, cs->session->db_user) == 0;
+}
+
+/* Nothing subscribed for RD_CPS_IDLE_MS: the connections close (a
+ * subscriber that comes and goes keeps them meanwhile). */
 static void
 rd_cps_idle(rd_timer_t *tm)
 {
@@ -911,6 +982,10 @@ rd_cps_free(rd_cpubsub_t *ps)
 
     rd_timer_del(&w->loop.timers, &ps->retry);
     rd_timer_del(&w->loop.timers, &ps->idle);
+    rd_timer_del(&w->loop.timers, &ps->reap);
+    rd_cps_reap(&ps->reap);
+    rd_buf_free(&ps->conn_auth);
+    free(ps->conn_user);
     while (ps->qhead) {
         rd_cpq_t *q = ps->qhead;
         ps->qhead = q->next;
@@ -953,10 +1028,8 @@ rd_cpubsub_reset(rd_csess_t *cs)
         rd_cps_remove(ps, ps->nsubs - 1);
     }
     rd_cps_subscribed_mode(ps);
-    rd_worker_t *w = cs->session->worker;
-    if (ps->nconns > 0 && ps->idle.index == 0) {
-        rd_timer_add(&w->loop.timers, &ps->idle, w->loop.now, 0);
-    }
+    /* The RESET is the session's AUTH now: the next subscription
+     * connects anew (rd_cps_conns_current). */
 }
 
 void
@@ -1014,6 +1087,8 @@ rd_cpubsub_route(rd_csess_t *cs, rd_request_t *r)
             ps->retry.data = ps;
             ps->idle.handler = rd_cps_idle;
             ps->idle.data = ps;
+            ps->reap.handler = rd_cps_reap;
+            ps->reap.data = ps;
             cs->pubsub = ps;
         }
     }

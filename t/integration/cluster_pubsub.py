@@ -384,6 +384,16 @@ def step_nopublish():
     same(d.cmd("SUBSCRIBE", "ok:1"), c.cmd("SUBSCRIBE", "ok:1"), "SUBSCRIBE ok:1")
     c.close()
     d.close()
+    # The subscriber connections outlive the subscriptions for a while,
+    # not a new AUTH: alice's connection does not serve chan.
+    c = Conn(RD)
+    c.cmd("SUBSCRIBE", "secret")
+    c.cmd("UNSUBSCRIBE", "secret")
+    assert c.cmd("AUTH", "chan", os.environ["CHAN_PW"]) == b"+OK\r\n"
+    g = c.cmd("SUBSCRIBE", "secret")
+    if not g.startswith(b"-NOPERM"):
+        fail("SUBSCRIBE secret after AUTH chan (once alice's): %r" % g)
+    c.close()
 
 
 def step_redispy():

@@ -370,7 +370,11 @@ sess_expect "$S" "+OK" CONFIG SET latency-monitor-threshold 1
 busy='local s = redis.call("TIME") local t0 = s[1] * 1000000 + s[2]
 repeat local n = redis.call("TIME") until n[1] * 1000000 + n[2] - t0 > 3000
 return 1'
+# (On a loaded machine other events, fast-command for one, may cross the
+# 1 ms threshold too: the "command" row is compared, and the number of
+# rows is the number of events the masters know.)
 hist=0 maxl=0 newest=0
+declare -A events=()
 for p in "${MASTERS[@]}"; do
     ccli "$p" EVAL "$busy" 0 >/dev/null
     ccli "$p" EVAL "$busy" 0 >/dev/null
@@ -378,17 +382,29 @@ for p in "${MASTERS[@]}"; do
     [ "$n" -ge 2 ] || fail "LATENCY HISTORY command at $p: no samples (test setup)"
     hist=$((hist + n / 2))
     mapfile -t row < <(ccli "$p" LATENCY LATEST)
-    [ "${row[3]}" -gt "$maxl" ] && maxl=${row[3]}
-    [ "${row[1]}" -gt "$newest" ] && newest=${row[1]}
+    for ((i = 0; i + 3 < ${#row[@]}; i += 4)); do
+        events[${row[i]}]=1
+        [ "${row[i]}" = command ] || continue
+        [ "${row[i + 3]}" -gt "$maxl" ] && maxl=${row[i + 3]}
+        [ "${row[i + 1]}" -gt "$newest" ] && newest=${row[i + 1]}
+    done
 done
 sess_cmd "$S" LATENCY LATEST
 mapfile -t row <<<"$REPLY"
-assert_eq '*1|*4|command' "${row[0]}|${row[1]}|${row[2]}" "LATENCY LATEST: one row for the event"
-assert_eq ":$newest" "${row[3]}" "LATENCY LATEST: the newest sample's time"
-assert_eq ":$maxl" "${row[5]}" "LATENCY LATEST: the largest max"
+assert_eq "*${#events[@]}" "${row[0]}" "LATENCY LATEST: one row per event the masters know"
+at=
+for ((i = 1; i < ${#row[@]}; i++)); do [ "${row[i]}" = command ] && at=$i; done
+if [ -z "$at" ] || [ "${row[at - 1]}" != '*4' ]; then
+    fail "LATENCY LATEST: no row for the command event: ${row[*]}"
+fi
+assert_eq ":$newest" "${row[at + 1]}" "LATENCY LATEST: the newest sample's time"
+assert_eq ":$maxl" "${row[at + 3]}" "LATENCY LATEST: the largest max"
 sess_cmd "$S" LATENCY HISTORY command
 assert_eq "*$hist" "$(head -n 1 <<<"$REPLY")" "LATENCY HISTORY: every master's samples"
-sess_expect "$S" ":3" LATENCY RESET
+sess_cmd "$S" LATENCY RESET
+if ! [[ $REPLY =~ ^:[0-9]+$ ]] || [ "${REPLY#:}" -lt 3 ]; then
+    fail "LATENCY RESET through redoubt: $REPLY (the masters' events summed, 3 at least)"
+fi
 sess_expect "$S" "+OK" CONFIG SET latency-monitor-threshold 0
 sess_expect "$S" "+PONG" PING
 
