@@ -775,6 +775,20 @@ rd_session_enqueue(rd_session_t *s, rd_request_t *r)
     s->tail = r;
     s->inflight++;
     s->commands++;
+    r->seq = s->commands;
+}
+
+/* r's whole reply is known; s->last_done is the latest such request in
+ * queue order (rd_session_push goes after it). */
+static void
+rd_request_mark_done(rd_request_t *r)
+{
+    rd_session_t *s = r->session;
+
+    r->done = 1;
+    if (s->last_done == NULL || r->seq > s->last_done->seq) {
+        s->last_done = r;
+    }
 }
 
 /* The partial request becomes one answered with an error, as a protocol
@@ -844,7 +858,7 @@ rd_session_process_input(rd_session_t *s)
         rd_session_enqueue(s, r);
         if (rc == RD_DONE) {
             /* The decoder answered itself (a protocol error). */
-            r->done = 1;
+            rd_request_mark_done(r);
         } else if (rc == RD_ERROR) {
             rd_request_error(r, "ERR redoubt: internal error");
         } else if (r->conncmd.error != RD_CONN_OK
@@ -1029,12 +1043,7 @@ rd_session_push(rd_session_t *s, const char *p, size_t n)
      * earlier request (sent to another node) carries the push after its
      * own bytes, so a subscribe's confirmation always comes before the
      * messages of its channels. */
-    rd_request_t *last = NULL;
-    for (rd_request_t *q = s->head; q; q = q->next) {
-        if (q->done) {
-            last = q;
-        }
-    }
+    rd_request_t *last = s->last_done;
     if (last) {
         rd_buf_append(&last->reply, p, n);
         s->buffered += n;
@@ -1057,6 +1066,20 @@ rd_session_message(rd_session_t *s, const char *p, size_t n)
     s->messages++;
     rd_stats_pubsub_message(s->database);
     rd_session_push(s, p, n);
+}
+
+int
+rd_request_admit_subscriptions(rd_request_t *r, size_t have, size_t adding)
+{
+    int64_t max = rd_core_conf(r->session->cycle)->max_subscriptions;
+
+    if (max <= 0 || have + adding <= (size_t)max) {
+        return 1;
+    }
+    rd_request_error(r, "ERR redoubt: too many subscriptions: at most %lld "
+                     "channels and patterns per session "
+                     "(limits.max_subscriptions)", (long long)max);
+    return 0;
 }
 
 void
@@ -1091,7 +1114,7 @@ rd_request_done(rd_request_t *r)
         rd_session_txn_answered(s, r);
     }
     rd_session_txn_reply(s, r);
-    r->done = 1;
+    rd_request_mark_done(r);
     if (!s->conn->closed && !s->in_handler) {
         rd_session_flush_replies(s);
     }
@@ -1139,7 +1162,7 @@ rd_request_run(rd_request_t *r)
             case RD_DONE:
                 r->phase = RD_PHASE_REPLY;
                 r->handler = 0;
-                r->done = 1;
+                rd_request_mark_done(r);
                 return;
             case RD_AGAIN:
                 /* A module owns the request until rd_request_done(). */
@@ -1205,6 +1228,9 @@ rd_session_flush_replies(rd_session_t *s)
                               rd_buf_used(&r->reply));
             }
         }
+        if (s->last_done == r) {
+            s->last_done = NULL;    /* no later request is done */
+        }
         rd_stats_request(s, r);
         rd_session_run_tail_phases(s, r);
 
@@ -1225,6 +1251,7 @@ rd_session_flush_replies(rd_session_t *s)
                 s->inflight--;
             }
             s->tail = NULL;
+            s->last_done = NULL;
             if (s->close_reason == NULL) {
                 s->close_reason = "client quit";
             }

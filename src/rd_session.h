@@ -19,9 +19,10 @@
  *
  * Pushes (rd_session_push, rd_session_message): bytes that answer no
  * request (a subscribed session's messages). A push is a whole frame; it
- * goes out between complete replies, never inside one: while the head's
- * reply streams, pushes wait in s->push and follow that reply's last
- * byte. A subscribed session (rd_session_set_subscribed) counts
+ * goes out between complete replies, never inside one, and after every
+ * reply complete when it came (a reply waiting behind an earlier request
+ * carries it: s->last_done): while the head's reply streams, pushes wait
+ * in s->push and follow that reply's last byte. A subscribed session (rd_session_set_subscribed) counts
  * everything held for it against limits.pubsub_output_limit instead
  * (hard, and soft for soft_seconds, as Redis's client-output-buffer-limit
  * pubsub), is closed past it, and is never closed as idle (Redis's
@@ -100,6 +101,8 @@ typedef enum {
 struct rd_request_s {
     rd_session_t   *session;
     rd_request_t   *next;          /* session queue, in arrival order */
+    uint64_t        seq;           /* its place in the queue (s->commands
+                                      when it was queued) */
     size_t          argc;
     rd_str_t       *argv;          /* point into raw */
     rd_str_t        argv_small[6];
@@ -180,6 +183,9 @@ struct rd_session_s {
     rd_request_t       *head;         /* oldest request without reply sent */
     rd_request_t       *tail;
     rd_request_t       *decoding;     /* request being decoded */
+    rd_request_t       *last_done;    /* the latest request in queue order
+                                         whose reply is complete, not yet
+                                         sent (rd_session_push) */
     size_t              inflight;
     unsigned            read_paused:1;
     unsigned            started:1;    /* the session phases all passed */
@@ -334,6 +340,11 @@ void rd_request_reply_append(rd_request_t *r, const char *p, size_t n);
  * pushes it. */
 void rd_session_push(rd_session_t *s, const char *p, size_t n);
 void rd_session_message(rd_session_t *s, const char *p, size_t n);
+/* limits.max_subscriptions: r's session, with have channels and patterns,
+ * would add adding more: 1 when it may, else 0 (r was answered with
+ * redoubt's error). */
+int rd_request_admit_subscriptions(rd_request_t *r, size_t have,
+                                   size_t adding);
 /* The session is (on) or is no longer (off) in subscribed mode: the
  * pubsub output limit applies, the idle timeout does not. */
 void rd_session_set_subscribed(rd_session_t *s, int on);

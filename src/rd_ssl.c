@@ -118,6 +118,11 @@ ssize_t
 rd_ssl_read(SSL *ssl, char *buf, size_t n, char *why, size_t wn)
 {
     size_t got = 0;
+    /* SSL_get_error() reads the thread's error queue first: an error
+     * another connection left there would turn this one's WANT_READ
+     * into a failure (OpenSSL: the queue must be empty before the I/O
+     * call). */
+    ERR_clear_error();
     if (SSL_read_ex(ssl, buf, n, &got) == 1) {
         return (ssize_t)got;
     }
@@ -128,6 +133,7 @@ ssize_t
 rd_ssl_write(SSL *ssl, const char *buf, size_t n, char *why, size_t wn)
 {
     size_t put = 0;
+    ERR_clear_error();              /* as in rd_ssl_read() */
     if (SSL_write_ex(ssl, buf, n, &put) == 1) {
         return (ssize_t)put;
     }

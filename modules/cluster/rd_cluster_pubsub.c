@@ -676,17 +676,13 @@ rd_cps_answer(rd_request_t *r, rd_buf_t *b)
 static int
 rd_cps_subscribe_start(rd_cpubsub_t *ps, rd_request_t *r, int ci)
 {
-    int64_t max = rd_core_conf(ps->cs->session->cycle)->max_subscriptions;
     int kind = rd_pubsub_cmds[ci].kind;
     size_t add = 0;
 
     for (size_t i = 1; i < r->argc; i++) {
         add += rd_cps_find(ps, kind, r->argv[i].data, r->argv[i].len) == NULL;
     }
-    if (max > 0 && ps->nsubs + add > (size_t)max) {
-        rd_request_error(r, "ERR redoubt: too many subscriptions: at most "
-                         "%lld channels and patterns per session "
-                         "(limits.max_subscriptions)", (long long)max);
+    if (!rd_request_admit_subscriptions(r, ps->nsubs, add)) {
         return -1;
     }
     if (ps->nsubs == 0 && ps->nconns > 0 && !rd_cps_conns_current(ps)) {

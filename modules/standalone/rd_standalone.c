@@ -455,25 +455,18 @@ rd_upstream_frame(rd_upconn_t *uc, const char *p, size_t n)
 /* limits.max_subscriptions: the channels r would add that are not there
  * yet, with those of the subscribes still on their way. */
 static int
-rd_pubsub_admit(rd_upstream_t *up, rd_request_t *r, int ci)
+rd_standalone_admit(rd_upstream_t *up, rd_request_t *r, int ci)
 {
-    int64_t max = rd_core_conf(up->session->cycle)->max_subscriptions;
     size_t add = 0;
 
-    if (!rd_pubsub_cmds[ci].add || max <= 0) {
+    if (!rd_pubsub_cmds[ci].add) {
         return 1;
     }
     for (size_t i = 1; i < r->argc; i++) {
         add += rd_pubsub_find(up, rd_pubsub_cmds[ci].kind, r->argv[i].data,
                               r->argv[i].len) < 0;
     }
-    if (up->nsubs + up->reserved + add > (size_t)max) {
-        rd_request_error(r, "ERR redoubt: too many subscriptions: at most "
-                         "%lld channels and patterns per session "
-                         "(limits.max_subscriptions)", (long long)max);
-        return 0;
-    }
-    return 1;
+    return rd_request_admit_subscriptions(r, up->nsubs + up->reserved, add);
 }
 
 /* Subscribe again, one channel per command (one frame each), on a new
@@ -608,7 +601,7 @@ rd_standalone_route(rd_session_t *s, rd_request_t *r)
     }
 
     int ci = rd_pubsub_cmd(r->argv[0]);
-    if (ci >= 0 && !rd_pubsub_admit(up, r, ci)) {
+    if (ci >= 0 && !rd_standalone_admit(up, r, ci)) {
         return RD_DONE;
     }
     if (up->uc.conn == NULL) {
